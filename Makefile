@@ -1,0 +1,44 @@
+# One venv for everything; every target installs what it needs first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test check lint typecheck bench docs clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the engine on the repo's own vault with the repo's config (dry-run, template planner).
+run: $(STAMP)
+	$(BIN)/vault --config config.yaml --vault AI_Employee_Vault start
+
+## Run the whole test suite.
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Lint, types and tests: what CI runs.
+check: lint typecheck test
+
+## Performance figures (prints; never asserts).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/pipeline.py
+
+## Regenerate docs/cli.md from the CLI's --help.
+docs: $(STAMP)
+	$(BIN)/python scripts/cli_docs.py > docs/cli.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,211 @@
+"""Engine commands: `init`, `start`, `stop`, `restart`, `status`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ai_employee.cli.app import AppState, pass_app
+from ai_employee.config import resolve_vault_path
+from ai_employee.errors import UserError
+from ai_employee.lock import holder
+from ai_employee.orchestrator import Engine
+from ai_employee.status import collect
+from ai_employee.vault.layout import Vault, init_vault
+
+STOP_TIMEOUT_S = 45.0
+
+
+@click.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@pass_app
+def init(app: AppState, path: Path | None) -> None:
+    """Create a vault (folders, Dashboard.md, Company_Handbook.md) at PATH.
+
+    PATH defaults to the vault chosen by --vault, $VAULT_PATH or config. Running it again only adds what
+    is missing; it never overwrites your files.
+    """
+    root = path.expanduser().absolute() if path else resolve_vault_path(app.vault_option, app.config)
+    created = init_vault(root)
+    if created:
+        click.echo(f"Vault ready at {root} (created {len(created)} items).")
+    else:
+        click.echo(f"Vault at {root} is already complete; nothing changed.")
+    click.echo(f"Next: `vault --vault {root} start`, then drop a file into {root / 'Inbox'}.")
+
+
+def _engine(app: AppState, live: bool | None) -> tuple[Engine, Vault]:
+    config = app.config
+    if live is not None:
+        config = config.model_copy(update={"execution": config.execution.model_copy(update={"dry_run": not live})})
+    vault = app.vault()
+    return Engine(vault, config), vault
+
+
+def _detach(app: AppState, vault: Vault, live: bool | None) -> None:
+    args = [sys.executable, "-m", "ai_employee", "--vault", str(vault.root)]
+    if app.config.source is not None:
+        args += ["--config", str(app.config.source.absolute())]
+    args.append("start")
+    if live is not None:
+        args.append("--live" if live else "--dry-run")
+    (vault.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+    with open(vault.state_dir / "logs" / "engine.out", "ab") as out:
+        proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, close_fds=True
+        )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if holder(vault.lock_path) is not None:
+            click.echo(f"Engine started in the background (pid {proc.pid}). Stop it with `vault stop`.")
+            return
+        if proc.poll() is not None:
+            raise UserError(
+                f"the engine exited at once (code {proc.returncode}): see {vault.state_dir / 'logs' / 'engine.out'}"
+            )
+        time.sleep(0.1)
+    raise UserError(f"the engine did not start within 15 s: see {vault.state_dir / 'logs' / 'engine.out'}")
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Process everything pending in every stage, then exit 0.")
+@click.option(
+    "--live/--dry-run",
+    "live",
+    default=None,
+    help="Run tools for real, or only record what would run (default: execution.dry_run in config, true).",
+)
+@click.option("--detach", is_flag=True, help="Run in the background; stop it with `vault stop`.")
+@pass_app
+def start(app: AppState, once: bool, live: bool | None, detach: bool) -> None:
+    """Run the engine on the vault (foreground; Ctrl-C or SIGTERM stop it gracefully)."""
+    engine, vault = _engine(app, live)
+    if detach:
+        if once:
+            raise UserError("--detach and --once do not go together: use one of them")
+        info = holder(vault.lock_path)
+        if info is not None:
+            raise UserError(f"an engine is already running on this vault (pid {info.pid}): `vault stop` it first")
+        _detach(app, vault, live)
+        return
+    log_file = app.configure_logging(vault)
+    mode = "dry-run: tools are checked, never called" if engine.config.dry_run else "LIVE: tools are called"
+    if once:
+        handled = engine.run_once()
+        click.echo(f"Processed {handled} item(s) ({mode}).")
+        return
+    click.echo(f"AI Employee watching {vault.root} ({mode}). Logs: {log_file}. Ctrl-C to stop.", err=True)
+    engine.run()
+
+
+def _stop(vault: Vault, timeout_s: float) -> bool:
+    """Send SIGTERM to the engine holding the lock and wait for it to let go; False if none runs."""
+    info = holder(vault.lock_path)
+    if info is None:
+        return False
+    if info.pid <= 0 or (info.host and info.host != socket.gethostname()):
+        raise UserError(f"the engine holding {vault.lock_path} runs elsewhere ({info.host}): stop it there")
+    try:
+        os.kill(info.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if holder(vault.lock_path) is None:
+            return True
+        time.sleep(0.1)
+    raise UserError(
+        f"the engine (pid {info.pid}) did not stop within {timeout_s:.0f} s; it may be finishing a step."
+        f" Wait, or as a last resort `kill -9 {info.pid}`"
+    )
+
+
+@click.command()
+@click.option("--timeout", "timeout_s", default=STOP_TIMEOUT_S, show_default=True, help="Seconds to wait.")
+@pass_app
+def stop(app: AppState, timeout_s: float) -> None:
+    """Stop the engine running on the vault, letting it finish the step in progress."""
+    vault = app.vault()
+    if _stop(vault, timeout_s):
+        click.echo("Engine stopped.")
+    else:
+        click.echo(f"No engine is running on {vault.root}.")
+
+
+@click.command()
+@click.option("--live/--dry-run", "live", default=None, help="Mode for the restarted engine.")
+@click.option("--timeout", "timeout_s", default=STOP_TIMEOUT_S, show_default=True, help="Seconds to wait for the stop.")
+@pass_app
+def restart(app: AppState, live: bool | None, timeout_s: float) -> None:
+    """Stop the running engine (if any) and start it again in the background."""
+    vault = app.vault()
+    _stop(vault, timeout_s)
+    _detach(app, vault, live)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    engine = data["engine"]
+    if engine["running"]:
+        beat = engine.get("heartbeat_age_s")
+        click.echo(
+            f"Engine: running (pid {engine.get('pid')}, {engine.get('mode', '?')}, up {_age(engine.get('uptime_s', 0))}"
+            + (f", heartbeat {beat:.0f}s ago" if beat is not None else "")
+            + ")"
+        )
+        for name, svc in engine.get("services", {}).items():
+            mark = "ok" if svc.get("healthy") else "UNHEALTHY"
+            extra = f", {svc['restarts']} restarts, last error: {svc['last_error']}" if svc.get("restarts") else ""
+            click.echo(f"  {name}: {svc.get('state')} ({mark}{extra})")
+    else:
+        click.echo("Engine: not running (start it with `vault start`)")
+    click.echo("Folders: " + ", ".join(f"{k} {v}" for k, v in data["folders"].items()))
+    pending = data["pending_approvals"]
+    click.echo(f"Waiting for approval: {len(pending)}")
+    for plan in pending[:20]:
+        click.echo(f"  {plan['id']}  {plan['criticality'].upper():6}  {_age(plan['age_s']):>5}  {plan['title']}")
+    if len(pending) > 20:
+        click.echo(f"  ... and {len(pending) - 20} more (`vault list`)")
+    attention = data["attention"]
+    if attention:
+        click.echo(f"Needs attention: {len(attention)}")
+        for item in attention[:20]:
+            click.echo(f"  {item['file']}" + (f"  {item['error']}" if item.get("error") else ""))
+    tokens = data.get("tokens_today") or {}
+    click.echo(f"Tokens today: {tokens.get('input_tokens', 0)} in, {tokens.get('output_tokens', 0)} out")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@pass_app
+def status(app: AppState, as_json: bool) -> None:
+    """Show the engine's state, counts per folder, pending approvals and what needs attention."""
+    vault = app.vault()
+    ledger = app.ledger(vault) if vault.ledger_path.exists() else None
+    try:
+        data = collect(vault, ledger)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        _print_status(data)

@@ -1,0 +1,184 @@
+"""Approval commands: `list`, `show`, `approve`, `deny`/`reject`, `defer`, `history`, `stats`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+
+from ai_employee.cli.app import AppState, pass_app
+from ai_employee.errors import FormatError
+from ai_employee.pipeline import decisions
+from ai_employee.pipeline.context import local_now
+from ai_employee.status import plans_in
+from ai_employee.vault.layout import PLANS
+from ai_employee.vault.notes import split_note
+from ai_employee.vault.plans import dump_steps, parse_steps
+
+
+def _deferred(until: str | None) -> bool:
+    if not until:
+        return False
+    try:
+        return datetime.fromisoformat(until) > local_now()
+    except ValueError:
+        return False
+
+
+@click.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include deferred plans.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@pass_app
+def list_plans(app: AppState, show_all: bool, as_json: bool) -> None:
+    """List the plans in Plans/: waiting for a decision, or needing attention after a failure."""
+    vault = app.vault()
+    plans = [p for p in plans_in(vault, PLANS) if show_all or not _deferred(p.deferred_until)]
+    if as_json:
+        click.echo(json.dumps([p.__dict__ for p in plans], indent=2))
+        return
+    if not plans:
+        click.echo("No plans are waiting for you.")
+        return
+    for plan in plans:
+        flag = "  (deferred)" if _deferred(plan.deferred_until) else ""
+        state = "" if plan.status == "pending_approval" else f"  [{plan.status}]"
+        click.echo(f"{plan.id}  {plan.criticality.upper():6}  {plan.title}{state}{flag}")
+
+
+@click.command()
+@click.argument("plan")
+@pass_app
+def show(app: AppState, plan: str) -> None:
+    """Show a plan: where it is, its status, criticality, steps and decisions. PLAN is an id, a unique
+    prefix of one, or the note's file name."""
+    vault = app.vault()
+    ref = decisions.resolve_plan(vault, plan)
+    fm = ref.frontmatter
+    click.echo(f"Plan {ref.plan_id}")
+    click.echo(f"  note:        {ref.folder}/{ref.path.name}")
+    for key in ("status", "criticality", "planner", "created", "action_id", "executed", "error"):
+        if fm.get(key) not in (None, ""):
+            click.echo(f"  {key + ':':12} {fm[key]}")
+    body = split_note(ref.path.read_text("utf-8")).body
+    try:
+        steps = parse_steps(body)
+        click.echo("Steps:")
+        click.echo("  " + dump_steps(steps).rstrip().replace("\n", "\n  "))
+    except FormatError as exc:
+        click.echo(f"Steps: cannot be read: {exc}")
+    if vault.ledger_path.exists():
+        ledger = app.ledger(vault)
+        try:
+            rows = [r for r in ledger.decisions(1000) if r["plan_id"] == ref.plan_id]
+            runs = ledger.runs(ref.plan_id)
+        finally:
+            ledger.close()
+        for row in reversed(rows):
+            note = f" — {row['feedback']}" if row["feedback"] else ""
+            click.echo(f"Decision: {row['ts']} {row['decision']} by {row['actor']} via {row['channel']}{note}")
+        for run in runs:
+            mode = "dry-run" if run.dry_run else "live"
+            click.echo(
+                f"Run {run.attempt}: {run.state} ({mode}) {run.started}" + (f" — {run.detail}" if run.detail else "")
+            )
+
+
+@click.command()
+@click.argument("plan")
+@click.option("--feedback", default="", help="Why you approved (kept in the ledger and the note).")
+@pass_app
+def approve(app: AppState, plan: str, feedback: str) -> None:
+    """Approve a pending plan: the same as moving its note into Approved/."""
+    vault = app.vault()
+    ledger = app.ledger(vault)
+    try:
+        dest = decisions.approve(vault, ledger, plan, feedback)
+    finally:
+        ledger.close()
+    click.echo(f"Approved: {dest.parent.name}/{dest.name}. The engine runs it next.")
+
+
+def _deny(app: AppState, plan: str, feedback: str) -> None:
+    vault = app.vault()
+    ledger = app.ledger(vault)
+    try:
+        dest = decisions.deny(vault, ledger, plan, feedback)
+    finally:
+        ledger.close()
+    click.echo(f"Denied: {dest.parent.name}/{dest.name}.")
+
+
+@click.command()
+@click.argument("plan")
+@click.option("--feedback", default="", help="Why you declined (kept in the ledger and the note).")
+@pass_app
+def deny(app: AppState, plan: str, feedback: str) -> None:
+    """Decline a pending plan: the same as moving its note into Rejected/."""
+    _deny(app, plan, feedback)
+
+
+@click.command()
+@click.argument("plan")
+@click.option("--feedback", default="", help="Why you declined (kept in the ledger and the note).")
+@pass_app
+def reject(app: AppState, plan: str, feedback: str) -> None:
+    """Alias of `deny`."""
+    _deny(app, plan, feedback)
+
+
+@click.command()
+@click.argument("plan")
+@click.option("--minutes", type=int, required=True, help="How long to snooze the plan.")
+@pass_app
+def defer(app: AppState, plan: str, minutes: int) -> None:
+    """Snooze a pending plan: it stays in Plans/ but `vault list` hides it for a while."""
+    vault = app.vault()
+    ledger = app.ledger(vault)
+    try:
+        until = decisions.defer(vault, ledger, plan, minutes)
+    finally:
+        ledger.close()
+    click.echo(f"Deferred until {until}.")
+
+
+@click.command()
+@click.option("--limit", default=20, show_default=True, help="How many decisions to show.")
+@pass_app
+def history(app: AppState, limit: int) -> None:
+    """Show recent decisions (approve, deny, defer, auto-approve), newest first."""
+    vault = app.vault()
+    if not vault.ledger_path.exists():
+        click.echo("No history yet: the engine has not run on this vault.")
+        return
+    ledger = app.ledger(vault)
+    try:
+        rows = ledger.decisions(limit)
+    finally:
+        ledger.close()
+    if not rows:
+        click.echo("No decisions yet.")
+    for row in rows:
+        note = f" — {row['feedback']}" if row["feedback"] else ""
+        click.echo(f"{row['ts']}  {row['decision']:12} {row['plan_id']}  by {row['actor']} via {row['channel']}{note}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@pass_app
+def stats(app: AppState, as_json: bool) -> None:
+    """Show totals from the ledger: events, decisions, runs and steps by kind."""
+    vault = app.vault()
+    if not vault.ledger_path.exists():
+        click.echo("No statistics yet: the engine has not run on this vault.")
+        return
+    ledger = app.ledger(vault)
+    try:
+        counts = ledger.counts()
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(counts, indent=2))
+        return
+    for section, values in counts.items():
+        click.echo(f"{section}: " + (", ".join(f"{k} {v}" for k, v in values.items()) or "none"))

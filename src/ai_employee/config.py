@@ -1,0 +1,235 @@
+"""Configuration: `config.yaml` with `${VAR}` interpolation, validated at start-up.
+
+Every error names the key and says how to fix it. Unknown keys are errors: a typo must not silently
+fall back to a default (least of all `dry_run`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from ai_employee.errors import ConfigError
+
+CONFIG_ENV = "AI_EMPLOYEE_CONFIG"
+VAULT_ENV = "VAULT_PATH"
+DEFAULT_VAULT = Path("AI_Employee_Vault")
+MAX_CONFIG_BYTES = 1 << 20
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppConfig(_Section):
+    vault_path: Path | None = Field(None, description="The vault to run on.")
+    name: str = Field("AI Employee", description="How the assistant signs and names itself.")
+    owner_name: str = Field("", description="Your name, used to sign replies.")
+
+
+class ClaudeConfig(_Section):
+    api_key: SecretStr | None = Field(None, description="Anthropic API key; empty means the template planner.")
+    model: str = "claude-sonnet-4-5"
+    max_tokens: int = Field(4096, gt=0)
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: Path | None = Field(None, description="JSON log file; default <vault>/.ai_employee/logs/app.log.")
+    max_bytes: int = Field(10 << 20, gt=0)
+    backups: int = Field(5, ge=0)
+
+
+class WatcherConfig(_Section):
+    poll_interval: float = Field(5.0, gt=0, description="Seconds between full sweeps of every stage.")
+    polling: bool = Field(False, description="Poll the file system instead of inotify (network drives, WSL).")
+    settle_s: float = Field(
+        1.0, ge=0, description="A file not confirmed closed is ingested once unchanged for this long."
+    )
+
+
+class ApprovalConfig(_Section):
+    dry_run: bool | None = Field(None, description="Alias of execution.dry_run.")
+
+
+class ExecutionConfig(_Section):
+    dry_run: bool = True
+    step_timeout_s: float = Field(120.0, gt=0)
+
+
+class IngestConfig(_Section):
+    max_preview_bytes: int = Field(64 * 1024, gt=0, le=16 << 20)
+
+
+class McpServerConfig(_Section):
+    command: str
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: Path | None = None
+    idempotent_tools: list[str] = Field(
+        default_factory=list, description="Tools safe to call again after a crash mid-call."
+    )
+
+
+def _builtin_servers() -> dict[str, McpServerConfig]:
+    return {
+        "vault": McpServerConfig(command=sys.executable, args=["-m", "ai_employee.mcp_servers.vault_server"]),
+        "email": McpServerConfig(
+            command=sys.executable,
+            args=["-m", "ai_employee.mcp_servers.email_server"],
+            idempotent_tools=["draft_email"],
+        ),
+    }
+
+
+class PolicyConfig(_Section):
+    rules: dict[str, Literal["low", "medium", "high"]] = Field(
+        default_factory=dict,
+        description="Extra `server.tool` (glob) -> criticality rules, checked before the built-in ones.",
+    )
+    auto_approve: Literal["low", "none"] = Field("low", description="Which plans run without asking.")
+
+
+class Config(_Section):
+    app: AppConfig = AppConfig()
+    claude: ClaudeConfig = ClaudeConfig()
+    logging: LoggingConfig = LoggingConfig()
+    watcher: WatcherConfig = WatcherConfig()
+    approval: ApprovalConfig = ApprovalConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    ingest: IngestConfig = IngestConfig()
+    policy: PolicyConfig = PolicyConfig()
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=_builtin_servers)
+    source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")
+
+    @model_validator(mode="after")
+    def _dry_run_alias(self) -> Config:
+        alias = self.approval.dry_run
+        if alias is not None and alias != self.execution.dry_run:
+            if "dry_run" in self.execution.model_fields_set:
+                raise ValueError("approval.dry_run and execution.dry_run disagree: keep one of them")
+            object.__setattr__(self, "execution", self.execution.model_copy(update={"dry_run": alias}))
+        return self
+
+    @property
+    def dry_run(self) -> bool:
+        return self.execution.dry_run
+
+    def secrets(self) -> list[str]:
+        """Secret values this config holds, for log redaction."""
+        found = []
+        if self.claude.api_key is not None and self.claude.api_key.get_secret_value():
+            found.append(self.claude.api_key.get_secret_value())
+        for server in self.mcp_servers.values():
+            found.extend(v for k, v in server.env.items() if _looks_secret(k) and v)
+        return found
+
+
+def _looks_secret(key: str) -> bool:
+    return any(word in key.upper() for word in ("PASSWORD", "SECRET", "TOKEN", "KEY"))
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed YAML tree."""
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    return value
+
+
+def _explain(exc: ValidationError, source: str) -> ConfigError:
+    err = exc.errors()[0]
+    key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return ConfigError(
+            f"{source}: unknown key `{key}`: remove it or check its spelling (see docs/configuration.md)"
+        )
+    return ConfigError(f"{source}: `{key}`: {err['msg']} (see docs/configuration.md)")
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    """The config file to use: --config, else $AI_EMPLOYEE_CONFIG, else ./config.yaml if present."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} not found: fix the --config path")
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from ${CONFIG_ENV}) not found: fix or unset the variable")
+        return path
+    default = Path("config.yaml")
+    return default if default.is_file() else None
+
+
+def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
+    """Load and validate a config file (None: built-in defaults)."""
+    env = dict(os.environ if env is None else env)
+    if path is None:
+        return _with_env_key(Config(), env)
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    if len(raw_bytes) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than 1 MiB: is it the right file?")
+    try:
+        raw = yaml.safe_load(raw_bytes) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: fix the syntax") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections (app:, claude:, ...)")
+    data = interpolate(raw, env)
+    if data.get("mcp_servers") is None:
+        data.pop("mcp_servers", None)
+    try:
+        config = Config.model_validate({**data, "source": path})
+    except ValidationError as exc:
+        raise _explain(exc, str(path)) from exc
+    return _with_env_key(_resolve_relative(config, path.parent), env)
+
+
+def _with_env_key(config: Config, env: dict[str, str]) -> Config:
+    """Fill claude.api_key from CLAUDE_API_KEY / ANTHROPIC_API_KEY when the config leaves it empty."""
+    current = config.claude.api_key.get_secret_value() if config.claude.api_key else ""
+    if current:
+        return config
+    key = env.get("CLAUDE_API_KEY") or env.get("ANTHROPIC_API_KEY") or ""
+    claude = config.claude.model_copy(update={"api_key": SecretStr(key) if key else None})
+    return config.model_copy(update={"claude": claude})
+
+
+def _resolve_relative(config: Config, base: Path) -> Config:
+    """Paths in a config file are relative to the file's folder, not to wherever `vault` was run."""
+    updates: dict[str, Any] = {}
+    if config.app.vault_path is not None and not config.app.vault_path.is_absolute():
+        updates["app"] = config.app.model_copy(update={"vault_path": base / config.app.vault_path})
+    if config.logging.file is not None and not config.logging.file.is_absolute():
+        updates["logging"] = config.logging.model_copy(update={"file": base / config.logging.file})
+    return config.model_copy(update=updates) if updates else config
+
+
+def resolve_vault_path(cli_value: Path | None, config: Config) -> Path:
+    """--vault, else $VAULT_PATH, else app.vault_path, else ./AI_Employee_Vault; made absolute."""
+    if cli_value is not None:
+        chosen = cli_value
+    elif os.environ.get(VAULT_ENV):
+        chosen = Path(os.environ[VAULT_ENV])
+    elif config.app.vault_path is not None:
+        chosen = config.app.vault_path
+    else:
+        chosen = DEFAULT_VAULT
+    return chosen.expanduser().absolute()

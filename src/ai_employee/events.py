@@ -1,0 +1,150 @@
+"""The event bus: a fixed set of event names with typed payloads, recent history kept in memory.
+
+Every transition in the pipeline publishes one event; subscribers (the ledger, the dashboard writer,
+later the notifier) react. The same name strings go into the ledger's `events` table.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+HISTORY_SIZE = 1000
+
+
+class EventName(enum.StrEnum):
+    FILE_CREATED = "file.created"
+    FILE_QUARANTINED = "file.quarantined"
+    ACTION_GENERATED = "action.generated"
+    PLAN_CREATED = "plan.created"
+    APPROVAL_REQUIRED = "approval.required"
+    ACTION_APPROVED = "action.approved"
+    ACTION_DENIED = "action.denied"
+    ACTION_DEFERRED = "action.deferred"
+    ACTION_EXECUTED = "action.executed"
+    ACTION_FAILED = "action.failed"
+    PLAN_EXECUTION_COMPLETED = "plan.execution_completed"
+    PLAN_INTERRUPTED = "plan.interrupted"
+    PLAN_DUPLICATE = "plan.duplicate"
+    EMAIL_RECEIVED = "email.received"
+    SERVICE_STARTED = "service.started"
+    SERVICE_STOPPED = "service.stopped"
+    SERVICE_ERROR = "service.error"
+    HEALTH_STATUS = "health.status"
+    BUDGET_WARNING = "budget.warning"
+    ENGINE_STARTED = "engine.started"
+    ENGINE_STOPPED = "engine.stopped"
+    STAGE_ERROR = "stage.error"
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Base of every payload; subclasses add typed fields."""
+
+
+@dataclass(frozen=True)
+class FilePayload(Payload):
+    path: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ActionPayload(Payload):
+    action_id: str
+    type: str
+    title: str
+    path: str
+
+
+@dataclass(frozen=True)
+class PlanPayload(Payload):
+    plan_id: str
+    action_id: str
+    criticality: str
+    path: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class DecisionPayload(Payload):
+    plan_id: str
+    decision: str
+    channel: str
+    actor: str
+    feedback: str = ""
+
+
+@dataclass(frozen=True)
+class StepPayload(Payload):
+    plan_id: str
+    step_index: int
+    tool: str
+    outcome: str
+    dry_run: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutionPayload(Payload):
+    plan_id: str
+    status: str
+    steps: int
+    dry_run: bool
+    path: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ServicePayload(Payload):
+    service: str
+    detail: str = ""
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
+class StageErrorPayload(Payload):
+    stage: str
+    path: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Event:
+    name: EventName
+    payload: Payload
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def data(self) -> dict[str, Any]:
+        return asdict(self.payload)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """In-process publish/subscribe. Subscribers run synchronously, in order, on the publisher's thread;
+    one failing subscriber is logged and does not stop the others or the publisher."""
+
+    def __init__(self, history_size: int = HISTORY_SIZE) -> None:
+        self._subscribers: list[Subscriber] = []
+        self.history: deque[Event] = deque(maxlen=history_size)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def publish(self, name: EventName, payload: Payload) -> Event:
+        event = Event(name, payload)
+        self.history.append(event)
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber failed", event_name=str(name), subscriber=repr(subscriber))
+        return event

@@ -1,0 +1,128 @@
+"""Connections to the configured MCP servers over stdio, started on first use and kept open.
+
+Each server gets only the environment its config names (plus the safe defaults the SDK passes and
+`AI_EMPLOYEE_VAULT`); its stderr goes to a log file in the engine's state folder, not the console.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import jsonschema
+import structlog
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.types import Tool
+
+from ai_employee.config import McpServerConfig
+
+log = structlog.get_logger(__name__)
+MAX_RESULT_CHARS = 2000
+
+
+class StepError(Exception):
+    """A step cannot run: unknown server or tool, or arguments that do not fit the tool's schema."""
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    ok: bool
+    text: str
+    structured: dict[str, Any] | None
+
+
+def resolve_command(command: str) -> str:
+    """`python`/`python3` mean the engine's own interpreter; other commands are looked up in the
+    engine's environment first (a virtualenv's bin/), then on PATH."""
+    if command in ("python", "python3"):
+        return sys.executable
+    if "/" in command:
+        return command
+    beside = Path(sys.executable).parent / command
+    if beside.exists():
+        return str(beside)
+    return shutil.which(command) or command
+
+
+class McpPool:
+    """Open sessions to MCP servers by name. Must be used and closed from one asyncio task."""
+
+    def __init__(self, servers: dict[str, McpServerConfig], vault_root: Path, log_dir: Path) -> None:
+        self.servers = servers
+        self.vault_root = vault_root
+        self.log_dir = log_dir
+        self._stack = AsyncExitStack()
+        self._sessions: dict[str, ClientSession] = {}
+        self._tools: dict[str, dict[str, Tool]] = {}
+        self._logs: list[IO[str]] = []
+
+    async def aclose(self) -> None:
+        try:
+            await self._stack.aclose()
+        finally:
+            for fh in self._logs:
+                fh.close()
+            self._logs.clear()
+            self._sessions.clear()
+            self._tools.clear()
+            self._stack = AsyncExitStack()
+
+    async def _session(self, server: str) -> ClientSession:
+        if server in self._sessions:
+            return self._sessions[server]
+        config = self.servers.get(server)
+        if config is None:
+            known = ", ".join(sorted(self.servers)) or "none"
+            raise StepError(f"no MCP server named `{server}` is configured (configured: {known})")
+        params = StdioServerParameters(
+            command=resolve_command(config.command),
+            args=list(config.args),
+            env={**config.env, "AI_EMPLOYEE_VAULT": str(self.vault_root)},
+            cwd=str(config.cwd) if config.cwd else None,
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        errlog = open(self.log_dir / f"mcp-{server}.log", "a", encoding="utf-8")  # noqa: SIM115
+        self._logs.append(errlog)
+        read, write = await self._stack.enter_async_context(stdio_client(params, errlog=errlog))
+        session = await self._stack.enter_async_context(ClientSession(read, write))
+        await session.initialize()
+        listed = await session.list_tools()
+        self._sessions[server] = session
+        self._tools[server] = {tool.name: tool for tool in listed.tools}
+        log.info("mcp server connected", server=server, tools=sorted(self._tools[server]))
+        return session
+
+    async def tool(self, server: str, name: str) -> Tool:
+        await self._session(server)
+        tools = self._tools[server]
+        if name not in tools:
+            known = ", ".join(sorted(tools)) or "none"
+            raise StepError(f"MCP server `{server}` has no tool `{name}` (it has: {known})")
+        return tools[name]
+
+    async def validate(self, server: str, name: str, args: dict[str, Any]) -> None:
+        """Check `args` against the tool's input schema; StepError listing every problem."""
+        tool = await self.tool(server, name)
+        validator = jsonschema.Draft202012Validator(tool.input_schema)
+        problems = [
+            (f"{'.'.join(map(str, err.path))}: " if err.path else "") + err.message
+            for err in sorted(validator.iter_errors(args), key=lambda e: list(map(str, e.path)))
+        ]
+        if problems:
+            raise StepError(f"arguments do not fit {server}.{name}: " + "; ".join(problems))
+
+    async def call(self, server: str, name: str, args: dict[str, Any], timeout_s: float) -> CallOutcome:
+        session = await self._session(server)
+        result = await session.call_tool(name, args, read_timeout_seconds=timeout_s)
+        texts = [getattr(block, "text", "") for block in result.content]
+        text = " ".join(t for t in texts if t)[:MAX_RESULT_CHARS]
+        return CallOutcome(ok=not result.is_error, text=text, structured=result.structured_content)
+
+    async def forget(self, server: str) -> None:
+        """Drop every connection after a server misbehaved; the next call reconnects."""
+        log.warning("resetting mcp connections", server=server)
+        await self.aclose()

@@ -1,0 +1,129 @@
+"""Named, forward-only ledger migrations: each is applied with its record in one transaction.
+
+Add new migrations at the end of MIGRATIONS; never edit or reorder an applied one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): it COMMITs first, which would break the migration's transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def m001_initial(db: sqlite3.Connection) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            name TEXT NOT NULL,
+            payload TEXT NOT NULL
+        );
+        CREATE INDEX events_ts ON events(ts);
+        CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            plan_id TEXT NOT NULL,
+            decision TEXT NOT NULL,   -- approve | deny | defer | expire | auto_approve
+            channel TEXT NOT NULL,    -- file | cli | policy
+            actor TEXT NOT NULL,
+            plan_hash TEXT,
+            feedback TEXT NOT NULL DEFAULT '',
+            until TEXT
+        );
+        CREATE INDEX decisions_plan ON decisions(plan_id);
+        CREATE TABLE plans (
+            plan_id TEXT PRIMARY KEY,
+            action_id TEXT NOT NULL,
+            created TEXT NOT NULL,
+            criticality TEXT NOT NULL,
+            planner TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX plans_action ON plans(action_id);
+        CREATE TABLE runs (
+            plan_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            plan_hash TEXT NOT NULL,
+            dry_run INTEGER NOT NULL,
+            state TEXT NOT NULL,      -- started | done | failed | interrupted
+            started TEXT NOT NULL,
+            finished TEXT,
+            detail TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (plan_id, attempt)
+        );
+        CREATE TABLE executions (
+            id INTEGER PRIMARY KEY,
+            plan_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            step_index INTEGER NOT NULL,
+            idem_key TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            args_hash TEXT NOT NULL,
+            dry_run INTEGER NOT NULL,
+            state TEXT NOT NULL,      -- started | ok | error | dry_run | skipped | interrupted
+            result TEXT NOT NULL DEFAULT '',
+            started TEXT NOT NULL,
+            finished TEXT,
+            UNIQUE (plan_id, attempt, step_index)
+        );
+        CREATE INDEX executions_key ON executions(idem_key);
+        CREATE TABLE sources (
+            key TEXT PRIMARY KEY,
+            action_id TEXT NOT NULL,
+            first_seen TEXT NOT NULL
+        );
+        CREATE TABLE token_usage (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            model TEXT NOT NULL,
+            plan_id TEXT,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_creation_tokens INTEGER NOT NULL DEFAULT 0
+        );
+        """,
+    )
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_initial", m001_initial),
+]
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded, each in its own transaction; return the names applied."""
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+    applied = []
+    for name, migration in MIGRATIONS:
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-check inside the write lock: another process may have migrated meanwhile.
+            if db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                db.execute("ROLLBACK")
+                continue
+            migration(db)
+            db.execute(
+                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

@@ -1,0 +1,262 @@
+"""The Ledger: one SQLite file in the vault's state folder (WAL), opened by the engine and the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ai_employee.events import Event
+from ai_employee.ledger.migrations import migrate
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    plan_id: str
+    attempt: int
+    plan_hash: str
+    dry_run: bool
+    state: str
+    started: str
+    finished: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    plan_id: str
+    attempt: int
+    step_index: int
+    idem_key: str
+    tool: str
+    args_hash: str
+    dry_run: bool
+    state: str
+    result: str
+
+
+class Ledger:
+    """History and idempotency records. Never the only copy of where work stands: that is the vault."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL survives a process crash; the outbox rows use `durable()` to survive power loss too.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        migrate(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @contextmanager
+    def durable(self) -> Iterator[sqlite3.Connection]:
+        """A transaction fsynced at commit: for records that must survive a power cut (the outbox)."""
+        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            with self.transaction() as db:
+                yield db
+        finally:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+
+    # events -------------------------------------------------------------------------------------
+    def record_event(self, event: Event) -> None:
+        self.db.execute(
+            "INSERT INTO events (ts, name, payload) VALUES (?, ?, ?)",
+            (event.ts.isoformat(timespec="milliseconds"), str(event.name), json.dumps(event.data())),
+        )
+
+    def recent_events(self, limit: int = 20) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,)))
+
+    # decisions ----------------------------------------------------------------------------------
+    def record_decision(
+        self,
+        plan_id: str,
+        decision: str,
+        channel: str,
+        actor: str,
+        plan_hash: str | None = None,
+        feedback: str = "",
+        until: str | None = None,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO decisions (ts, plan_id, decision, channel, actor, plan_hash, feedback, until)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_iso(), plan_id, decision, channel, actor, plan_hash, feedback, until),
+        )
+
+    def last_decision(self, plan_id: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM decisions WHERE plan_id = ? ORDER BY id DESC LIMIT 1", (plan_id,)
+        ).fetchone()
+        return row
+
+    def decisions(self, limit: int = 50) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (limit,)))
+
+    # plans --------------------------------------------------------------------------------------
+    def register_plan(self, plan_id: str, action_id: str, criticality: str, planner: str, title: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO plans (plan_id, action_id, created, criticality, planner, title)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (plan_id, action_id, now_iso(), criticality, planner, title),
+        )
+
+    def plan_for_action(self, action_id: str) -> str | None:
+        row = self.db.execute(
+            "SELECT plan_id FROM plans WHERE action_id = ? ORDER BY created DESC LIMIT 1", (action_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    # sources ------------------------------------------------------------------------------------
+    def record_source(self, key: str, action_id: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO sources (key, action_id, first_seen) VALUES (?, ?, ?)",
+            (key, action_id, now_iso()),
+        )
+
+    # runs and the outbox ------------------------------------------------------------------------
+    def runs(self, plan_id: str) -> list[RunRecord]:
+        rows = self.db.execute("SELECT * FROM runs WHERE plan_id = ? ORDER BY attempt", (plan_id,))
+        return [_run_record(row) for row in rows]
+
+    def unfinished_runs(self) -> list[RunRecord]:
+        rows = self.db.execute("SELECT * FROM runs WHERE state = 'started' ORDER BY started")
+        return [_run_record(row) for row in rows]
+
+    def start_run(self, plan_id: str, plan_hash: str, dry_run: bool) -> int:
+        """Claim the next attempt number for a plan; the row is durable before any step runs."""
+        with self.durable() as db:
+            row = db.execute("SELECT COALESCE(MAX(attempt), 0) FROM runs WHERE plan_id = ?", (plan_id,)).fetchone()
+            attempt = int(row[0]) + 1
+            db.execute(
+                "INSERT INTO runs (plan_id, attempt, plan_hash, dry_run, state, started)"
+                " VALUES (?, ?, ?, ?, 'started', ?)",
+                (plan_id, attempt, plan_hash, int(dry_run), now_iso()),
+            )
+        return attempt
+
+    def finish_run(self, plan_id: str, attempt: int, state: str, detail: str = "") -> None:
+        with self.durable() as db:
+            db.execute(
+                "UPDATE runs SET state = ?, finished = ?, detail = ? WHERE plan_id = ? AND attempt = ?",
+                (state, now_iso(), detail, plan_id, attempt),
+            )
+            if state == "interrupted":
+                db.execute(
+                    "UPDATE executions SET state = 'interrupted', finished = ?"
+                    " WHERE plan_id = ? AND attempt = ? AND state = 'started'",
+                    (now_iso(), plan_id, attempt),
+                )
+
+    def step_started(
+        self,
+        plan_id: str,
+        attempt: int,
+        step_index: int,
+        idem_key: str,
+        tool: str,
+        args_hash: str,
+        dry_run: bool,
+    ) -> None:
+        with self.durable() as db:
+            db.execute(
+                "INSERT INTO executions"
+                " (plan_id, attempt, step_index, idem_key, tool, args_hash, dry_run, state, started)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'started', ?)",
+                (plan_id, attempt, step_index, idem_key, tool, args_hash, int(dry_run), now_iso()),
+            )
+
+    def step_finished(self, plan_id: str, attempt: int, step_index: int, state: str, result: str) -> None:
+        with self.durable() as db:
+            db.execute(
+                "UPDATE executions SET state = ?, result = ?, finished = ?"
+                " WHERE plan_id = ? AND attempt = ? AND step_index = ?",
+                (state, result, now_iso(), plan_id, attempt, step_index),
+            )
+
+    def step_done_before(self, idem_key: str) -> bool:
+        """True if a live call with this idempotency key already succeeded (in any attempt)."""
+        row = self.db.execute(
+            "SELECT 1 FROM executions WHERE idem_key = ? AND state = 'ok' AND dry_run = 0 LIMIT 1",
+            (idem_key,),
+        ).fetchone()
+        return row is not None
+
+    def steps(self, plan_id: str, attempt: int) -> list[StepRecord]:
+        rows = self.db.execute(
+            "SELECT * FROM executions WHERE plan_id = ? AND attempt = ? ORDER BY step_index",
+            (plan_id, attempt),
+        )
+        return [
+            StepRecord(
+                plan_id=row["plan_id"],
+                attempt=row["attempt"],
+                step_index=row["step_index"],
+                idem_key=row["idem_key"],
+                tool=row["tool"],
+                args_hash=row["args_hash"],
+                dry_run=bool(row["dry_run"]),
+                state=row["state"],
+                result=row["result"],
+            )
+            for row in rows
+        ]
+
+    # tokens and stats ---------------------------------------------------------------------------
+    def tokens_since(self, since_iso: str) -> dict[str, int]:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) FROM token_usage WHERE ts >= ?",
+            (since_iso,),
+        ).fetchone()
+        return {"input_tokens": int(row[0]), "output_tokens": int(row[1])}
+
+    def counts(self) -> dict[str, Any]:
+        """Totals for `vault stats`: events by name, decisions by kind, runs by state."""
+
+        def grouped(sql: str) -> dict[str, int]:
+            return {str(row[0]): int(row[1]) for row in self.db.execute(sql)}
+
+        return {
+            "events": grouped("SELECT name, COUNT(*) FROM events GROUP BY name ORDER BY name"),
+            "decisions": grouped("SELECT decision, COUNT(*) FROM decisions GROUP BY decision ORDER BY decision"),
+            "runs": grouped("SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state"),
+            "steps": grouped("SELECT state, COUNT(*) FROM executions GROUP BY state ORDER BY state"),
+            "plans": grouped("SELECT criticality, COUNT(*) FROM plans GROUP BY criticality ORDER BY criticality"),
+        }
+
+
+def _run_record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        plan_id=row["plan_id"],
+        attempt=row["attempt"],
+        plan_hash=row["plan_hash"],
+        dry_run=bool(row["dry_run"]),
+        state=row["state"],
+        started=row["started"],
+        finished=row["finished"],
+        detail=row["detail"],
+    )

@@ -1,0 +1,1 @@
+"""The built-in MCP servers that approved plans call: `vault` (notes) and `email` (send and draft)."""

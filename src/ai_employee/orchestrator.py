@@ -1,0 +1,236 @@
+"""The orchestrator: owns the lock, the services, signals and the heartbeat.
+
+`Engine.run()` is the plain entry point and always cleans up in `finally`. Services are supervised:
+one that crashes is restarted with exponential backoff. SIGTERM/SIGINT stop intake, let the pipeline
+finish the step in progress (bounded by `SHUTDOWN_GRACE_S`), then stop everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from ai_employee.config import Config
+from ai_employee.dashboard import DashboardWriter
+from ai_employee.events import Event, EventBus, EventName, ServicePayload
+from ai_employee.ledger import Ledger
+from ai_employee.lock import EngineLock
+from ai_employee.pipeline.context import EngineContext
+from ai_employee.pipeline.runner import Pipeline
+from ai_employee.planner import make_planner
+from ai_employee.policy import Policy
+from ai_employee.vault.fsops import replace_file
+from ai_employee.vault.layout import Vault
+from ai_employee.watcher import VaultWatcher
+
+log = structlog.get_logger(__name__)
+HEARTBEAT_INTERVAL_S = 2.0
+SHUTDOWN_GRACE_S = 30.0
+MAX_BACKOFF_S = 60.0
+
+
+class Service(Protocol):
+    name: str
+
+    async def run(self) -> None: ...
+
+    def healthy(self) -> bool: ...
+
+
+@dataclass
+class ServiceState:
+    service: Service
+    task: asyncio.Task[None] | None = None
+    restarts: int = 0
+    last_error: str = ""
+    state: str = "starting"
+    started_at: float = field(default_factory=time.time)
+
+
+class Engine:
+    def __init__(self, vault: Vault, config: Config) -> None:
+        self.vault = vault
+        self.config = config
+        self.bus = EventBus()
+        self.lock = EngineLock(vault.lock_path)
+        self.stopping = False
+        self.started_ts = time.time()
+        self.ledger: Ledger | None = None
+        self.services: dict[str, ServiceState] = {}
+        self._stop_requested: asyncio.Event | None = None
+
+    @property
+    def mode(self) -> str:
+        return "dry-run" if self.config.dry_run else "LIVE"
+
+    def _context(self, ledger: Ledger) -> EngineContext:
+        return EngineContext(
+            vault=self.vault,
+            config=self.config,
+            ledger=ledger,
+            bus=self.bus,
+            policy=Policy(self.config.policy.rules),
+            planner=make_planner(),
+        )
+
+    def _open(self) -> EngineContext:
+        self.vault.check()
+        self.vault.ensure_layout()
+        self.lock.acquire()
+        self.ledger = Ledger(self.vault.ledger_path)
+        ledger = self.ledger
+
+        def persist(event: Event) -> None:
+            ledger.record_event(event)
+
+        self.bus.subscribe(persist)
+        return self._context(ledger)
+
+    def _close(self) -> None:
+        if self.ledger is not None:
+            self.bus.publish(EventName.ENGINE_STOPPED, ServicePayload("engine", self.mode))
+            self.ledger.close()
+            self.ledger = None
+        self.lock.release()
+
+    def request_stop(self) -> None:
+        if not self.stopping:
+            log.info("stopping: finishing the work in progress")
+        self.stopping = True
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    # --once -------------------------------------------------------------------------------------
+    async def run_once_async(self) -> int:
+        """Process everything pending in every stage, then return how many items were handled."""
+        ctx = self._open()
+        try:
+            pipeline = Pipeline(ctx, lambda: self.stopping)
+            try:
+                await pipeline.recover()
+                handled = await pipeline.drain()
+            finally:
+                await pipeline.pool.aclose()
+            DashboardWriter(self.vault, ctx.ledger, self.bus, lambda: self.mode).write()
+            return handled
+        finally:
+            self._close()
+
+    # serve --------------------------------------------------------------------------------------
+    async def serve(self) -> None:
+        """Run every service until a stop is requested."""
+        ctx = self._open()
+        self._stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            pipeline = Pipeline(ctx, lambda: self.stopping)
+            watcher = VaultWatcher(
+                self.vault, pipeline.hint, self.config.watcher.polling, self.config.watcher.poll_interval
+            )
+            dashboard = DashboardWriter(self.vault, ctx.ledger, self.bus, lambda: self.mode)
+            for service in (pipeline, watcher, dashboard):
+                self.services[service.name] = ServiceState(service)
+            self.bus.publish(EventName.ENGINE_STARTED, ServicePayload("engine", self.mode))
+            log.info("engine started", vault=str(self.vault.root), mode=self.mode, pid=os.getpid())
+            for state in self.services.values():
+                state.task = asyncio.create_task(self._supervise(state), name=state.service.name)
+            beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+            await self._stop_requested.wait()
+            await self._shutdown(pipeline, beat)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            with contextlib.suppress(OSError):
+                self.vault.heartbeat_path.unlink()
+            self._close()
+            log.info("engine stopped")
+
+    async def _shutdown(self, pipeline: Pipeline, beat: asyncio.Task[None]) -> None:
+        pipeline.wake()
+        others = [s.task for name, s in self.services.items() if name != pipeline.name and s.task]
+        for task in others:
+            task.cancel()
+        main = self.services[pipeline.name].task
+        if main is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(main), timeout=SHUTDOWN_GRACE_S)
+            except TimeoutError:
+                log.warning("pipeline did not finish in time; cancelling", grace_s=SHUTDOWN_GRACE_S)
+                main.cancel()
+            except Exception:
+                log.exception("pipeline failed while stopping")
+        beat.cancel()
+        await asyncio.gather(*others, beat, *([main] if main else []), return_exceptions=True)
+
+    async def _supervise(self, state: ServiceState) -> None:
+        service = state.service
+        while not self.stopping:
+            state.state = "running"
+            state.started_at = time.time()
+            self.bus.publish(EventName.SERVICE_STARTED, ServicePayload(service.name, restarts=state.restarts))
+            try:
+                await service.run()
+            except asyncio.CancelledError:
+                state.state = "stopped"
+                raise
+            except Exception as exc:
+                state.restarts += 1
+                state.last_error = f"{type(exc).__name__}: {exc}"
+                state.state = "restarting"
+                log.exception("service crashed", service=service.name, restarts=state.restarts)
+                self.bus.publish(
+                    EventName.SERVICE_ERROR, ServicePayload(service.name, state.last_error, state.restarts)
+                )
+                backoff = min(MAX_BACKOFF_S, 2.0 ** min(state.restarts - 1, 6))
+                with contextlib.suppress(TimeoutError):
+                    assert self._stop_requested is not None
+                    await asyncio.wait_for(self._stop_requested.wait(), timeout=backoff)
+                continue
+            break
+        state.state = "stopped"
+        self.bus.publish(EventName.SERVICE_STOPPED, ServicePayload(service.name))
+
+    def health(self) -> dict[str, Any]:
+        return {
+            name: {
+                "state": s.state,
+                "healthy": s.state == "running" and s.service.healthy(),
+                "restarts": s.restarts,
+                "last_error": s.last_error,
+            }
+            for name, s in self.services.items()
+        }
+
+    async def _heartbeat(self) -> None:
+        while True:
+            beat = {
+                "pid": os.getpid(),
+                "started": datetime.fromtimestamp(self.started_ts, UTC).isoformat(timespec="seconds"),
+                "started_ts": self.started_ts,
+                "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+                "mode": self.mode,
+                "services": self.health(),
+            }
+            try:
+                replace_file(self.vault.heartbeat_path, json.dumps(beat).encode(), self.vault.tmp_dir)
+            except OSError as exc:
+                log.warning("heartbeat not written", error=str(exc))
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    def run(self) -> None:
+        """Serve in the foreground until SIGTERM/SIGINT."""
+        asyncio.run(self.serve())
+
+    def run_once(self) -> int:
+        return asyncio.run(self.run_once_async())

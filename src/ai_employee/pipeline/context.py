@@ -1,0 +1,75 @@
+"""What every stage shares: the vault, config, ledger, event bus, policy and planner."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from ai_employee.config import Config
+from ai_employee.events import EventBus, EventName, StageErrorPayload
+from ai_employee.ledger import Ledger
+from ai_employee.planner import Planner
+from ai_employee.policy import Policy
+from ai_employee.vault.layout import Vault, is_ignored
+
+log = structlog.get_logger(__name__)
+
+
+def local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def now_stamp() -> str:
+    """Now as ISO 8601 with the local offset, to the second (what notes and action files carry)."""
+    return local_now().isoformat(timespec="seconds")
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+@dataclass
+class EngineContext:
+    vault: Vault
+    config: Config
+    ledger: Ledger
+    bus: EventBus
+    policy: Policy
+    planner: Planner
+    # Problems already reported, so a sweep every few seconds does not repeat the same error.
+    reported: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.vault.tmp_dir
+
+    def report_problem(self, stage: str, path: Path, error: str) -> None:
+        """Log and publish a stage error once per (path, error) until it changes or clears."""
+        key = f"{stage}:{path}"
+        if self.reported.get(key) == error:
+            return
+        self.reported[key] = error
+        log.warning("stage problem", stage=stage, path=str(path), error=error)
+        self.bus.publish(EventName.STAGE_ERROR, StageErrorPayload(stage=stage, path=str(path), error=error))
+
+    def clear_problem(self, stage: str, path: Path) -> None:
+        self.reported.pop(f"{stage}:{path}", None)
+
+
+def entries(folder: Path, suffix: str = "") -> Iterator[os.DirEntry[str]]:
+    """The non-ignored entries of a folder (ending with `suffix`), in name order; none if it is missing."""
+    try:
+        with os.scandir(folder) as it:
+            found = [e for e in it if not is_ignored(e.name) and e.name.endswith(suffix)]
+    except FileNotFoundError:
+        return
+    yield from sorted(found, key=lambda e: e.name)

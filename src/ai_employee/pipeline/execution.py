@@ -1,0 +1,293 @@
+"""Execution: every plan note in `Approved/` runs once, and is filed in `Done/` (or back in `Plans/`).
+
+What runs is exactly the steps the note held when it was picked up. A plan id whose live run is done
+never runs again: copies (sync conflicts, a copy instead of a move) are set aside in `Quarantine/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ai_employee.errors import FormatError
+from ai_employee.events import DecisionPayload, EventName, ExecutionPayload
+from ai_employee.executor.run import PlanRunner, RunResult, StepResult
+from ai_employee.ledger import RunRecord
+from ai_employee.pipeline.closing import close_action
+from ai_employee.pipeline.context import EngineContext, current_user, entries, now_stamp
+from ai_employee.pipeline.planning import find_plan
+from ai_employee.pipeline.quarantine import quarantine
+from ai_employee.policy import Criticality
+from ai_employee.vault.actions import new_id
+from ai_employee.vault.fsops import move_file
+from ai_employee.vault.layout import APPROVED, DONE, PLANS
+from ai_employee.vault.notes import edit_file, read_frontmatter, split_note, update_frontmatter
+from ai_employee.vault.plans import (
+    ParsedPlan,
+    append_section,
+    parse_steps,
+    plan_title,
+    set_callout,
+    steps_hash,
+    tick_checklist,
+)
+
+log = structlog.get_logger(__name__)
+OUTCOME_WORDS = {
+    "ok": "OK",
+    "error": "FAILED",
+    "skipped": "SKIPPED",
+    "unknown": "OUTCOME UNKNOWN",
+    "invalid": "NOT RUN",
+}
+RETRY_HELP = "Fix the steps if needed, then move this note back to `Approved/` to try again, or to `Rejected/`."
+
+
+class ExecutionStage:
+    def __init__(self, ctx: EngineContext, runner: PlanRunner, action_names: dict[str, str]) -> None:
+        self.ctx = ctx
+        self.runner = runner
+        self.folder = ctx.vault.folder(APPROVED)
+        self.action_names = action_names
+
+    async def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        handled = 0
+        for entry in entries(self.folder, ".md"):
+            if should_stop():
+                break
+            path = Path(entry.path)
+            try:
+                handled += await self._handle(path, should_stop)
+            except FileNotFoundError:
+                continue
+            except Exception as exc:  # one bad item must not stop the stage: report it and go on
+                log.exception("execution failed", path=entry.name)
+                self.ctx.report_problem("execute", path, f"{type(exc).__name__}: {exc}")
+        return handled
+
+    async def _handle(self, path: Path, should_stop: Callable[[], bool]) -> int:
+        text = path.read_text("utf-8")
+        parts = split_note(text)
+        try:
+            fm = read_frontmatter(parts, path.name)
+        except FormatError as exc:
+            self._send_back(path, "failed", "cannot run this note", [str(exc), RETRY_HELP])
+            return 1
+        plan_id = str(fm.get("id") or "")
+        if not plan_id:
+            plan_id = self._adopt(path)
+            fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
+        if self._already_ran(plan_id) or fm.get("status") == "done":
+            quarantine(
+                self.ctx,
+                path,
+                f"plan {plan_id} has already run; this copy (`{path.name}`) was not run again.",
+                "to run it again on purpose, delete the `id` property so it becomes a new plan, then move it"
+                " to `Approved/`.",
+            )
+            self.ctx.bus.publish(EventName.PLAN_DUPLICATE, DecisionPayload(plan_id, "duplicate", "file", "engine"))
+            return 1
+        try:
+            steps = parse_steps(parts.body)
+        except FormatError as exc:
+            self._send_back(path, "failed", "cannot run this plan", [f"The steps block is invalid: {exc}", RETRY_HELP])
+            return 1
+        plan = ParsedPlan(frontmatter=fm, steps=steps, title=plan_title(parts.body, fm))
+        if not self._approved(path, plan):
+            return 1
+        return await self._execute(path, plan, should_stop)
+
+    def _already_ran(self, plan_id: str) -> bool:
+        return any(run.state == "done" and not run.dry_run for run in self.ctx.ledger.runs(plan_id))
+
+    def _adopt(self, path: Path) -> str:
+        """A note without an id in `Approved/` is a hand-written plan: give it an id and properties."""
+        plan_id = new_id()
+        updates = {"id": plan_id, "status": "approved", "planner": "human", "created": now_stamp()}
+        edit_file(path, lambda text: update_frontmatter(text, updates), self.ctx.tmp_dir)
+        self.ctx.ledger.register_plan(plan_id, "", "unrated", "human", path.stem)
+        return plan_id
+
+    def _approved(self, path: Path, plan: ParsedPlan) -> bool:
+        """Record the human's approval of a note they moved here; refuse a LOW plan changed since the
+        engine auto-approved it (back to `Plans/` for a human decision). True if it may run."""
+        ctx = self.ctx
+        digest = steps_hash(plan.steps)
+        last = ctx.ledger.last_decision(plan.id)
+        if plan.status in ("approved", "executing"):
+            if last is not None and last["decision"] == "auto_approve" and last["plan_hash"] != digest:
+                assessment = ctx.policy.assess(plan.steps)
+                if assessment.criticality > Criticality.LOW:
+                    self._send_back(
+                        path,
+                        "pending_approval",
+                        "waiting for your approval",
+                        [
+                            "The steps changed after the engine approved this plan as LOW risk; they are now"
+                            f" **{assessment.criticality.name}**. Move it to `Approved/` to run it, or to `Rejected/`.",
+                        ],
+                        extra={"criticality": assessment.criticality.label},
+                        callout_kind="question",
+                    )
+                    return False
+            return True
+        ctx.ledger.record_decision(plan.id, "approve", "file", current_user(), digest)
+        ctx.bus.publish(EventName.ACTION_APPROVED, DecisionPayload(plan.id, "approve", "file", current_user()))
+        return True
+
+    async def _execute(self, path: Path, plan: ParsedPlan, should_stop: Callable[[], bool]) -> int:
+        ctx = self.ctx
+        dry_run = ctx.config.dry_run
+        edit_file(path, lambda text: update_frontmatter(text, {"status": "executing"}), ctx.tmp_dir)
+        result = await self.runner.run(plan.id, plan.steps, dry_run, should_stop)
+        if result.status == "stopped":
+            return 1
+        dest = self._file_result(path, plan, result, dry_run)
+        if result.status == "done":
+            close_action(ctx, plan.action_id, "done", DONE, self.action_names.get(plan.action_id))
+        ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail)
+        event = EventName.PLAN_EXECUTION_COMPLETED if result.status == "done" else EventName.PLAN_INTERRUPTED
+        if result.status == "failed":
+            event = EventName.ACTION_FAILED
+        ctx.bus.publish(
+            event,
+            ExecutionPayload(plan.id, result.status, len(plan.steps), dry_run, ctx.vault.relative(dest), result.detail),
+        )
+        log.info("plan executed", plan_id=plan.id, status=result.status, dry_run=dry_run)
+        return 1
+
+    def _file_result(self, path: Path, plan: ParsedPlan, result: RunResult, dry_run: bool) -> Path:
+        """Write the outcome into the note (callout, log, checklist, status) and move it where it belongs."""
+        lines = [_log_line(step) for step in result.steps]
+        heading = "Execution log" if result.attempt == 1 else f"Execution log (attempt {result.attempt})"
+        kind, title, message = _callout_for(result, dry_run)
+        ticked = {s.number for s in result.steps if s.outcome in ("ok", "dry_run", "skipped")}
+        status = "done" if result.status == "done" else "failed"
+        updates: dict[str, Any] = {"status": status, "executed": now_stamp(), "dry_run": dry_run}
+        if result.status != "done":
+            updates["error"] = result.detail[:300]
+
+        def change(text: str) -> str:
+            parts = split_note(text)
+            body = set_callout(parts.body, kind, title, message)
+            body = tick_checklist(append_section(body, heading, lines), ticked)
+            head = text[: len(text) - len(parts.body)]
+            return update_frontmatter(head + body, updates, remove=() if "error" in updates else ("error",))
+
+        edit_file(path, change, self.ctx.tmp_dir)
+        return move_file(path, self.ctx.vault.folder(DONE if status == "done" else PLANS))
+
+    def _send_back(
+        self,
+        path: Path,
+        status: str,
+        title: str,
+        lines: list[str],
+        extra: dict[str, Any] | None = None,
+        callout_kind: str = "failure",
+    ) -> Path:
+        """Move a note back to `Plans/` with a status and a callout explaining what the human should do."""
+        updates = {"status": status, **(extra or {})}
+        if status == "failed":
+            updates["error"] = lines[0][:300]
+
+        def change(text: str) -> str:
+            parts = split_note(text)
+            head = text[: len(text) - len(parts.body)]
+            new = head + set_callout(parts.body, callout_kind, title, lines)
+            return update_frontmatter(new, updates) if parts.has_frontmatter else new
+
+        edit_file(path, change, self.ctx.tmp_dir)
+        log.warning("plan sent back", path=path.name, status=status, reason=lines[0])
+        return move_file(path, self.ctx.vault.folder(PLANS))
+
+    async def recover(self) -> None:
+        """Settle runs a crash or a stop left open: finish what is known, hand the unknown to the human."""
+        for run in self.ctx.ledger.unfinished_runs():
+            self._recover_run(run)
+
+    def _recover_run(self, run: RunRecord) -> None:
+        ctx = self.ctx
+        path = find_plan(ctx, run.plan_id, (APPROVED, DONE, PLANS))
+        if path is None:
+            ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", "plan note not found after a restart")
+            return
+        fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
+        status = str(fm.get("status") or "")
+        if status == "done":
+            if path.parent.name != DONE:
+                move_file(path, ctx.vault.folder(DONE))
+            close_action(ctx, str(fm.get("action_id") or ""), "done", DONE, None)
+            ctx.ledger.finish_run(run.plan_id, run.attempt, "done", "completed after a restart")
+            return
+        if status == "failed":
+            if path.parent.name == APPROVED:
+                move_file(path, ctx.vault.folder(PLANS))
+            ctx.ledger.finish_run(run.plan_id, run.attempt, "failed", "filed after a restart")
+            return
+        in_doubt = [
+            s
+            for s in ctx.ledger.steps(run.plan_id, run.attempt)
+            if s.state in ("started", "unknown") and not s.dry_run and s.tool not in self.runner.idempotent
+        ]
+        if not in_doubt:
+            # Stopped between steps (or in dry-run): nothing is in doubt, so the plan simply runs on.
+            ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", "resumed after a restart")
+            if path.parent.name == APPROVED:
+                edit_file(path, lambda text: update_frontmatter(text, {"status": "approved"}), ctx.tmp_dir)
+            return
+        step = in_doubt[0]
+        ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", f"step {step.step_index} in doubt")
+        dest = self._send_back(
+            path,
+            "failed",
+            "interrupted: may or may not have happened",
+            [
+                f"The engine stopped while step {step.step_index} (`{step.tool}`) was running, so it may or may"
+                " not have happened. It was not retried.",
+                "Check whether it happened. Then remove the steps that already happened and move this note to"
+                " `Approved/` to run the rest, or move it to `Rejected/`.",
+            ],
+            extra={"interrupted": True},
+            callout_kind="warning",
+        )
+        ctx.bus.publish(
+            EventName.PLAN_INTERRUPTED,
+            ExecutionPayload(run.plan_id, "interrupted", 0, run.dry_run, ctx.vault.relative(dest), "step in doubt"),
+        )
+
+
+def _log_line(step: StepResult) -> str:
+    if step.outcome == "dry_run":
+        return f"- {step.at} · {step.number}. {step.detail}"
+    word = OUTCOME_WORDS.get(step.outcome, step.outcome.upper())
+    detail = " ".join(step.detail.split())[:500]
+    return f"- {step.at} · {step.number}. `{step.tool}` · {word}" + (f" — {detail}" if detail else "")
+
+
+def _callout_for(result: RunResult, dry_run: bool) -> tuple[str, str, list[str]]:
+    if result.status == "done" and dry_run:
+        return (
+            "success",
+            "done (dry run)",
+            [
+                "This was a **dry run**: every step was checked against its tool, and nothing outside the vault"
+                " was changed. The log below says what would have been called.",
+                "To run plans for real, start the engine with `--live` (or set `execution.dry_run: false`).",
+            ],
+        )
+    if result.status == "done":
+        return ("success", "done", ["Every step ran. The log below says what happened."])
+    if result.status == "interrupted":
+        return (
+            "warning",
+            "interrupted: may or may not have happened",
+            [
+                result.detail,
+                "Check whether it happened, remove the steps that did, then " + RETRY_HELP[0].lower() + RETRY_HELP[1:],
+            ],
+        )
+    return ("failure", "failed", [result.detail, RETRY_HELP])

@@ -1,0 +1,232 @@
+"""Ingest: every finished file in `Inbox/` becomes an action file; the original goes to `Attachments/`.
+
+Crash safety: before touching the vault, an intent record (the finished action file and the planned
+names) is written to the engine's temp folder. The original is then moved and the action published,
+and the intent removed. After a crash, `recover()` finishes or forgets each intent depending on where
+the original is, so an input ends up with exactly one action.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from ai_employee.events import ActionPayload, EventName, FilePayload
+from ai_employee.pipeline.context import EngineContext, entries, local_now
+from ai_employee.pipeline.quarantine import quarantine
+from ai_employee.vault.actions import Action, clean_text, file_name, file_title, new_id
+from ai_employee.vault.extract import Extracted, describe, extract
+from ai_employee.vault.fsops import candidate_names, create_file, fsync_dir, split_name
+from ai_employee.vault.layout import ACTION_SUFFIX, ATTACHMENTS, INBOX, NEEDS_ACTION
+from ai_employee.vault.notes import find_by_id
+
+log = structlog.get_logger(__name__)
+INTENT_PREFIX = "ingest-"
+RETRY_HINT = "fix the problem, then move the file back into `Inbox/`."
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What one pass did: items handled, and seconds until an unsettled file should be looked at again."""
+
+    handled: int
+    recheck_s: float | None = None
+
+
+class IngestStage:
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.inbox = ctx.vault.folder(INBOX)
+        # Names the watcher saw closed after writing or renamed into Inbox/: complete, no need to wait.
+        self.closed: set[str] = set()
+
+    def hint_closed(self, name: str) -> None:
+        self.closed.add(name)
+
+    def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> Pass:
+        handled = 0
+        recheck: float | None = None
+        settle = self.ctx.config.watcher.settle_s
+        now = time.time()
+        for entry in entries(self.inbox):
+            if should_stop():
+                break
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                age = now - st.st_mtime
+                if entry.name not in self.closed and age < settle:
+                    wait = settle - age
+                    recheck = wait if recheck is None else min(recheck, wait)
+                    continue
+                handled += self._guarded(self._ingest_one, Path(entry.path))
+            elif not stat.S_ISDIR(st.st_mode):
+                handled += self._guarded(self._set_aside_special, Path(entry.path))
+            self.closed.discard(entry.name)
+        return Pass(handled, recheck)
+
+    def _guarded(self, handle: Callable[[Path], int], path: Path) -> int:
+        try:
+            return handle(path)
+        except Exception as exc:  # one bad item must not stop the stage: report it and go on
+            log.exception("ingest failed", path=path.name)
+            self.ctx.report_problem("ingest", path, f"{type(exc).__name__}: {exc}")
+            return 0
+
+    def _set_aside_special(self, path: Path) -> int:
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file (a pipe, socket or device)"
+        quarantine(
+            self.ctx,
+            path,
+            f"`{clean_text(path.name)}` is {kind}; the engine never follows links or reads special files.",
+            "put a regular copy of the file itself into `Inbox/`.",
+        )
+        return 1
+
+    def _ingest_one(self, path: Path) -> int:
+        try:
+            extracted = extract(path, self.ctx.config.ingest.max_preview_bytes)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            # Transient (permissions, disk): leave it where it is and say so; the next sweep retries.
+            self.ctx.report_problem("ingest", path, f"cannot read {path.name}: {exc.strerror or exc}")
+            return 0
+        except Exception as exc:
+            log.exception("extraction failed", path=str(path))
+            quarantine(self.ctx, path, f"the engine could not read this file: {exc}", RETRY_HINT)
+            return 1
+        self.ctx.clear_problem("ingest", path)
+        try:
+            self._publish(path, extracted)
+        except OSError as exc:
+            self.ctx.report_problem("ingest", path, f"cannot ingest {path.name}: {exc}")
+            return 0
+        return 1
+
+    def _publish(self, path: Path, extracted: Extracted) -> None:
+        vault = self.ctx.vault
+        created = local_now()
+        attachment = self._free_attachment_name(path.name)
+        action = _build_action(path.name, attachment, extracted, created)
+        intent = {
+            "inbox": path.name,
+            "attachment": attachment,
+            "action_name": file_name(created, action.title),
+            "action": action.to_yaml(),
+            "action_id": action.id,
+            "type": action.type,
+            "sha256": extracted.sha256,
+        }
+        intent_path = create_file(
+            vault.tmp_dir, f"{INTENT_PREFIX}{action.id}.json", json.dumps(intent).encode(), vault.tmp_dir
+        )
+        attachments = vault.folder(ATTACHMENTS)
+        os.link(path, attachments / attachment)
+        os.unlink(path)
+        fsync_dir(attachments)
+        fsync_dir(self.inbox)
+        self._finish(intent, intent_path)
+
+    def _finish(self, intent: dict[str, str], intent_path: Path) -> None:
+        vault = self.ctx.vault
+        dest = create_file(
+            vault.folder(NEEDS_ACTION), intent["action_name"], intent["action"].encode("utf-8"), vault.tmp_dir
+        )
+        self.ctx.ledger.record_source(f"sha256:{intent['sha256']}", intent["action_id"])
+        intent_path.unlink(missing_ok=True)
+        bus = self.ctx.bus
+        bus.publish(EventName.FILE_CREATED, FilePayload(path=f"{ATTACHMENTS}/{intent['attachment']}"))
+        bus.publish(
+            EventName.ACTION_GENERATED,
+            ActionPayload(
+                action_id=intent["action_id"],
+                type=intent["type"],
+                title=dest.name,
+                path=vault.relative(dest),
+            ),
+        )
+
+    def _free_attachment_name(self, name: str) -> str:
+        stem, suffix = split_name(name)
+        safe = file_title(stem, 120) + (suffix if suffix.isascii() and len(suffix) <= 16 else "")
+        folder = self.ctx.vault.folder(ATTACHMENTS)
+        for candidate in candidate_names(safe):
+            if not os.path.lexists(folder / candidate):
+                return candidate
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def recover(self) -> int:
+        """Finish or forget the intents a crash left behind; return how many were finished."""
+        finished = 0
+        tmp = self.ctx.vault.tmp_dir
+        for intent_path in sorted(tmp.glob(f"{INTENT_PREFIX}*.json")):
+            try:
+                intent = json.loads(intent_path.read_text("utf-8"))
+            except (OSError, ValueError):
+                intent_path.unlink(missing_ok=True)
+                continue
+            original = self.inbox / intent["inbox"]
+            attachment = self.ctx.vault.folder(ATTACHMENTS) / intent["attachment"]
+            if not attachment.exists():
+                intent_path.unlink(missing_ok=True)  # never moved: the original is still in Inbox/
+                continue
+            if original.exists() and os.path.samefile(original, attachment):
+                original.unlink()  # crashed between link and unlink
+            if find_by_id([self.ctx.vault.folder(NEEDS_ACTION)], ACTION_SUFFIX, intent["action_id"]) is None:
+                self._finish(intent, intent_path)
+                finished += 1
+            else:
+                intent_path.unlink(missing_ok=True)
+        return finished
+
+
+def _build_action(original_name: str, attachment: str, ex: Extracted, created: datetime) -> Action:
+    title = clean_text(ex.title or "") or clean_text(split_name(original_name)[0]) or "untitled"
+    content = {
+        "kind": ex.kind,
+        "media_type": ex.media_type,
+        "description": describe(ex),
+        "size_bytes": ex.size_bytes,
+        "truncated": ex.truncated,
+        "preview": ex.preview,
+    }
+    if ex.problems:
+        content["problems"] = list(ex.problems)
+    if ex.frontmatter:
+        content["frontmatter"] = dict(ex.frontmatter)
+    email = None
+    if ex.email is not None and ex.email.from_addr:
+        email = {
+            "from_name": ex.email.from_name,
+            "from_addr": ex.email.from_addr,
+            "to": list(ex.email.to),
+            "cc": list(ex.email.cc),
+            "subject": ex.email.subject,
+            "date": ex.email.date,
+            "message_id": ex.email.message_id,
+            "in_reply_to": ex.email.in_reply_to,
+        }
+    return Action(
+        id=new_id(),
+        type="email" if email else "file_drop",
+        title=title,
+        created=created.isoformat(timespec="seconds"),
+        source={
+            "path": f"{ATTACHMENTS}/{attachment}",
+            "original_name": clean_text(original_name, 255),
+            "sha256": ex.sha256,
+        },
+        content=content,
+        email=email,
+    )

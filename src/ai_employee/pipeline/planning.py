@@ -1,0 +1,205 @@
+"""Planning: every open action with status `new` gets a plan note, rated by the policy.
+
+LOW plans (when `policy.auto_approve: low`) are written straight into `Approved/` with the policy's
+decision recorded; the rest wait in `Plans/`. The ledger's `plans` table says which action already has
+a plan, so a crash between writing the plan and marking the action `planned` never plans twice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from ai_employee.errors import FormatError
+from ai_employee.events import DecisionPayload, EventName, PlanPayload
+from ai_employee.pipeline.context import EngineContext, entries, now_stamp
+from ai_employee.pipeline.quarantine import quarantine
+from ai_employee.planner import PlanningContext
+from ai_employee.policy import Criticality
+from ai_employee.vault.actions import Action, new_id, read_action
+from ai_employee.vault.fsops import create_file
+from ai_employee.vault.layout import (
+    ACTION_SUFFIX,
+    APPROVED,
+    DONE,
+    HANDBOOK,
+    NEEDS_ACTION,
+    PLANS,
+    REJECTED,
+)
+from ai_employee.vault.notes import edit_file, find_by_id, update_yaml_text
+from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan, steps_hash
+
+log = structlog.get_logger(__name__)
+PLAN_FOLDERS = (PLANS, APPROVED, DONE, REJECTED)
+FileKey = tuple[int, int, int]
+
+
+def file_key(entry: os.DirEntry[str]) -> FileKey:
+    st = entry.stat(follow_symlinks=False)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class PlanningStage:
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.folder = ctx.vault.folder(NEEDS_ACTION)
+        # Files already seen in a settled state (planned, or not ours to plan): skipped until they change.
+        self.settled: dict[str, FileKey] = {}
+        # action id -> file name in Needs_Action/, for closing actions when their plan finishes.
+        self.by_action_id: dict[str, str] = {}
+        self.planning_context = PlanningContext(
+            vault_root=ctx.vault.root,
+            handbook="",
+            signature=ctx.config.app.owner_name or ctx.config.app.name,
+        )
+
+    def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        handled = 0
+        present = set()
+        handbook_loaded = False
+        for entry in entries(self.folder, ACTION_SUFFIX):
+            present.add(entry.name)
+            if should_stop():
+                break
+            try:
+                key = file_key(entry)
+            except FileNotFoundError:
+                continue
+            if self.settled.get(entry.name) == key:
+                continue
+            if not handbook_loaded:
+                self.planning_context.handbook = self._handbook()
+                handbook_loaded = True
+            try:
+                handled += self._handle(Path(entry.path))
+            except Exception as exc:  # one bad item must not stop the stage: report it and go on
+                log.exception("planning failed", path=entry.name)
+                self.ctx.report_problem("plan", Path(entry.path), f"{type(exc).__name__}: {exc}")
+        for gone in set(self.settled) - present:
+            del self.settled[gone]
+        return handled
+
+    def _handbook(self) -> str:
+        try:
+            return (self.ctx.vault.root / HANDBOOK).read_text("utf-8", errors="replace")[:20000]
+        except OSError:
+            return ""
+
+    def _handle(self, path: Path) -> int:
+        try:
+            action, raw = read_action(path)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            self.ctx.report_problem("plan", path, f"cannot read {path.name}: {exc.strerror or exc}")
+            return 0
+        except FormatError as exc:
+            quarantine(
+                self.ctx,
+                path,
+                f"the action file cannot be read: {exc}",
+                "fix the YAML, then move the file back into `Needs_Action/`.",
+            )
+            return 1
+        self.ctx.clear_problem("plan", path)
+        if not action.id or "status" not in raw or "created" not in raw:
+            action = self._adopt(path, action, raw)
+        self.by_action_id[action.id] = path.name
+        if action.status != "new":
+            self._settle(path)
+            return 0
+        self._plan(path, action)
+        self._settle(path)
+        return 1
+
+    def _settle(self, path: Path) -> None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        self.settled[path.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _adopt(self, path: Path, action: Action, raw: dict[str, object]) -> Action:
+        """Give a hand-written action file the keys it lacks (id, status, created, type)."""
+        updates: dict[str, object] = {}
+        if not action.id:
+            updates["id"] = action.id = new_id()
+        if "status" not in raw:
+            updates["status"] = action.status = "new"
+        if "created" not in raw:
+            updates["created"] = action.created = now_stamp()
+        if "type" not in raw:
+            updates["type"] = action.type
+        edit_file(path, lambda text: update_yaml_text(text, updates), self.ctx.tmp_dir)
+        log.info("adopted hand-written action", path=path.name, action_id=action.id)
+        return action
+
+    def _plan(self, path: Path, action: Action) -> None:
+        ctx = self.ctx
+        existing = ctx.ledger.plan_for_action(action.id)
+        if existing and find_plan(ctx, existing) is not None:
+            self._mark_planned(path, existing)
+            return
+        draft = ctx.planner.plan(action, self.planning_context)
+        assessment = ctx.policy.assess(draft.steps, draft.criticality_hint)
+        plan_id = existing or new_id()
+        auto = assessment.criticality == Criticality.LOW and ctx.config.policy.auto_approve == "low"
+        created = now_stamp()
+        note = PlanNote(
+            id=plan_id,
+            action_id=action.id,
+            title=draft.title,
+            summary=draft.summary,
+            steps=draft.steps,
+            criticality=assessment.criticality.label,
+            reasons=assessment.reasons,
+            planner=draft.planner,
+            planner_note=draft.planner_note,
+            created=created,
+            status="approved" if auto else "pending_approval",
+            source_links=_source_links(action, path.name),
+        )
+        ctx.ledger.register_plan(plan_id, action.id, note.criticality, note.planner, note.title)
+        folder = ctx.vault.folder(APPROVED if auto else PLANS)
+        dest = create_file(folder, plan_file_name(created[:10], draft.title), render_plan(note).encode(), ctx.tmp_dir)
+        self._mark_planned(path, plan_id)
+        payload = PlanPayload(
+            plan_id=plan_id,
+            action_id=action.id,
+            criticality=note.criticality,
+            path=ctx.vault.relative(dest),
+            title=note.title,
+        )
+        ctx.bus.publish(EventName.PLAN_CREATED, payload)
+        if auto:
+            ctx.ledger.record_decision(plan_id, "auto_approve", "policy", "policy", steps_hash(draft.steps))
+            ctx.bus.publish(
+                EventName.ACTION_APPROVED,
+                DecisionPayload(plan_id=plan_id, decision="auto_approve", channel="policy", actor="policy"),
+            )
+        else:
+            ctx.bus.publish(EventName.APPROVAL_REQUIRED, payload)
+
+    def _mark_planned(self, path: Path, plan_id: str) -> None:
+        edit_file(
+            path,
+            lambda text: update_yaml_text(text, {"status": "planned", "plan_id": plan_id}),
+            self.ctx.tmp_dir,
+        )
+
+
+def _source_links(action: Action, action_file: str) -> list[str]:
+    links = []
+    if action.source.get("path"):
+        links.append(f"Original: [[{action.source['path']}]]")
+    links.append(f"Action: `{NEEDS_ACTION}/{action_file}` (id `{action.id}`)")
+    return links
+
+
+def find_plan(ctx: EngineContext, plan_id: str, folders: tuple[str, ...] = PLAN_FOLDERS) -> Path | None:
+    """The plan note with this id in the given folders (a scan: used on recovery and by the CLI)."""
+    return find_by_id([ctx.vault.folder(name) for name in folders], ".md", plan_id)

@@ -1,0 +1,107 @@
+"""The pipeline service: runs every stage's reconciler until nothing is left to do, then waits for a
+watcher hint or the periodic sweep, and does it again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import structlog
+
+from ai_employee.executor.mcp_pool import McpPool
+from ai_employee.executor.run import PlanRunner
+from ai_employee.pipeline.context import EngineContext
+from ai_employee.pipeline.decisions import RejectionStage
+from ai_employee.pipeline.execution import ExecutionStage
+from ai_employee.pipeline.ingest import IngestStage
+from ai_employee.pipeline.planning import PlanningStage
+from ai_employee.vault.fsops import clean_partials
+from ai_employee.vault.layout import INBOX
+
+log = structlog.get_logger(__name__)
+
+
+class Pipeline:
+    name = "pipeline"
+
+    def __init__(self, ctx: EngineContext, should_stop: Callable[[], bool]) -> None:
+        self.ctx = ctx
+        self.should_stop = should_stop
+        self.ingest = IngestStage(ctx)
+        self.planning = PlanningStage(ctx)
+        self.rejection = RejectionStage(ctx, self.planning.by_action_id)
+        self.pool = McpPool(ctx.config.mcp_servers, ctx.vault.root, ctx.vault.state_dir / "logs")
+        idempotent = {
+            f"{server}.{tool}" for server, cfg in ctx.config.mcp_servers.items() for tool in cfg.idempotent_tools
+        }
+        self.runner = PlanRunner(ctx.ledger, ctx.bus, self.pool, ctx.config.execution.step_timeout_s, idempotent)
+        self.execution = ExecutionStage(ctx, self.runner, self.planning.by_action_id)
+        self._wake = asyncio.Event()
+        self._recheck_s: float | None = None
+        self.passes = 0
+        self.last_pass_ok = True
+
+    def hint(self, folder: str, name: str, complete: bool) -> None:
+        """A watcher event: note a complete Inbox file, and wake the loop."""
+        if folder == INBOX and complete:
+            self.ingest.hint_closed(name)
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def healthy(self) -> bool:
+        return self.last_pass_ok
+
+    async def recover(self) -> None:
+        """Finish what a crash or stop left half-done, before any new work."""
+        clean_partials(self.ctx.vault.tmp_dir)
+        finished = self.ingest.recover()
+        if finished:
+            log.info("finished interrupted ingests", count=finished)
+        await self.execution.recover()
+
+    async def reconcile(self) -> int:
+        """One round of every stage, repeated until a round handles nothing; returns items handled."""
+        total = 0
+        while not self.should_stop():
+            ingested = self.ingest.run_once(self.should_stop)
+            self._recheck_s = ingested.recheck_s
+            handled = ingested.handled
+            handled += self.planning.run_once(self.should_stop)
+            handled += self.rejection.run_once(self.should_stop)
+            handled += await self.execution.run_once(self.should_stop)
+            self.passes += 1
+            total += handled
+            if handled == 0:
+                break
+            await asyncio.sleep(0)
+        return total
+
+    async def drain(self) -> int:
+        """Reconcile until nothing is pending, waiting for unsettled files to settle (for `--once`)."""
+        total = await self.reconcile()
+        while self._recheck_s is not None and not self.should_stop():
+            await asyncio.sleep(self._recheck_s + 0.01)
+            total += await self.reconcile()
+        return total
+
+    async def run(self) -> None:
+        """Serve until cancelled: reconcile, then sleep until a hint, the sweep or a settling file."""
+        try:
+            await self.recover()
+            sweep_s = self.ctx.config.watcher.poll_interval
+            while not self.should_stop():
+                self._wake.clear()
+                try:
+                    await self.reconcile()
+                    self.last_pass_ok = True
+                except Exception:
+                    self.last_pass_ok = False
+                    raise
+                timeout = sweep_s if self._recheck_s is None else min(sweep_s, self._recheck_s + 0.01)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        finally:
+            await self.pool.aclose()

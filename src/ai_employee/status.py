@@ -1,0 +1,132 @@
+"""What `vault status` and `Dashboard.md` show: engine state, counts per folder, plans awaiting a
+decision and items needing attention. Works from the vault alone, whether or not the engine runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ai_employee.errors import FormatError
+from ai_employee.ledger import Ledger
+from ai_employee.lock import holder
+from ai_employee.pipeline.context import entries, local_now
+from ai_employee.vault.layout import ACTION_SUFFIX, NEEDS_ACTION, PLANS, QUARANTINE, STATUS_FOLDERS, Vault
+from ai_employee.vault.notes import read_frontmatter, split_note
+from ai_employee.vault.plans import plan_title
+
+HEARTBEAT_STALE_S = 30.0
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    id: str
+    title: str
+    criticality: str
+    status: str
+    created: str
+    age_s: float
+    file: str
+    deferred_until: str | None
+    error: str | None
+
+
+def _age_s(stamp: str, now: datetime) -> float:
+    try:
+        created = datetime.fromisoformat(stamp)
+    except ValueError:
+        return 0.0
+    if created.tzinfo is None:
+        created = created.astimezone()
+    return max(0.0, (now - created).total_seconds())
+
+
+def folder_counts(vault: Vault) -> dict[str, int]:
+    counts = {}
+    for name in STATUS_FOLDERS:
+        folder = vault.folder(name)
+        if name == NEEDS_ACTION:
+            counts[name] = sum(1 for _ in entries(folder, ACTION_SUFFIX))
+        elif name == QUARANTINE:
+            counts[name] = sum(1 for e in entries(folder) if not e.name.endswith(".why.md"))
+        else:
+            counts[name] = sum(1 for _ in entries(folder))
+    return counts
+
+
+def plans_in(vault: Vault, folder: str = PLANS) -> list[PlanSummary]:
+    """Every plan note in a folder, oldest first; notes that cannot be read are listed as such."""
+    now = local_now()
+    found = []
+    for entry in entries(vault.folder(folder), ".md"):
+        path = Path(entry.path)
+        try:
+            text = path.read_text("utf-8")
+            parts = split_note(text)
+            fm = read_frontmatter(parts, path.name)
+            title = plan_title(parts.body, fm) or path.stem
+        except (OSError, UnicodeDecodeError, FormatError) as exc:
+            fm, title = {"status": "unreadable", "error": str(exc)}, path.stem
+        created = str(fm.get("created") or "")
+        deferred = fm.get("deferred_until")
+        found.append(
+            PlanSummary(
+                id=str(fm.get("id") or ""),
+                title=title,
+                criticality=str(fm.get("criticality") or "unrated"),
+                status=str(fm.get("status") or ""),
+                created=created,
+                age_s=round(_age_s(created, now), 1),
+                file=f"{folder}/{path.name}",
+                deferred_until=str(deferred) if deferred else None,
+                error=str(fm["error"]) if fm.get("error") else None,
+            )
+        )
+    return sorted(found, key=lambda p: p.created)
+
+
+def engine_state(vault: Vault) -> dict[str, Any]:
+    info = holder(vault.lock_path)
+    state: dict[str, Any] = {"running": info is not None}
+    if info is not None:
+        state["pid"] = info.pid
+        state["host"] = info.host
+    try:
+        beat = json.loads(vault.heartbeat_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        beat = None
+    if isinstance(beat, dict):
+        age = time.time() - os.stat(vault.heartbeat_path).st_mtime
+        state["heartbeat_age_s"] = round(age, 1)
+        if info is not None:
+            state["started"] = beat.get("started")
+            state["uptime_s"] = round(time.time() - float(beat.get("started_ts", time.time())), 1)
+            state["mode"] = beat.get("mode")
+            state["services"] = beat.get("services", {})
+            state["healthy"] = age < HEARTBEAT_STALE_S and all(
+                s.get("healthy", False) for s in state["services"].values()
+            )
+        state["last_problems"] = beat.get("problems", [])
+    return state
+
+
+def collect(vault: Vault, ledger: Ledger | None) -> dict[str, Any]:
+    """The whole status as plain data (the `vault status --json` shape)."""
+    plans = plans_in(vault, PLANS)
+    pending = [p for p in plans if p.status in ("pending_approval", "")]
+    attention = [p for p in plans if p.status not in ("pending_approval", "")]
+    quarantined = [e.name for e in entries(vault.folder(QUARANTINE)) if not e.name.endswith(".why.md")]
+    midnight = local_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    tokens = ledger.tokens_since(midnight.astimezone(UTC).isoformat(timespec="milliseconds")) if ledger else {}
+    return {
+        "vault": str(vault.root),
+        "engine": engine_state(vault),
+        "folders": folder_counts(vault),
+        "pending_approvals": [asdict(p) for p in pending],
+        "attention": [asdict(p) for p in attention] + [{"file": f"{QUARANTINE}/{q}"} for q in quarantined],
+        "tokens_today": tokens,
+    }

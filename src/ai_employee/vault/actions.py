@@ -1,0 +1,135 @@
+"""Action files (`Needs_Action/*.action.yaml`): one open work item each, identified by its `id`."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ulid import ULID
+
+from ai_employee.errors import FormatError
+from ai_employee.vault.notes import load_yaml
+
+ACTION_TYPES = ("file_drop", "email", "schedule", "manual")
+ACTION_STATUSES = ("new", "planned", "done", "rejected", "failed")
+MAX_ACTION_BYTES = 512 * 1024
+MAX_TITLE_CHARS = 120
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#^\[\]]+')
+
+
+def new_id() -> str:
+    return str(ULID())
+
+
+def clean_text(value: str, limit: int = MAX_TITLE_CHARS) -> str:
+    """A single-line, control-character-free, length-capped version of an untrusted string."""
+    flat = " ".join(unicodedata.normalize("NFC", value).split())
+    flat = "".join(ch for ch in flat if unicodedata.category(ch)[0] != "C")
+    return flat[:limit].strip()
+
+
+def file_title(title: str, limit: int = 80) -> str:
+    """A file-name-safe title: no path separators, no characters Obsidian links choke on."""
+    safe = _UNSAFE_NAME.sub(" ", clean_text(title, 400))
+    safe = " ".join(safe.split()).strip(" .")
+    return safe[:limit].rstrip(" .") or "untitled"
+
+
+@dataclass
+class Action:
+    """An open work item, as written to and read from an action file."""
+
+    id: str
+    type: str
+    title: str
+    created: str
+    status: str = "new"
+    source: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, Any] = field(default_factory=dict)
+    email: dict[str, Any] | None = None
+    plan_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_yaml(self) -> str:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "status": self.status,
+            "created": self.created,
+            "title": self.title,
+            "source": self.source,
+        }
+        if self.email:
+            data["email"] = self.email
+        data["content"] = self.content
+        if self.plan_id:
+            data["plan_id"] = self.plan_id
+        data.update(self.extra)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100, default_style=None)
+
+    @property
+    def preview(self) -> str:
+        value = self.content.get("preview", "")
+        return value if isinstance(value, str) else str(value)
+
+    @property
+    def media_kind(self) -> str:
+        return str(self.content.get("kind", ""))
+
+
+def file_name(created: datetime, title: str) -> str:
+    return f"{created:%Y-%m-%d} {file_title(title)}.action.yaml"
+
+
+def parse_action(text: str, what: str) -> dict[str, Any]:
+    """The mapping in an action file; FormatError with the reason if it is not one."""
+    if len(text) > MAX_ACTION_BYTES:
+        raise FormatError(f"{what} is larger than {MAX_ACTION_BYTES // 1024} KiB")
+    data = load_yaml(text, what)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FormatError(f"{what} must be a YAML mapping (id: ..., type: ..., title: ...)")
+    return {str(k): v for k, v in data.items()}
+
+
+def action_from_mapping(data: dict[str, Any], fallback_title: str) -> Action:
+    """Build an Action from an action file's mapping, tolerating hand-written files' gaps."""
+    known = {"id", "type", "status", "created", "title", "source", "content", "email", "plan_id"}
+    title = clean_text(str(data.get("title") or fallback_title))
+    content = data.get("content")
+    if not isinstance(content, dict):
+        # Hand-written files may put free text under content/description/body.
+        text = content if isinstance(content, str) else data.get("description") or data.get("body") or ""
+        content = {"kind": "text", "preview": str(text)}
+    email = data.get("email") if isinstance(data.get("email"), dict) else None
+    source = data.get("source")
+    return Action(
+        id=str(data.get("id") or ""),
+        type=str(data.get("type") or "manual"),
+        title=title or "untitled",
+        created=str(data.get("created") or ""),
+        status=str(data.get("status") or "new"),
+        source=source if isinstance(source, dict) else ({"ref": str(source)} if source else {}),
+        content=content,
+        email=email,
+        plan_id=str(data["plan_id"]) if data.get("plan_id") else None,
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def read_action(path: Path) -> tuple[Action, dict[str, Any]]:
+    """Read an action file; return the Action and the raw mapping (FormatError if unreadable)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path.name} is not UTF-8 text") from exc
+    data = parse_action(text, path.name)
+    fallback = path.name.removesuffix(".action.yaml")
+    return action_from_mapping(data, fallback), data

@@ -1,0 +1,151 @@
+"""Atomic, never-clobbering file operations (DESIGN principle 3).
+
+Every write goes to a temp file in the engine's own temp folder on the same filesystem, is fsynced,
+and is then published with one `link` (which fails instead of overwriting) or `rename`; the directory
+is fsynced after. A crash leaves at worst debris in the temp folder, never a half-written vault file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from ai_employee.errors import AIEmployeeError, ConcurrentEditError
+
+
+class FileOpError(AIEmployeeError):
+    """A file operation failed; the message says what was being done and to which path."""
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry change (a create, rename or unlink) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_temp(tmp_dir: Path, data: bytes) -> Path:
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f".partial-{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """Split a file name into stem and suffix, keeping compound suffixes like `.action.yaml` whole."""
+    for compound in (".action.yaml",):
+        if name.endswith(compound) and len(name) > len(compound):
+            return name[: -len(compound)], compound
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        return name, ""
+    return stem, "." + ext
+
+
+def candidate_names(name: str) -> Iterator[str]:
+    """`name`, then `stem (2).ext`, `stem (3).ext`, ...: unique-name candidates in order."""
+    yield name
+    stem, suffix = split_name(name)
+    n = 2
+    while True:
+        yield f"{stem} ({n}){suffix}"
+        n += 1
+
+
+def _link_unique(src: Path, folder: Path, name: str) -> Path:
+    """Hard-link `src` into `folder` under `name` or the first free variant of it; return the path."""
+    for candidate in candidate_names(name):
+        dest = folder / candidate
+        try:
+            os.link(src, dest)
+        except FileExistsError:
+            continue
+        return dest
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def create_file(folder: Path, name: str, data: bytes, tmp_dir: Path) -> Path:
+    """Atomically create a new file in `folder` named `name` (or a free variant); never overwrites."""
+    try:
+        tmp = _write_temp(tmp_dir, data)
+        try:
+            dest = _link_unique(tmp, folder, name)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(folder)
+    except OSError as exc:
+        raise FileOpError(f"could not create {folder / name}: {exc.strerror or exc}") from exc
+    return dest
+
+
+def replace_file(path: Path, data: bytes, tmp_dir: Path, expected: bytes | None = None) -> None:
+    """Atomically replace `path` with `data`.
+
+    With `expected`, the file is re-read just before the rename and left alone (ConcurrentEditError)
+    if it no longer holds exactly those bytes: someone edited it since we read it.
+    """
+    try:
+        tmp = _write_temp(tmp_dir, data)
+        try:
+            if expected is not None and path.read_bytes() != expected:
+                raise ConcurrentEditError(f"{path} changed while it was being updated")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise FileOpError(f"could not replace {path}: {exc.strerror or exc}") from exc
+
+
+def move_file(src: Path, folder: Path, name: str | None = None) -> Path:
+    """Move `src` into `folder` (same filesystem) under its name or a free variant; never clobbers.
+
+    Uses link + unlink, so a crash in between leaves the same inode under both names, which the
+    callers' recovery recognises; it never leaves zero copies.
+    """
+    try:
+        if src.is_symlink() or not src.is_file():
+            # Links to directories and special files cannot be hard-linked portably: rename, checking
+            # the destination first (only the engine writes the folders it moves into).
+            for candidate in candidate_names(name or src.name):
+                dest = folder / candidate
+                if not os.path.lexists(dest):
+                    os.rename(src, dest)
+                    break
+        else:
+            dest = _link_unique(src, folder, name or src.name)
+            os.unlink(src)
+        fsync_dir(folder)
+        if src.parent != folder:
+            fsync_dir(src.parent)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            raise FileOpError(f"could not move {src} to {folder}: not on the same filesystem") from exc
+        raise FileOpError(f"could not move {src} to {folder}: {exc.strerror or exc}") from exc
+    return dest
+
+
+def clean_partials(tmp_dir: Path) -> int:
+    """Delete `.partial-*` files a crash left in the temp folder; return how many."""
+    count = 0
+    if tmp_dir.is_dir():
+        for leftover in tmp_dir.glob(".partial-*"):
+            leftover.unlink(missing_ok=True)
+            count += 1
+    return count

@@ -1,0 +1,197 @@
+"""Reading and surgically editing YAML: frontmatter of markdown notes and whole YAML files.
+
+Reading uses PyYAML's safe loader with a size cap and an alias limit (alias bombs). Writing the
+engine's keys into a user's file round-trips only the YAML part with ruamel.yaml and keeps every other
+byte as it was; the replacement is atomic and refused if the file changed since it was read.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from ai_employee.errors import ConcurrentEditError, FormatError
+from ai_employee.vault.fsops import replace_file
+
+MAX_YAML_BYTES = 256 * 1024
+MAX_ALIASES = 50
+EDIT_RETRIES = 5
+_FENCE = re.compile(r"^---[ \t]*\r?$")
+
+
+def load_yaml(text: str, what: str) -> Any:
+    """Parse untrusted YAML safely: size-capped, few aliases, a clear FormatError on any problem."""
+    if len(text) > MAX_YAML_BYTES:
+        raise FormatError(f"{what} is larger than {MAX_YAML_BYTES // 1024} KiB")
+    try:
+        aliases = sum(1 for event in yaml.parse(text, Loader=yaml.SafeLoader) if isinstance(event, yaml.AliasEvent))
+        if aliases > MAX_ALIASES:
+            raise FormatError(f"{what} uses {aliases} YAML aliases (at most {MAX_ALIASES})")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid syntax"
+        raise FormatError(f"{what} is not valid YAML{where}: {problem}") from exc
+    except RecursionError as exc:
+        raise FormatError(f"{what} is nested too deeply") from exc
+
+
+@dataclass(frozen=True)
+class NoteParts:
+    """A markdown note split into its frontmatter span and body, with positions into the text."""
+
+    prefix: str  # a BOM, if any
+    frontmatter: str  # YAML text between the fences ("" if the note has none)
+    body: str
+    newline: str  # the note's line ending
+    has_frontmatter: bool
+
+
+def split_note(text: str) -> NoteParts:
+    """Split a note into BOM, frontmatter and body without changing a byte of either."""
+    prefix = "\ufeff" if text.startswith("\ufeff") else ""
+    rest = text[len(prefix) :]
+    newline = "\r\n" if "\r\n" in rest[:2000] else "\n"
+    lines = rest.splitlines(keepends=True)
+    if lines and _FENCE.match(lines[0].rstrip("\n")):
+        for i in range(1, len(lines)):
+            if _FENCE.match(lines[i].rstrip("\n")) or lines[i].rstrip("\r\n") == "...":
+                return NoteParts(
+                    prefix=prefix,
+                    frontmatter="".join(lines[1:i]),
+                    body="".join(lines[i + 1 :]),
+                    newline=newline,
+                    has_frontmatter=True,
+                )
+    return NoteParts(prefix=prefix, frontmatter="", body=rest, newline=newline, has_frontmatter=False)
+
+
+def read_frontmatter(parts: NoteParts, what: str) -> dict[str, Any]:
+    if not parts.has_frontmatter or not parts.frontmatter.strip():
+        return {}
+    data = load_yaml(parts.frontmatter, f"the frontmatter of {what}")
+    if not isinstance(data, dict):
+        raise FormatError(f"the frontmatter of {what} is not a mapping of properties")
+    return {str(k): v for k, v in data.items()}
+
+
+_KEY_LINE = re.compile(r"^(\s*)[^\s#-][^:]*:\s*$")
+_DASH_LINE = re.compile(r"^(\s*)- ")
+
+
+def _detect_indent(text: str) -> tuple[int, int]:
+    """(mapping indent, sequence dash offset) the document already uses, so a round-trip keeps them."""
+    mapping, offset = 2, 0
+    found_mapping = found_offset = False
+    prev: str | None = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parent = _KEY_LINE.match(prev) if prev is not None else None
+        if parent is not None:
+            dash = _DASH_LINE.match(line)
+            indent = len(line) - len(line.lstrip(" "))
+            if dash is not None and not found_offset:
+                offset, found_offset = len(dash.group(1)) - len(parent.group(1)), True
+            elif dash is None and not found_mapping and indent > len(parent.group(1)):
+                mapping, found_mapping = indent - len(parent.group(1)), True
+        prev = line
+    return mapping, max(offset, 0)
+
+
+def _roundtrip_yaml(text: str) -> YAML:
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    rt.width = 4096
+    mapping, offset = _detect_indent(text)
+    rt.indent(mapping=mapping, sequence=offset + 2, offset=offset)
+    return rt
+
+
+def update_yaml_text(text: str, updates: Mapping[str, Any], remove: tuple[str, ...] = ()) -> str:
+    """Set `updates` and drop `remove` in a YAML mapping document, keeping comments, order and quotes."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    rt = _roundtrip_yaml(text)
+    data = rt.load(text.replace("\r\n", "\n")) if text.strip() else None
+    if data is None:
+        data = CommentedMap()
+    if not isinstance(data, dict):
+        raise FormatError("the YAML is not a mapping")
+    for key in remove:
+        data.pop(key, None)
+    for key, value in updates.items():
+        data[key] = value
+    out = io.StringIO()
+    rt.dump(data, out)
+    result = out.getvalue()
+    return result.replace("\n", newline) if newline != "\n" else result
+
+
+def update_frontmatter(text: str, updates: Mapping[str, Any], remove: tuple[str, ...] = ()) -> str:
+    """Set/remove frontmatter keys of a note; the body and any BOM are kept byte for byte."""
+    parts = split_note(text)
+    nl = parts.newline
+    new_fm = update_yaml_text(parts.frontmatter, updates, remove)
+    if not new_fm.endswith(nl):
+        new_fm += nl
+    return f"{parts.prefix}---{nl}{new_fm}---{nl}{parts.body}"
+
+
+def edit_file(path: Path, change: Callable[[str], str], tmp_dir: Path) -> str:
+    """Apply `change` to a text file atomically, never over a concurrent edit; return the new text.
+
+    If the file changes between our read and our rename, re-read and re-apply (a user's edit wins and
+    our change is applied on top of it).
+    """
+    for _ in range(EDIT_RETRIES):
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"{path.name} is not UTF-8 text") from exc
+        new = change(text)
+        if new == text:
+            return text
+        try:
+            replace_file(path, new.encode("utf-8"), tmp_dir, expected=raw)
+        except ConcurrentEditError:
+            continue
+        return new
+    raise ConcurrentEditError(f"{path} kept changing while the engine tried to update it")
+
+
+def has_id(path: Path, wanted_id: str) -> bool:
+    """True if the file's YAML (frontmatter or whole file) has `id: <wanted_id>` as a top-level key."""
+    pattern = re.compile(rf"^id:[ \t]*['\"]?{re.escape(wanted_id)}['\"]?[ \t]*\r?$", re.MULTILINE)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return False
+    return pattern.search(head) is not None
+
+
+def find_by_id(folders: list[Path], suffix: str, wanted_id: str) -> Path | None:
+    """The first file ending in `suffix` in `folders` whose YAML has `id: <wanted_id>`.
+
+    A scan: for recovery and the CLI, not for hot paths.
+    """
+    for folder in folders:
+        try:
+            names = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if name.endswith(suffix) and not name.startswith(".") and has_id(folder / name, wanted_id):
+                return folder / name
+    return None

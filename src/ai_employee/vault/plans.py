@@ -1,0 +1,294 @@
+"""Plan notes (`Plans/*.md`): frontmatter properties, a body for the human, and one `## Steps` block.
+
+The fenced ```yaml block under `## Steps` is the only part of the body the engine reads; everything
+else is for the human. The engine's later edits (callout, execution log, checklist ticks) touch only
+the parts it wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ai_employee.errors import FormatError
+from ai_employee.vault.actions import file_title
+from ai_employee.vault.notes import load_yaml, read_frontmatter, split_note
+
+PLAN_STATUSES = ("pending_approval", "approved", "executing", "done", "failed", "rejected", "expired")
+CALLOUT_TITLE = "AI Employee:"
+MAX_STEPS = 50
+_TOOL = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+$")
+_STEPS_HEADING = re.compile(r"^##[ \t]+Steps[ \t]*$", re.MULTILINE)
+_NEXT_HEADING = re.compile(r"^#{1,2}[ \t]+\S", re.MULTILINE)
+_FENCE_BLOCK = re.compile(r"^```[ \t]*(yaml|yml)?[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+_STEP_KEYS = {"tool", "args", "why"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One tool call: `server.tool` with arguments, and an optional reason for the human."""
+
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+    why: str = ""
+
+    @property
+    def server(self) -> str:
+        return self.tool.split(".", 1)[0]
+
+    @property
+    def tool_name(self) -> str:
+        return self.tool.split(".", 1)[1]
+
+    def args_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.args).encode()).hexdigest()[:16]
+
+    def to_mapping(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"tool": self.tool, "args": self.args}
+        if self.why:
+            data["why"] = self.why
+        return data
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def steps_hash(steps: list[Step]) -> str:
+    """The identity of exactly what would run: tools and arguments, in order."""
+    payload = canonical_json([{"tool": s.tool, "args": s.args} for s in steps])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Dumps multi-line strings as literal blocks so the human can read and edit them."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str_representer)
+
+
+def dump_steps(steps: list[Step]) -> str:
+    return yaml.dump(
+        [s.to_mapping() for s in steps],
+        Dumper=_BlockDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
+
+
+def _step_from(item: Any, number: int) -> Step:
+    if not isinstance(item, dict):
+        raise FormatError(f"step {number} must be a mapping with `tool:` and `args:`")
+    unknown = set(map(str, item)) - _STEP_KEYS
+    if unknown:
+        raise FormatError(f"step {number} has unknown key(s) {', '.join(sorted(unknown))}: use tool, args, why")
+    tool = item.get("tool")
+    if not isinstance(tool, str) or not _TOOL.match(tool):
+        raise FormatError(f"step {number}: `tool` must look like server.tool_name, got {tool!r}")
+    args = item.get("args") or {}
+    if not isinstance(args, dict):
+        raise FormatError(f"step {number}: `args` must be a mapping of argument names to values")
+    why = item.get("why") or ""
+    # Round-trip through JSON so YAML-only types (dates) become what a JSON tool call would carry.
+    clean_args = json.loads(json.dumps({str(k): v for k, v in args.items()}, default=str))
+    return Step(tool=tool, args=clean_args, why=str(why))
+
+
+def _mask_fences(text: str) -> str:
+    """`text` with fenced blocks blanked out (same length), so headings inside them are not headings."""
+    return _FENCE_BLOCK.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
+def steps_section(body: str) -> str:
+    """The text of the `## Steps` section (up to the next heading); FormatError if there is none."""
+    masked = _mask_fences(body)
+    matches = list(_STEPS_HEADING.finditer(masked))
+    if not matches:
+        raise FormatError("the note has no `## Steps` section")
+    if len(matches) > 1:
+        raise FormatError("the note has more than one `## Steps` section: keep exactly one")
+    start = matches[0].end()
+    nxt = _NEXT_HEADING.search(masked, start)
+    return body[start : nxt.start()] if nxt else body[start:]
+
+
+def parse_steps(body: str) -> list[Step]:
+    """The steps of a plan body: exactly one fenced yaml block under `## Steps`."""
+    section = steps_section(body.replace("\r\n", "\n"))
+    blocks = list(_FENCE_BLOCK.finditer(section))
+    if not blocks:
+        raise FormatError("the `## Steps` section has no ```yaml block")
+    if len(blocks) > 1:
+        raise FormatError("the `## Steps` section must hold exactly one ```yaml block")
+    data = load_yaml(blocks[0].group(2), "the steps block")
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise FormatError("the steps block must be a YAML list of steps (- tool: ...)")
+    if len(data) > MAX_STEPS:
+        raise FormatError(f"the plan has {len(data)} steps; at most {MAX_STEPS} are allowed")
+    return [_step_from(item, n) for n, item in enumerate(data, start=1)]
+
+
+@dataclass(frozen=True)
+class ParsedPlan:
+    frontmatter: dict[str, Any]
+    steps: list[Step]
+    title: str
+
+    @property
+    def id(self) -> str:
+        return str(self.frontmatter.get("id") or "")
+
+    @property
+    def action_id(self) -> str:
+        return str(self.frontmatter.get("action_id") or "")
+
+    @property
+    def status(self) -> str:
+        return str(self.frontmatter.get("status") or "")
+
+    @property
+    def criticality(self) -> str:
+        return str(self.frontmatter.get("criticality") or "")
+
+
+def read_plan_text(text: str, what: str) -> ParsedPlan:
+    """Parse a plan note; FormatError says what is wrong (frontmatter or steps)."""
+    parts = split_note(text)
+    fm = read_frontmatter(parts, what)
+    steps = parse_steps(parts.body)
+    return ParsedPlan(frontmatter=fm, steps=steps, title=plan_title(parts.body, fm))
+
+
+def plan_title(body: str, fm: dict[str, Any]) -> str:
+    for line in body.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return str(fm.get("title") or "")
+
+
+# Body edits ------------------------------------------------------------------------------------
+def callout(kind: str, title: str, lines: list[str]) -> str:
+    head = f"> [!{kind}] {CALLOUT_TITLE} {title}"
+    return "\n".join([head, *(f"> {line}" if line else ">" for line in lines)]) + "\n"
+
+
+def set_callout(body: str, kind: str, title: str, lines: list[str]) -> str:
+    """Replace the engine's callout (the one titled `AI Employee: ...`) or insert one under the title."""
+    new = callout(kind, title, lines)
+    out = body.splitlines(keepends=True)
+    for i, line in enumerate(out):
+        if line.startswith("> [!") and CALLOUT_TITLE in line:
+            j = i + 1
+            while j < len(out) and out[j].startswith(">"):
+                j += 1
+            return "".join([*out[:i], new, *out[j:]])
+    for i, line in enumerate(out):
+        if line.startswith("# "):
+            return "".join([*out[: i + 1], "\n", new, *out[i + 1 :]])
+    return new + "\n" + body
+
+
+def append_section(body: str, heading: str, lines: list[str]) -> str:
+    """Append a `## heading` section with `lines` at the end of the body."""
+    text = body if body.endswith("\n") else body + "\n"
+    return text + f"\n## {heading}\n\n" + "".join(f"{line}\n" for line in lines)
+
+
+def tick_checklist(body: str, numbers: set[int]) -> str:
+    """Tick `- [ ] N.` items of the engine's checklist for the given step numbers."""
+
+    def tick(match: re.Match[str]) -> str:
+        return f"- [x] {match.group(1)}." if int(match.group(1)) in numbers else match.group(0)
+
+    return re.sub(r"^- \[ \] (\d+)\.", tick, body, flags=re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PlanNote:
+    """Everything needed to write a new plan note."""
+
+    id: str
+    action_id: str
+    title: str
+    summary: str
+    steps: list[Step]
+    criticality: str
+    reasons: list[str]
+    planner: str
+    planner_note: str
+    created: str
+    status: str
+    source_links: list[str]
+
+
+def render_plan(note: PlanNote) -> str:
+    """The full text of a new plan note."""
+    fm = yaml.safe_dump(
+        {
+            "id": note.id,
+            "action_id": note.action_id,
+            "status": note.status,
+            "criticality": note.criticality,
+            "created": note.created,
+            "planner": note.planner,
+            "tags": ["ai-employee/plan"],
+        },
+        sort_keys=False,
+        allow_unicode=True,
+    )
+    level = note.criticality.upper()
+    if note.status == "approved":
+        box = callout(
+            "info",
+            "runs by itself",
+            [f"This plan is **{level}** risk, so the engine approved it and runs it without asking."],
+        )
+    else:
+        box = callout(
+            "question",
+            "waiting for your approval",
+            [
+                f"This plan is **{level}** risk. Move this note to `Approved/` to run it, or to `Rejected/`"
+                " to decline it.",
+                "You may edit the steps below first: what runs is exactly what the note says when you approve.",
+                f"From a terminal: `vault approve {note.id}` or `vault deny {note.id}`.",
+            ],
+        )
+    checklist = [
+        f"- [ ] {n}. `{step.tool}`" + (f" — {step.why}" if step.why else "") for n, step in enumerate(note.steps, 1)
+    ]
+    parts = [
+        f"---\n{fm}---\n",
+        f"# {note.title}\n\n",
+        box,
+        "\n## Summary\n\n",
+        note.summary.rstrip() + "\n",
+        "\n## Why this criticality\n\n",
+        "".join(f"- {reason}\n" for reason in note.reasons),
+        "\n## Steps\n\n",
+        "```yaml\n" + dump_steps(note.steps) + "```\n",
+        "\n## Checklist\n\n",
+        "".join(f"{line}\n" for line in checklist) or "- (no steps)\n",
+        "\n## Source\n\n",
+        "".join(f"- {link}\n" for link in note.source_links),
+        f"\n*{note.planner_note}*\n",
+    ]
+    return "".join(parts)
+
+
+def plan_file_name(created_date: str, title: str) -> str:
+    return f"{created_date} {file_title(title)}.md"

@@ -1,0 +1,84 @@
+"""The vault watcher: turns file-system events into hints that wake the pipeline.
+
+Events are only hints (DESIGN principle 2): the pipeline's sweeps find everything anyway. A close
+after writing, or a rename into `Inbox/`, additionally tells ingest that a file is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+
+import structlog
+from watchdog.events import (
+    FileClosedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from ai_employee.vault.layout import APPROVED, INBOX, NEEDS_ACTION, PLANS, REJECTED, Vault
+
+log = structlog.get_logger(__name__)
+WATCHED = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED)
+Hint = Callable[[str, str, bool], None]  # (folder, file name, known complete)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint) -> None:
+        self.loop = loop
+        self.hint = hint
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write") or event.is_directory:
+            return
+        if isinstance(event, FileMovedEvent):
+            self._send(os.fsdecode(event.dest_path), complete=True)
+        self._send(os.fsdecode(event.src_path), complete=isinstance(event, FileClosedEvent))
+
+    def _send(self, path: str, complete: bool) -> None:
+        folder, name = os.path.split(path)
+        # RuntimeError: the loop is closing because the engine is stopping.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.hint, os.path.basename(folder), name, complete)
+
+
+class VaultWatcher:
+    """A service running a watchdog observer on the pipeline's folders for as long as it runs."""
+
+    name = "watcher"
+
+    def __init__(self, vault: Vault, hint: Hint, polling: bool, poll_interval_s: float) -> None:
+        self.vault = vault
+        self.hint = hint
+        self.polling = polling
+        self.poll_interval_s = poll_interval_s
+        self.observer: BaseObserver | None = None
+
+    def healthy(self) -> bool:
+        return self.observer is not None and self.observer.is_alive()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        observer: BaseObserver = PollingObserver(timeout=min(self.poll_interval_s, 1.0)) if self.polling else Observer()
+        handler = _Handler(loop, self.hint)
+        for name in WATCHED:
+            folder = self.vault.folder(name)
+            folder.mkdir(exist_ok=True)
+            observer.schedule(handler, str(folder), recursive=False)
+        observer.start()
+        self.observer = observer
+        log.info("watching vault", vault=str(self.vault.root), polling=self.polling)
+        try:
+            while observer.is_alive():
+                await asyncio.sleep(1.0)
+            raise RuntimeError("the file-system observer stopped")
+        finally:
+            observer.stop()
+            await asyncio.to_thread(observer.join, 5.0)
+            self.observer = None

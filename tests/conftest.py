@@ -1,0 +1,113 @@
+"""Shared fixtures: real temp vaults, the real `vault` CLI and engine as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_employee.vault.layout import init_vault
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "samples"
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 20.0, interval_s: float = 0.02) -> object:
+    """Poll until `predicate()` is truthy; fail the test with a clear message on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s} s: {predicate}")
+
+
+def files(folder: Path, suffix: str = "") -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name.endswith(suffix))
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    root = tmp_path / "vault"
+    init_vault(root)
+    return root
+
+
+def engine_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("VAULT_PATH", "AI_EMPLOYEE_", "ANTHROPIC", "CLAUDE"))
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `vault` CLI (as `python -m ai_employee`) and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "ai_employee", *args],
+        cwd=cwd,
+        env=env or engine_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class EngineProcess:
+    """A real engine (`vault start`) running in a subprocess for the length of a test."""
+
+    def __init__(self, vault: Path, *extra: str, config: Path | None = None, env: dict[str, str] | None = None) -> None:
+        args = [sys.executable, "-m", "ai_employee", "--vault", str(vault)]
+        if config is not None:
+            args += ["--config", str(config)]
+        self.log = vault.parent / "engine-test.log"
+        self._out = open(self.log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [*args, "start", *extra], stdout=self._out, stderr=self._out, env=env or engine_env(), cwd=vault.parent
+        )
+        self.vault = vault
+        wait_for(lambda: (vault / ".ai_employee" / "heartbeat.json").exists() or self.proc.poll() is not None)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"engine exited at start:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text("utf-8", errors="replace")
+
+    def stop(self, timeout_s: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"engine did not stop on SIGTERM:\n{self.output()}") from None
+        self._out.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def engine(vault: Path) -> Iterator[Callable[..., EngineProcess]]:
+    started: list[EngineProcess] = []
+
+    def start(*extra: str, config: Path | None = None, env: dict[str, str] | None = None) -> EngineProcess:
+        proc = EngineProcess(vault, *extra, config=config, env=env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

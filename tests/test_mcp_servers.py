@@ -1,0 +1,517 @@
+"""The built-in MCP servers, driven as a client would: in memory, and over real stdio subprocesses.
+
+Email goes to a real local SMTP server (aiosmtpd); vaults are real temporary folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import mcp
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from mcp.types import CallToolResult
+
+from ai_employee.errors import ConfigError
+from ai_employee.mcp_servers import email_server, vault_server
+from ai_employee.mcp_servers.email_server import EmailSettings, draft_file_name
+from ai_employee.vault import layout
+
+PASSWORD = "hunter2-S3cret!"
+
+
+# --- helpers and fixtures ---------------------------------------------------------------------------
+
+
+def tree(root: Path) -> list[str]:
+    """Every path under `root`, without following symlinks: a snapshot to prove nothing changed."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        found += [os.path.relpath(os.path.join(folder, name), root) for name in dirs + files]
+    return sorted(found)
+
+
+def error_text(result: CallToolResult) -> str:
+    assert result.is_error, result
+    text: str = result.content[0].text  # type: ignore[union-attr]
+    return text
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    root = tmp_path / "vault"
+    layout.init_vault(root)
+    return root
+
+
+class InMemory:
+    """Calls a server's tools through an in-memory `mcp.Client`, opened per call.
+
+    A client cannot live in an async fixture: pytest-asyncio finalises it in another task than the
+    one that entered it, which anyio's cancel scopes refuse.
+    """
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    async def list_tools(self) -> Any:
+        async with mcp.Client(self.server) as client:
+            return await client.list_tools()
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
+        async with mcp.Client(self.server) as client:
+            return await client.call_tool(name, arguments)
+
+
+@pytest.fixture
+def vault_client(vault: Path) -> InMemory:
+    return InMemory(vault_server.build_server(vault))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Collector:
+    """An aiosmtpd handler that keeps each message it accepts and refuses the addresses in `refuse`."""
+
+    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
+        self.refuse = refuse
+        self.envelopes: list[Envelope] = []
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+    def messages(self) -> list[EmailMessage]:
+        # The wire format ends lines with CRLF; the parser keeps them in the body unless told otherwise.
+        raw = [(env.original_content or b"").replace(b"\r\n", b"\n") for env in self.envelopes]
+        return [email.message_from_bytes(data, policy=email.policy.default) for data in raw]
+
+
+def start_smtp(handler: Collector, **smtp_kwargs: Any) -> Controller:
+    # Controller cannot take port 0 (it connects to its own port to start), hence free_port().
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_kwargs)
+    controller.start()
+    return controller
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Collector, int]]:
+    handler = Collector(refuse=frozenset({"nobody@example.org"}))
+    controller = start_smtp(handler)
+    try:
+        yield handler, controller.port
+    finally:
+        controller.stop()
+
+
+def settings_for(port: int, vault: Path | None = None, **overrides: Any) -> EmailSettings:
+    base = EmailSettings(smtp_host="127.0.0.1", smtp_port=port, smtp_from="Me <me@example.com>", vault=vault)
+    return dataclasses.replace(base, **overrides)
+
+
+# --- vault server --------------------------------------------------------------------------------------
+
+
+async def test_vault_tools_document_their_parameters(vault_client: InMemory) -> None:
+    tools = {tool.name: tool for tool in (await vault_client.list_tools()).tools}
+    assert set(tools) == {"create_note", "append_to_note"}
+    create = tools["create_note"]
+    assert create.description.startswith("Create a new markdown note in the vault")
+    assert not create.description.startswith(" ")
+    assert create.input_schema["required"] == ["path", "content"]
+    assert "Engine folders" in create.input_schema["properties"]["path"]["description"]
+    assert create.output_schema["properties"] == {"path": {"title": "Path", "type": "string"}}
+
+
+async def test_create_note_makes_folders_and_returns_the_path(vault_client: InMemory, vault: Path) -> None:
+    result = await vault_client.call_tool("create_note", {"path": "Notes/Clients/Acme.md", "content": "# Acme\n"})
+    assert not result.is_error
+    assert result.structured_content == {"path": "Notes/Clients/Acme.md"}
+    assert (vault / "Notes/Clients/Acme.md").read_text() == "# Acme\n"
+    assert list((vault / layout.STATE_DIR / "tmp").iterdir()) == []
+
+
+async def test_create_note_never_overwrites(vault_client: InMemory, vault: Path) -> None:
+    (vault / "Notes/Acme.md").write_text("mine\n")
+    text = error_text(await vault_client.call_tool("create_note", {"path": "Notes/Acme.md", "content": "x"}))
+    assert "already exists" in text
+    assert (vault / "Notes/Acme.md").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize(
+    ("old", "added", "expected"),
+    [
+        ("line one", "line two\n", "line one\nline two\n"),
+        ("line one\n", "line two\n", "line one\nline two\n"),
+        ("", "first\n", "first\n"),
+    ],
+)
+async def test_append_to_note_separates_with_a_newline(
+    vault_client: InMemory, vault: Path, old: str, added: str, expected: str
+) -> None:
+    (vault / "Notes/Log.md").write_text(old)
+    result = await vault_client.call_tool("append_to_note", {"path": "Notes/Log.md", "content": added})
+    assert result.structured_content == {"path": "Notes/Log.md"}
+    assert (vault / "Notes/Log.md").read_text() == expected
+
+
+async def test_append_to_a_missing_note_is_refused(vault_client: InMemory, vault: Path) -> None:
+    text = error_text(await vault_client.call_tool("append_to_note", {"path": "Notes/No.md", "content": "x"}))
+    assert "does not exist" in text
+    assert not (vault / "Notes/No.md").exists()
+
+
+UNSAFE_PATHS = [
+    ("", "empty"),
+    ("/etc/evil.md", "not absolute"),
+    ("../outside.md", "'..'"),
+    ("Notes/../../outside.md", "'..'"),
+    ("Notes/./x.md", "'.'"),
+    ("Notes\\x.md", "'\\'"),
+    ("Notes/a\x00b.md", "control"),
+    ("Notes/a\nb.md", "control"),
+    ("Notes/\u202edm.exe.md", "invisible"),
+    ("Notes//x.md", "empty name"),
+    ("Notes/x.md/", "empty name"),
+    (".obsidian/app.md", "hidden"),
+    (".ai_employee/x.md", "hidden"),
+    ("Notes/.secret.md", "hidden"),
+    *[(f"{folder}/forged.md", "belongs to the engine") for folder in layout.ENGINE_FOLDERS],
+    ("inbox/forged.md", "belongs to the engine"),
+    ("Plans./forged.md", "belongs to the engine"),
+    ("Approved", "belongs to the engine"),
+    ("Dashboard.md", "maintained by you or the engine"),
+    ("company_handbook.md", "maintained by you or the engine"),
+    ("Notes/x.txt", "must end with"),
+    ("Notes/x", "must end with"),
+    ("a/" * 250 + "x.md", "longer than 400 characters"),
+    ("Notes/" + "x" * 300 + ".md", "longer than 255 bytes"),
+]
+
+
+@pytest.mark.parametrize("tool", ["create_note", "append_to_note"])
+@pytest.mark.parametrize(("path", "reason"), UNSAFE_PATHS)
+async def test_unsafe_paths_are_refused(vault_client: InMemory, vault: Path, tool: str, path: str, reason: str) -> None:
+    before = tree(vault)
+    text = error_text(await vault_client.call_tool(tool, {"path": path, "content": "pwned"}))
+    assert f"Error executing tool {tool}: refused: " in text
+    assert reason in text
+    assert "\n" not in text
+    assert tree(vault) == before
+
+
+async def test_dashboard_is_left_alone(vault_client: InMemory, vault: Path) -> None:
+    before = (vault / layout.DASHBOARD).read_bytes()
+    error_text(await vault_client.call_tool("append_to_note", {"path": "Dashboard.md", "content": "x"}))
+    assert (vault / layout.DASHBOARD).read_bytes() == before
+
+
+async def test_symlinks_are_never_followed(vault_client: InMemory, vault: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "target.md").write_text("outside\n")
+    (vault / "Notes/escape").symlink_to(outside, target_is_directory=True)
+    (vault / "Notes/linked.md").symlink_to(outside / "target.md")
+    (vault / "Notes/dangling.md").symlink_to(outside / "new.md")
+
+    for tool, path in [
+        ("create_note", "Notes/escape/new.md"),
+        ("create_note", "Notes/escape/deeper/new.md"),
+        ("create_note", "Notes/dangling.md"),
+        ("append_to_note", "Notes/escape/target.md"),
+        ("append_to_note", "Notes/linked.md"),
+    ]:
+        text = error_text(await vault_client.call_tool(tool, {"path": path, "content": "pwned"}))
+        assert "is a symbolic link" in text, (tool, path)
+    assert sorted(p.name for p in outside.iterdir()) == ["target.md"]
+    assert (outside / "target.md").read_text() == "outside\n"
+
+
+async def test_oversized_content_is_refused(vault_client: InMemory, vault: Path) -> None:
+    big = "x" * (vault_server.MAX_CONTENT_BYTES + 1)
+    text = error_text(await vault_client.call_tool("create_note", {"path": "Notes/Big.md", "content": big}))
+    assert "larger than" in text
+    assert not (vault / "Notes/Big.md").exists()
+
+
+async def test_vault_server_over_stdio(vault: Path) -> None:
+    params = mcp.StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ai_employee.mcp_servers.vault_server"],
+        env={"AI_EMPLOYEE_VAULT": str(vault), "PATH": os.environ["PATH"]},
+    )
+    async with mcp.Client(params) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert names == {"create_note", "append_to_note"}
+        result = await client.call_tool("create_note", {"path": "Notes/From stdio.md", "content": "hi\n"})
+        assert result.structured_content == {"path": "Notes/From stdio.md"}
+        refused = await client.call_tool("create_note", {"path": "Plans/forged.md", "content": "x"})
+        assert "belongs to the engine" in error_text(refused)
+    assert (vault / "Notes/From stdio.md").read_text() == "hi\n"
+
+
+@pytest.mark.parametrize("env_value", [None, "/nonexistent/vault"])
+def test_vault_server_needs_a_vault_folder(env_value: str | None) -> None:
+    env = {"PATH": os.environ["PATH"]} | ({"AI_EMPLOYEE_VAULT": env_value} if env_value else {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "ai_employee.mcp_servers.vault_server"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "AI_EMPLOYEE_VAULT" in proc.stderr
+
+
+# --- email server: settings ----------------------------------------------------------------------------
+
+
+def test_settings_defaults_and_parsing(tmp_path: Path) -> None:
+    assert EmailSettings.from_env({}) == EmailSettings()
+    settings = EmailSettings.from_env(
+        {
+            "SMTP_HOST": "smtp.example.com",
+            "SMTP_PORT": "587",
+            "SMTP_USERNAME": "me",
+            "SMTP_PASSWORD": PASSWORD,
+            "SMTP_FROM": "Me <me@example.com>",
+            "SMTP_STARTTLS": "True",
+            "SMTP_TIMEOUT_S": "7.5",
+            "AI_EMPLOYEE_VAULT": str(tmp_path),
+        }
+    )
+    assert (settings.smtp_port, settings.smtp_starttls, settings.smtp_timeout_s) == (587, True, 7.5)
+    assert settings.vault == tmp_path
+    assert PASSWORD not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SMTP_PORT": "smtp"}, "SMTP_PORT"),
+        ({"SMTP_PORT": "70000"}, "SMTP_PORT"),
+        ({"SMTP_STARTTLS": "maybe"}, "SMTP_STARTTLS"),
+        ({"SMTP_TIMEOUT_S": "0"}, "SMTP_TIMEOUT_S"),
+        ({"SMTP_FROM": "not an address"}, "SMTP_FROM"),
+        ({"SMTP_HOST": "smtp.example.com", "SMTP_USERNAME": "me"}, "SMTP_STARTTLS=true"),
+        ({"AI_EMPLOYEE_VAULT": "/nonexistent/vault"}, "AI_EMPLOYEE_VAULT"),
+    ],
+)
+def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        EmailSettings.from_env(env)
+
+
+# --- email server: sending ---------------------------------------------------------------------------
+
+
+async def test_send_email_delivers_one_message_with_the_right_headers(smtp: tuple[Collector, int]) -> None:
+    handler, port = smtp
+    async with mcp.Client(email_server.build_server(settings_for(port))) as client:
+        result = await client.call_tool(
+            "send_email",
+            {
+                "to": ["Ann Client <ann@example.org>", "nobody@example.org"],
+                "cc": ["boss@example.com"],
+                "subject": "Re: Quote request — café",
+                "body": "Hello Ann,\n\nThanks.\n",
+                "in_reply_to": "<orig-1@mail.example.org>",
+            },
+        )
+    assert not result.is_error, result
+    sent = result.structured_content
+    assert sent["accepted"] == ["ann@example.org", "boss@example.com"]
+    assert len(handler.envelopes) == 1
+    envelope = handler.envelopes[0]
+    assert envelope.mail_from == "me@example.com"
+    assert envelope.rcpt_tos == ["ann@example.org", "boss@example.com"]
+    msg = handler.messages()[0]
+    assert msg["From"] == "Me <me@example.com>"
+    assert msg["To"] == "Ann Client <ann@example.org>, nobody@example.org"
+    assert msg["Cc"] == "boss@example.com"
+    assert msg["Subject"] == "Re: Quote request — café"
+    assert msg["Message-ID"] == sent["message_id"]
+    assert sent["message_id"].endswith("@example.com>")
+    assert msg["In-Reply-To"] == msg["References"] == "<orig-1@mail.example.org>"
+    assert email.utils.parsedate_to_datetime(msg["Date"]).tzinfo is not None
+    assert msg.get_content() == "Hello Ann,\n\nThanks.\n"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"subject": "Hello\r\nBcc: victim@example.net"},
+        {"subject": "Hello\nBcc: victim@example.net"},
+        {"to": "ann@example.org\r\nBcc: victim@example.net"},
+        {"cc": ["boss@example.com\nBcc: victim@example.net"]},
+        {"in_reply_to": "<a@b>\r\nBcc: victim@example.net"},
+    ],
+)
+async def test_header_injection_is_refused(smtp: tuple[Collector, int], arguments: dict[str, Any]) -> None:
+    handler, port = smtp
+    call = {"to": "ann@example.org", "subject": "Hi", "body": "x"} | arguments
+    async with mcp.Client(email_server.build_server(settings_for(port))) as client:
+        text = error_text(await client.call_tool("send_email", call))
+        assert "line break" in text
+        assert "line break" in error_text(await client.call_tool("draft_email", call))
+    assert handler.envelopes == []
+
+
+@pytest.mark.parametrize(
+    ("to", "reason"),
+    [
+        ("not-an-address", "not an email address"),
+        ("a@b@example.org", "not an email address"),
+        ("ann@example.org, eve@example.net", "several addresses"),
+        ("", "not an email address"),
+        ([], "no recipient"),
+        (["a\x00@example.org"], "control characters"),
+        ([f"u{i}@example.org" for i in range(51)], "more than 50 recipients"),
+    ],
+)
+async def test_bad_addresses_are_refused(smtp: tuple[Collector, int], to: Any, reason: str) -> None:
+    handler, port = smtp
+    async with mcp.Client(email_server.build_server(settings_for(port))) as client:
+        text = error_text(await client.call_tool("send_email", {"to": to, "subject": "Hi", "body": "x"}))
+    assert reason in text
+    assert handler.envelopes == []
+
+
+async def test_send_email_needs_smtp_from(smtp: tuple[Collector, int]) -> None:
+    handler, port = smtp
+    async with mcp.Client(email_server.build_server(settings_for(port, smtp_from=None))) as client:
+        text = error_text(await client.call_tool("send_email", {"to": "a@example.org", "subject": "", "body": ""}))
+    assert "SMTP_FROM is not set" in text
+    assert handler.envelopes == []
+
+
+async def test_unreachable_server_is_a_tool_error() -> None:
+    async with mcp.Client(email_server.build_server(settings_for(free_port()))) as client:
+        text = error_text(await client.call_tool("send_email", {"to": "a@example.org", "subject": "", "body": ""}))
+    assert "could not send: Connection refused" in text
+
+
+def rejecting(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    return AuthResult(success=False, handled=False)
+
+
+def echoing(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    """A careless server that quotes the credentials back in its refusal."""
+    assert isinstance(data, LoginPassword)
+    return AuthResult(success=False, handled=False, message=f"535 5.7.8 bad password {data.password.decode()}")
+
+
+@pytest.mark.parametrize("authenticator", [rejecting, echoing])
+async def test_login_failure_never_reveals_the_password(authenticator: Any) -> None:
+    handler = Collector()
+    # auth_require_tls=False so AUTH is offered over plain TCP on loopback; aiosmtpd warns only when
+    # auth_required is also set, which it is not, so no warning filter is needed.
+    controller = start_smtp(handler, auth_require_tls=False, authenticator=authenticator)
+    try:
+        settings = settings_for(controller.port, smtp_username="me", smtp_password=PASSWORD)
+        async with mcp.Client(email_server.build_server(settings)) as client:
+            text = error_text(await client.call_tool("send_email", {"to": "a@example.org", "subject": "", "body": ""}))
+    finally:
+        controller.stop()
+    assert "could not send: 535 5.7.8" in text
+    assert PASSWORD not in text
+    assert handler.envelopes == []
+
+
+async def test_email_server_over_stdio(smtp: tuple[Collector, int], vault: Path) -> None:
+    handler, port = smtp
+    params = mcp.StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ai_employee.mcp_servers.email_server"],
+        env={
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(port),
+            "SMTP_FROM": "me@example.com",
+            "AI_EMPLOYEE_VAULT": str(vault),
+            "PATH": os.environ["PATH"],
+        },
+    )
+    async with mcp.Client(params) as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} == {"send_email", "draft_email"}
+        result = await client.call_tool("send_email", {"to": "ann@example.org", "subject": "Hi", "body": "Hello\n"})
+        assert result.structured_content["accepted"] == ["ann@example.org"]
+    assert len(handler.envelopes) == 1
+    assert handler.messages()[0]["Message-ID"] == result.structured_content["message_id"]
+
+
+# --- email server: drafts ------------------------------------------------------------------------------
+
+
+async def test_draft_email_writes_a_note_and_sends_nothing(vault: Path) -> None:
+    # A closed port: any attempt to send would fail the call.
+    settings = settings_for(free_port(), vault=vault)
+    call = {
+        "to": ["Ann <ann@example.org>"],
+        "subject": "Re: Quote request",
+        "body": "Hello Ann,\n---\nnot frontmatter",
+        "in_reply_to": "orig-1@mail.example.org",
+    }
+    async with mcp.Client(email_server.build_server(settings)) as client:
+        first = await client.call_tool("draft_email", call)
+        second = await client.call_tool("draft_email", call)
+    today = datetime.now().astimezone().strftime("%Y-%m-%d")
+    assert first.structured_content == {"path": f"Drafts/{today} Re Quote request.md"}
+    assert second.structured_content == {"path": f"Drafts/{today} Re Quote request (2).md"}
+    text = (vault / first.structured_content["path"]).read_text()
+    _, front, body = text.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["to"] == ["Ann <ann@example.org>"]
+    assert meta["cc"] == []
+    assert meta["subject"] == "Re: Quote request"
+    assert meta["in_reply_to"] == "<orig-1@mail.example.org>"
+    assert datetime.fromisoformat(meta["created"]).tzinfo is not None
+    assert body == "\nHello Ann,\n---\nnot frontmatter\n"
+
+
+async def test_draft_email_needs_a_vault() -> None:
+    async with mcp.Client(email_server.build_server(settings_for(free_port()))) as client:
+        text = error_text(await client.call_tool("draft_email", {"to": "a@example.org", "subject": "", "body": ""}))
+    assert "AI_EMPLOYEE_VAULT is not set" in text
+
+
+@pytest.mark.parametrize(
+    ("subject", "name"),
+    [
+        ("Re: Quote request", "2026-11-22 Re Quote request.md"),
+        ("", "2026-11-22 No subject.md"),
+        ("../../etc/passwd", "2026-11-22 etc passwd.md"),
+        (".hidden [[link]] #tag a|b", "2026-11-22 hidden link tag a b.md"),
+        ("é" * 200, "2026-11-22 " + "é" * 75 + ".md"),
+    ],
+)
+def test_draft_file_names_are_safe(subject: str, name: str) -> None:
+    assert draft_file_name(subject, datetime(2026, 11, 22, 9, 30)) == name
