@@ -59,7 +59,7 @@ def test_email_waits_for_approval_then_runs_after_a_move(vault: Path, engine: Ca
     text = plan.read_text()
     assert "email.send_email" in text and "maria@brightpath-design.co" in text
     action = wait_for(lambda: files(vault / "Needs_Action", ".action.yaml"))[0]
-    assert yaml.safe_load(action.read_text())["status"] == "planned"
+    wait_for(lambda: yaml.safe_load(action.read_text())["status"] == "planned")
     os.rename(plan, vault / "Approved" / plan.name)
     done = wait_for(lambda: files(vault / "Done", ".md"))[0]
     text = done.read_text()

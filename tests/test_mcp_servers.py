@@ -9,19 +9,16 @@ import dataclasses
 import email
 import email.policy
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import mcp
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from mcp.types import CallToolResult
 
@@ -29,6 +26,7 @@ from ai_employee.errors import ConfigError
 from ai_employee.mcp_servers import email_server, vault_server
 from ai_employee.mcp_servers.email_server import EmailSettings, draft_file_name
 from ai_employee.vault import layout
+from tests.smtp_server import Collector, free_port, start_smtp
 
 PASSWORD = "hunter2-S3cret!"
 
@@ -79,45 +77,6 @@ class InMemory:
 @pytest.fixture
 def vault_client(vault: Path) -> InMemory:
     return InMemory(vault_server.build_server(vault))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Collector:
-    """An aiosmtpd handler that keeps each message it accepts and refuses the addresses in `refuse`."""
-
-    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
-        self.refuse = refuse
-        self.envelopes: list[Envelope] = []
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
-    ) -> str:
-        if address in self.refuse:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-    def messages(self) -> list[EmailMessage]:
-        # The wire format ends lines with CRLF; the parser keeps them in the body unless told otherwise.
-        raw = [(env.original_content or b"").replace(b"\r\n", b"\n") for env in self.envelopes]
-        return [email.message_from_bytes(data, policy=email.policy.default) for data in raw]
-
-
-def start_smtp(handler: Collector, **smtp_kwargs: Any) -> Controller:
-    # Controller cannot take port 0 (it connects to its own port to start), hence free_port().
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_kwargs)
-    controller.start()
-    return controller
 
 
 @pytest.fixture

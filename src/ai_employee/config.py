@@ -192,9 +192,8 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"{path}{where}: not valid YAML: fix the syntax") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping of sections (app:, claude:, ...)")
-    data = interpolate(raw, env)
-    if data.get("mcp_servers") is None:
-        data.pop("mcp_servers", None)
+    # A section whose keys are all commented out parses as null: it means "the defaults".
+    data = {key: value for key, value in interpolate(raw, env).items() if value is not None}
     try:
         config = Config.model_validate({**data, "source": path})
     except ValidationError as exc:
@@ -215,10 +214,10 @@ def _with_env_key(config: Config, env: dict[str, str]) -> Config:
 def _resolve_relative(config: Config, base: Path) -> Config:
     """Paths in a config file are relative to the file's folder, not to wherever `vault` was run."""
     updates: dict[str, Any] = {}
-    if config.app.vault_path is not None and not config.app.vault_path.is_absolute():
-        updates["app"] = config.app.model_copy(update={"vault_path": base / config.app.vault_path})
-    if config.logging.file is not None and not config.logging.file.is_absolute():
-        updates["logging"] = config.logging.model_copy(update={"file": base / config.logging.file})
+    if config.app.vault_path is not None:
+        updates["app"] = config.app.model_copy(update={"vault_path": base / config.app.vault_path.expanduser()})
+    if config.logging.file is not None:
+        updates["logging"] = config.logging.model_copy(update={"file": base / config.logging.file.expanduser()})
     return config.model_copy(update=updates) if updates else config
 
 

@@ -96,6 +96,15 @@ class McpPool:
         log.info("mcp server connected", server=server, tools=sorted(self._tools[server]))
         return session
 
+    async def warm_up(self) -> None:
+        """Start every configured server now, so the first approved plan does not wait for one.
+        A server that fails to start is logged; the step that needs it reports the error later."""
+        for server in self.servers:
+            try:
+                await self._session(server)
+            except Exception as exc:
+                log.warning("mcp server did not start", server=server, error=f"{type(exc).__name__}: {exc}")
+
     async def tool(self, server: str, name: str) -> Tool:
         await self._session(server)
         tools = self._tools[server]

@@ -118,7 +118,9 @@ class PlanRunner:
         self.ledger.step_started(plan_id, attempt, number, key, step.tool, step.args_hash(), dry_run)
         if dry_run:
             detail = f"DRY RUN — WOULD CALL {step.tool} {args_preview(step.args)}"
-            self.ledger.step_finished(plan_id, attempt, number, "dry_run", canonical_json(step.args)[:2000])
+            self.ledger.step_finished(
+                plan_id, attempt, number, "dry_run", canonical_json(step.args)[:2000], durable=False
+            )
             return StepResult(number, step.tool, "dry_run", detail, _at())
         try:
             call = await asyncio.wait_for(

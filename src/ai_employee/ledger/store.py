@@ -72,8 +72,13 @@ class Ledger:
         self.db.execute("COMMIT")
 
     @contextmanager
-    def durable(self) -> Iterator[sqlite3.Connection]:
-        """A transaction fsynced at commit: for records that must survive a power cut (the outbox)."""
+    def durable(self, really: bool = True) -> Iterator[sqlite3.Connection]:
+        """A transaction fsynced at commit: for records that must survive a power cut (the live outbox).
+        With `really=False` (dry-run: no side effect to account for) it is an ordinary transaction."""
+        if not really:
+            with self.transaction() as db:
+                yield db
+            return
         self.db.execute("PRAGMA synchronous=FULL")
         try:
             with self.transaction() as db:
@@ -149,7 +154,7 @@ class Ledger:
 
     def start_run(self, plan_id: str, plan_hash: str, dry_run: bool) -> int:
         """Claim the next attempt number for a plan; the row is durable before any step runs."""
-        with self.durable() as db:
+        with self.durable(not dry_run) as db:
             row = db.execute("SELECT COALESCE(MAX(attempt), 0) FROM runs WHERE plan_id = ?", (plan_id,)).fetchone()
             attempt = int(row[0]) + 1
             db.execute(
@@ -159,8 +164,8 @@ class Ledger:
             )
         return attempt
 
-    def finish_run(self, plan_id: str, attempt: int, state: str, detail: str = "") -> None:
-        with self.durable() as db:
+    def finish_run(self, plan_id: str, attempt: int, state: str, detail: str = "", durable: bool = True) -> None:
+        with self.durable(durable) as db:
             db.execute(
                 "UPDATE runs SET state = ?, finished = ?, detail = ? WHERE plan_id = ? AND attempt = ?",
                 (state, now_iso(), detail, plan_id, attempt),
@@ -182,7 +187,7 @@ class Ledger:
         args_hash: str,
         dry_run: bool,
     ) -> None:
-        with self.durable() as db:
+        with self.durable(not dry_run) as db:
             db.execute(
                 "INSERT INTO executions"
                 " (plan_id, attempt, step_index, idem_key, tool, args_hash, dry_run, state, started)"
@@ -190,8 +195,10 @@ class Ledger:
                 (plan_id, attempt, step_index, idem_key, tool, args_hash, int(dry_run), now_iso()),
             )
 
-    def step_finished(self, plan_id: str, attempt: int, step_index: int, state: str, result: str) -> None:
-        with self.durable() as db:
+    def step_finished(
+        self, plan_id: str, attempt: int, step_index: int, state: str, result: str, durable: bool = True
+    ) -> None:
+        with self.durable(durable) as db:
             db.execute(
                 "UPDATE executions SET state = ?, result = ?, finished = ?"
                 " WHERE plan_id = ? AND attempt = ? AND step_index = ?",

@@ -32,5 +32,5 @@ def close_action(ctx: EngineContext, action_id: str, status: str, to_folder: str
         return None
     edit_file(path, lambda text: update_yaml_text(text, {"status": status}), ctx.tmp_dir)
     dest = move_file(path, ctx.vault.folder(to_folder))
-    log.info("action closed", action_id=action_id, status=status, path=ctx.vault.relative(dest))
+    log.debug("action closed", action_id=action_id, status=status, path=ctx.vault.relative(dest))
     return dest

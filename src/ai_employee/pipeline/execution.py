@@ -22,7 +22,7 @@ from ai_employee.pipeline.planning import find_plan
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.policy import Criticality
 from ai_employee.vault.actions import new_id
-from ai_employee.vault.fsops import move_file
+from ai_employee.vault.fsops import group_commit, move_file
 from ai_employee.vault.layout import APPROVED, DONE, PLANS
 from ai_employee.vault.notes import edit_file, read_frontmatter, split_note, update_frontmatter
 from ai_employee.vault.plans import (
@@ -141,14 +141,17 @@ class ExecutionStage:
     async def _execute(self, path: Path, plan: ParsedPlan, should_stop: Callable[[], bool]) -> int:
         ctx = self.ctx
         dry_run = ctx.config.dry_run
-        edit_file(path, lambda text: update_frontmatter(text, {"status": "executing"}), ctx.tmp_dir)
+        if not dry_run:
+            # Visible while a slow tool runs; in dry-run nothing is in flight, and the ledger knows anyway.
+            edit_file(path, lambda text: update_frontmatter(text, {"status": "executing"}), ctx.tmp_dir)
         result = await self.runner.run(plan.id, plan.steps, dry_run, should_stop)
         if result.status == "stopped":
             return 1
-        dest = self._file_result(path, plan, result, dry_run)
-        if result.status == "done":
-            close_action(ctx, plan.action_id, "done", DONE, self.action_names.get(plan.action_id))
-        ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail)
+        with group_commit():
+            dest = self._file_result(path, plan, result, dry_run)
+            if result.status == "done":
+                close_action(ctx, plan.action_id, "done", DONE, self.action_names.get(plan.action_id))
+        ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
         event = EventName.PLAN_EXECUTION_COMPLETED if result.status == "done" else EventName.PLAN_INTERRUPTED
         if result.status == "failed":
             event = EventName.ACTION_FAILED
@@ -156,7 +159,7 @@ class ExecutionStage:
             event,
             ExecutionPayload(plan.id, result.status, len(plan.steps), dry_run, ctx.vault.relative(dest), result.detail),
         )
-        log.info("plan executed", plan_id=plan.id, status=result.status, dry_run=dry_run)
+        log.debug("plan executed", plan_id=plan.id, status=result.status, dry_run=dry_run)
         return 1
 
     def _file_result(self, path: Path, plan: ParsedPlan, result: RunResult, dry_run: bool) -> Path:

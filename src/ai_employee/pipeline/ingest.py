@@ -24,12 +24,14 @@ from ai_employee.pipeline.context import EngineContext, entries, local_now
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.vault.actions import Action, clean_text, file_name, file_title, new_id
 from ai_employee.vault.extract import Extracted, describe, extract
-from ai_employee.vault.fsops import candidate_names, create_file, fsync_dir, split_name
+from ai_employee.vault.fsops import candidate_names, create_file, fsync_dir, group_commit, split_name
 from ai_employee.vault.layout import ACTION_SUFFIX, ATTACHMENTS, INBOX, NEEDS_ACTION
 from ai_employee.vault.notes import find_by_id
 
 log = structlog.get_logger(__name__)
 INTENT_PREFIX = "ingest-"
+# Files ingested per group commit: bigger batches amortise directory fsyncs, smaller ones publish sooner.
+BATCH_SIZE = 64
 RETRY_HINT = "fix the problem, then move the file back into `Inbox/`."
 
 
@@ -56,9 +58,8 @@ class IngestStage:
         recheck: float | None = None
         settle = self.ctx.config.watcher.settle_s
         now = time.time()
+        ready: list[Path] = []
         for entry in entries(self.inbox):
-            if should_stop():
-                break
             try:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
@@ -69,10 +70,14 @@ class IngestStage:
                     wait = settle - age
                     recheck = wait if recheck is None else min(recheck, wait)
                     continue
-                handled += self._guarded(self._ingest_one, Path(entry.path))
+                ready.append(Path(entry.path))
             elif not stat.S_ISDIR(st.st_mode):
                 handled += self._guarded(self._set_aside_special, Path(entry.path))
             self.closed.discard(entry.name)
+        for start in range(0, len(ready), BATCH_SIZE):
+            if should_stop():
+                break
+            handled += self._ingest_batch(ready[start : start + BATCH_SIZE])
         return Pass(handled, recheck)
 
     def _guarded(self, handle: Callable[[Path], int], path: Path) -> int:
@@ -93,7 +98,52 @@ class IngestStage:
         )
         return 1
 
-    def _ingest_one(self, path: Path) -> int:
+    def _ingest_batch(self, paths: list[Path]) -> int:
+        """Ingest files in three group-committed phases: intents durable, originals moved, actions
+        published. Each phase's directory fsyncs are done once for the whole batch."""
+        vault = self.ctx.vault
+        attachments = vault.folder(ATTACHMENTS)
+        intents: list[tuple[Path, dict[str, str], Path]] = []
+        handled = 0
+        reserved: set[str] = set()
+        with group_commit():
+            for path in paths:
+                try:
+                    prepared = self._prepare(path, reserved)
+                except Exception as exc:  # one bad item must not stop the stage
+                    log.exception("ingest failed", path=path.name)
+                    self.ctx.report_problem("ingest", path, f"{type(exc).__name__}: {exc}")
+                    continue
+                if isinstance(prepared, int):
+                    handled += prepared
+                else:
+                    intents.append(prepared)
+        moved: list[tuple[dict[str, str], Path]] = []
+        with group_commit():
+            for path, intent, intent_path in intents:
+                target = attachments / intent["attachment"]
+                try:
+                    os.link(path, target)
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        target.unlink()  # undo: the original stays the only copy, in Inbox/
+                        raise
+                except OSError as exc:
+                    intent_path.unlink(missing_ok=True)
+                    self.ctx.report_problem("ingest", path, f"cannot move {path.name}: {exc.strerror or exc}")
+                    continue
+                fsync_dir(attachments)
+                fsync_dir(self.inbox)
+                moved.append((intent, intent_path))
+        with group_commit():
+            published = [(intent, intent_path, self._create_action(intent)) for intent, intent_path in moved]
+        for intent, intent_path, dest in published:
+            self._record(intent, intent_path, dest)
+        return handled + len(published)
+
+    def _prepare(self, path: Path, reserved: set[str]) -> int | tuple[Path, dict[str, str], Path]:
+        """Extract a file and write its intent; an int if it was dealt with otherwise (0 or 1 handled)."""
         try:
             extracted = extract(path, self.ctx.config.ingest.max_preview_bytes)
         except FileNotFoundError:
@@ -107,17 +157,9 @@ class IngestStage:
             quarantine(self.ctx, path, f"the engine could not read this file: {exc}", RETRY_HINT)
             return 1
         self.ctx.clear_problem("ingest", path)
-        try:
-            self._publish(path, extracted)
-        except OSError as exc:
-            self.ctx.report_problem("ingest", path, f"cannot ingest {path.name}: {exc}")
-            return 0
-        return 1
-
-    def _publish(self, path: Path, extracted: Extracted) -> None:
         vault = self.ctx.vault
         created = local_now()
-        attachment = self._free_attachment_name(path.name)
+        attachment = self._free_attachment_name(path.name, reserved)
         action = _build_action(path.name, attachment, extracted, created)
         intent = {
             "inbox": path.name,
@@ -131,18 +173,17 @@ class IngestStage:
         intent_path = create_file(
             vault.tmp_dir, f"{INTENT_PREFIX}{action.id}.json", json.dumps(intent).encode(), vault.tmp_dir
         )
-        attachments = vault.folder(ATTACHMENTS)
-        os.link(path, attachments / attachment)
-        os.unlink(path)
-        fsync_dir(attachments)
-        fsync_dir(self.inbox)
-        self._finish(intent, intent_path)
+        return path, intent, intent_path
 
-    def _finish(self, intent: dict[str, str], intent_path: Path) -> None:
+    def _create_action(self, intent: dict[str, str]) -> Path:
         vault = self.ctx.vault
-        dest = create_file(
+        return create_file(
             vault.folder(NEEDS_ACTION), intent["action_name"], intent["action"].encode("utf-8"), vault.tmp_dir
         )
+
+    def _record(self, intent: dict[str, str], intent_path: Path, dest: Path) -> None:
+        """The action is durable: record it, drop the intent, tell the bus."""
+        vault = self.ctx.vault
         self.ctx.ledger.record_source(f"sha256:{intent['sha256']}", intent["action_id"])
         intent_path.unlink(missing_ok=True)
         bus = self.ctx.bus
@@ -157,12 +198,13 @@ class IngestStage:
             ),
         )
 
-    def _free_attachment_name(self, name: str) -> str:
+    def _free_attachment_name(self, name: str, reserved: set[str]) -> str:
         stem, suffix = split_name(name)
         safe = file_title(stem, 120) + (suffix if suffix.isascii() and len(suffix) <= 16 else "")
         folder = self.ctx.vault.folder(ATTACHMENTS)
         for candidate in candidate_names(safe):
-            if not os.path.lexists(folder / candidate):
+            if candidate not in reserved and not os.path.lexists(folder / candidate):
+                reserved.add(candidate)
                 return candidate
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -184,7 +226,7 @@ class IngestStage:
             if original.exists() and os.path.samefile(original, attachment):
                 original.unlink()  # crashed between link and unlink
             if find_by_id([self.ctx.vault.folder(NEEDS_ACTION)], ACTION_SUFFIX, intent["action_id"]) is None:
-                self._finish(intent, intent_path)
+                self._record(intent, intent_path, self._create_action(intent))
                 finished += 1
             else:
                 intent_path.unlink(missing_ok=True)

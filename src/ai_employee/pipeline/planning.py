@@ -20,7 +20,7 @@ from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.planner import PlanningContext
 from ai_employee.policy import Criticality
 from ai_employee.vault.actions import Action, new_id, read_action
-from ai_employee.vault.fsops import create_file
+from ai_employee.vault.fsops import create_file, group_commit
 from ai_employee.vault.layout import (
     ACTION_SUFFIX,
     APPROVED,
@@ -35,6 +35,8 @@ from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan, steps
 
 log = structlog.get_logger(__name__)
 PLAN_FOLDERS = (PLANS, APPROVED, DONE, REJECTED)
+# Actions planned per group commit (see IngestStage): amortises directory fsyncs over a burst.
+BATCH_SIZE = 64
 FileKey = tuple[int, int, int]
 
 
@@ -60,27 +62,50 @@ class PlanningStage:
     def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
         handled = 0
         present = set()
-        handbook_loaded = False
+        dirty: list[Path] = []
         for entry in entries(self.folder, ACTION_SUFFIX):
             present.add(entry.name)
-            if should_stop():
-                break
             try:
                 key = file_key(entry)
             except FileNotFoundError:
                 continue
-            if self.settled.get(entry.name) == key:
-                continue
-            if not handbook_loaded:
-                self.planning_context.handbook = self._handbook()
-                handbook_loaded = True
-            try:
-                handled += self._handle(Path(entry.path))
-            except Exception as exc:  # one bad item must not stop the stage: report it and go on
-                log.exception("planning failed", path=entry.name)
-                self.ctx.report_problem("plan", Path(entry.path), f"{type(exc).__name__}: {exc}")
+            if self.settled.get(entry.name) != key:
+                dirty.append(Path(entry.path))
         for gone in set(self.settled) - present:
             del self.settled[gone]
+        if dirty:
+            self.planning_context.handbook = self._handbook()
+        for start in range(0, len(dirty), BATCH_SIZE):
+            if should_stop():
+                break
+            handled += self._plan_batch(dirty[start : start + BATCH_SIZE])
+        return handled
+
+    def _plan_batch(self, paths: list[Path]) -> int:
+        """Plan a batch in two group-committed phases: every plan note durable, then every action
+        marked `planned` (so an action never says planned while its plan could still be lost)."""
+        handled = 0
+        to_mark: list[tuple[Path, str]] = []
+        with group_commit():
+            for path in paths:
+                try:
+                    count, plan_id = self._handle(path)
+                except Exception as exc:  # one bad item must not stop the stage: report it and go on
+                    log.exception("planning failed", path=path.name)
+                    self.ctx.report_problem("plan", path, f"{type(exc).__name__}: {exc}")
+                    continue
+                handled += count
+                if plan_id is not None:
+                    to_mark.append((path, plan_id))
+        with group_commit():
+            for path, plan_id in to_mark:
+                try:
+                    self._mark_planned(path, plan_id)
+                except Exception as exc:
+                    log.exception("marking action planned failed", path=path.name)
+                    self.ctx.report_problem("plan", path, f"{type(exc).__name__}: {exc}")
+                    continue
+                self._settle(path)
         return handled
 
     def _handbook(self) -> str:
@@ -89,14 +114,15 @@ class PlanningStage:
         except OSError:
             return ""
 
-    def _handle(self, path: Path) -> int:
+    def _handle(self, path: Path) -> tuple[int, str | None]:
+        """Plan one action file; returns (items handled, the plan id to mark the action with)."""
         try:
             action, raw = read_action(path)
         except FileNotFoundError:
-            return 0
+            return 0, None
         except OSError as exc:
             self.ctx.report_problem("plan", path, f"cannot read {path.name}: {exc.strerror or exc}")
-            return 0
+            return 0, None
         except FormatError as exc:
             quarantine(
                 self.ctx,
@@ -104,17 +130,15 @@ class PlanningStage:
                 f"the action file cannot be read: {exc}",
                 "fix the YAML, then move the file back into `Needs_Action/`.",
             )
-            return 1
+            return 1, None
         self.ctx.clear_problem("plan", path)
         if not action.id or "status" not in raw or "created" not in raw:
             action = self._adopt(path, action, raw)
         self.by_action_id[action.id] = path.name
         if action.status != "new":
             self._settle(path)
-            return 0
-        self._plan(path, action)
-        self._settle(path)
-        return 1
+            return 0, None
+        return 1, self._plan(path, action)
 
     def _settle(self, path: Path) -> None:
         try:
@@ -138,12 +162,12 @@ class PlanningStage:
         log.info("adopted hand-written action", path=path.name, action_id=action.id)
         return action
 
-    def _plan(self, path: Path, action: Action) -> None:
+    def _plan(self, path: Path, action: Action) -> str:
+        """Write the plan note for an action; return its id (the caller marks the action planned)."""
         ctx = self.ctx
         existing = ctx.ledger.plan_for_action(action.id)
         if existing and find_plan(ctx, existing) is not None:
-            self._mark_planned(path, existing)
-            return
+            return existing
         draft = ctx.planner.plan(action, self.planning_context)
         assessment = ctx.policy.assess(draft.steps, draft.criticality_hint)
         plan_id = existing or new_id()
@@ -166,7 +190,6 @@ class PlanningStage:
         ctx.ledger.register_plan(plan_id, action.id, note.criticality, note.planner, note.title)
         folder = ctx.vault.folder(APPROVED if auto else PLANS)
         dest = create_file(folder, plan_file_name(created[:10], draft.title), render_plan(note).encode(), ctx.tmp_dir)
-        self._mark_planned(path, plan_id)
         payload = PlanPayload(
             plan_id=plan_id,
             action_id=action.id,
@@ -183,6 +206,7 @@ class PlanningStage:
             )
         else:
             ctx.bus.publish(EventName.APPROVAL_REQUIRED, payload)
+        return plan_id
 
     def _mark_planned(self, path: Path, plan_id: str) -> None:
         edit_file(

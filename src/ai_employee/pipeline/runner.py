@@ -92,6 +92,7 @@ class Pipeline:
         try:
             await self.recover()
             sweep_s = self.ctx.config.watcher.poll_interval
+            warm = False
             while not self.should_stop():
                 self._wake.clear()
                 try:
@@ -100,6 +101,10 @@ class Pipeline:
                 except Exception:
                     self.last_pass_ok = False
                     raise
+                if not warm:
+                    warm = True
+                    await self.pool.warm_up()
+                    continue
                 timeout = sweep_s if self._recheck_s is None else min(sweep_s, self._recheck_s + 0.01)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)

@@ -13,7 +13,7 @@ import yaml
 from ulid import ULID
 
 from ai_employee.errors import FormatError
-from ai_employee.vault.notes import load_yaml
+from ai_employee.vault.notes import FAST_DUMPER, load_yaml
 
 ACTION_TYPES = ("file_drop", "email", "schedule", "manual")
 ACTION_STATUSES = ("new", "planned", "done", "rejected", "failed")
@@ -70,7 +70,7 @@ class Action:
         if self.plan_id:
             data["plan_id"] = self.plan_id
         data.update(self.extra)
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100, default_style=None)
+        return yaml.dump(data, Dumper=FAST_DUMPER, sort_keys=False, allow_unicode=True, width=100)
 
     @property
     def preview(self) -> str:

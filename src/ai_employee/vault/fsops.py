@@ -11,6 +11,8 @@ import errno
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from ai_employee.errors import AIEmployeeError, ConcurrentEditError
@@ -20,8 +22,41 @@ class FileOpError(AIEmployeeError):
     """A file operation failed; the message says what was being done and to which path."""
 
 
+_deferred: ContextVar[set[Path] | None] = ContextVar("deferred_dir_syncs", default=None)
+
+
+@contextmanager
+def group_commit() -> Iterator[None]:
+    """Defer directory fsyncs to the end of the block and do each directory once (group commit).
+
+    For a batch of independent operations: N files created in one folder cost one directory fsync
+    instead of N. Everything done in the block is durable when it exits, even by an exception.
+    Nested blocks join the outermost one.
+    """
+    if _deferred.get() is not None:
+        yield
+        return
+    pending: set[Path] = set()
+    token = _deferred.set(pending)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+        for folder in sorted(pending):
+            _fsync_dir_now(folder)
+
+
 def fsync_dir(path: Path) -> None:
-    """Flush a directory entry change (a create, rename or unlink) to disk."""
+    """Flush a directory entry change (a create, rename or unlink) to disk, or at the end of the
+    enclosing `group_commit()` block."""
+    pending = _deferred.get()
+    if pending is not None:
+        pending.add(path)
+        return
+    _fsync_dir_now(path)
+
+
+def _fsync_dir_now(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -30,9 +65,12 @@ def fsync_dir(path: Path) -> None:
 
 
 def _write_temp(tmp_dir: Path, data: bytes) -> Path:
-    tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f".partial-{secrets.token_hex(8)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
         while view:

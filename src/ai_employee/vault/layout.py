@@ -22,7 +22,7 @@ NOTES = "Notes"
 DRAFTS = "Drafts"
 STATE_DIR = ".ai_employee"
 
-FOLDERS = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED, DONE, ATTACHMENTS, QUARANTINE, BRIEFINGS, NOTES)
+FOLDERS = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED, DONE, ATTACHMENTS, QUARANTINE, BRIEFINGS, NOTES, DRAFTS)
 # Counted by `vault status`, in the order of the pipeline.
 STATUS_FOLDERS = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED, DONE, QUARANTINE)
 # Folders whose content the engine owns or moves; tools may not write into them.

@@ -17,7 +17,7 @@ import yaml
 
 from ai_employee.errors import FormatError
 from ai_employee.vault.actions import file_title
-from ai_employee.vault.notes import load_yaml, read_frontmatter, split_note
+from ai_employee.vault.notes import FAST_DUMPER, load_yaml, read_frontmatter, split_note
 
 PLAN_STATUSES = ("pending_approval", "approved", "executing", "done", "failed", "rejected", "expired")
 CALLOUT_TITLE = "AI Employee:"
@@ -65,13 +65,14 @@ def steps_hash(steps: list[Step]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class _BlockDumper(yaml.SafeDumper):
+class _BlockDumper(FAST_DUMPER):  # type: ignore[misc]
     """Dumps multi-line strings as literal blocks so the human can read and edit them."""
 
 
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _str_representer(dumper: Any, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    node: yaml.ScalarNode = dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    return node
 
 
 _BlockDumper.add_representer(str, _str_representer)
@@ -237,7 +238,7 @@ class PlanNote:
 
 def render_plan(note: PlanNote) -> str:
     """The full text of a new plan note."""
-    fm = yaml.safe_dump(
+    fm = yaml.dump(
         {
             "id": note.id,
             "action_id": note.action_id,
@@ -247,6 +248,7 @@ def render_plan(note: PlanNote) -> str:
             "planner": note.planner,
             "tags": ["ai-employee/plan"],
         },
+        Dumper=FAST_DUMPER,
         sort_keys=False,
         allow_unicode=True,
     )

@@ -1,0 +1,221 @@
+"""Pipeline latency and throughput of the real engine on a temp vault. Prints figures; asserts nothing.
+
+Measures (targets from issue 2, on a 2-core machine):
+  1. drop -> action and drop -> plan latency, files dropped one at a time   (p99 drop->plan <= 250 ms)
+  2. approve-move -> Done latency in dry-run                                 (p99 <= 500 ms)
+  3. a burst of files dropped at once: time to drain, inputs unaccounted for (0 lost)
+  4. the same file work in a bare loop (the floor), and the engine's burst
+     throughput as a fraction of it                                           (>= 25%)
+
+Times come from the ledger's event timestamps (the engine's clock) against the drop time taken here
+(the same machine clock). Usage: python benchmarks/pipeline.py [--latency-files 500] [--burst 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from ai_employee.vault.fsops import create_file, fsync_dir
+from ai_employee.vault.layout import init_vault
+
+EMAIL = """From: Client {n} <client{n}@example.org>
+To: me@example.com
+Subject: Question number {n}
+Message-ID: <bench-{n}@example.org>
+
+Hello, this is question {n}. Could you get back to me?
+"""
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(name: str, values_s: list[float]) -> str:
+    ms = [v * 1000 for v in values_s]
+    return (
+        f"{name:34} n={len(ms):5}  p50={percentile(ms, 50):7.1f} ms  p99={percentile(ms, 99):7.1f} ms"
+        f"  max={max(ms):7.1f} ms  mean={statistics.fmean(ms):7.1f} ms"
+    )
+
+
+class Engine:
+    def __init__(self, vault: Path) -> None:
+        self.vault = vault
+        self.log = open(vault.parent / "engine.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ai_employee", "--vault", str(vault), "start"],
+            stdout=self.log,
+            stderr=self.log,
+            cwd=vault.parent,
+        )
+        deadline = time.monotonic() + 30
+        while not (vault / ".ai_employee" / "heartbeat.json").exists():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit(f"engine did not start; see {vault.parent / 'engine.log'}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=120)
+        self.log.close()
+
+
+def event_times(vault: Path, name: str, key: str) -> dict[str, float]:
+    """{payload[key]: first event time (epoch s)} for events of this name."""
+    db = sqlite3.connect(f"file:{vault / '.ai_employee' / 'ledger.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT ts, payload FROM events WHERE name = ?", (name,)).fetchall()
+    finally:
+        db.close()
+    found: dict[str, float] = {}
+    for ts, payload in rows:
+        value = json.loads(payload).get(key)
+        if value is not None and value not in found:
+            found[str(value)] = datetime.fromisoformat(ts).timestamp()
+    return found
+
+
+def count(folder: Path, suffix: str = "") -> int:
+    with os.scandir(folder) as it:
+        return sum(1 for e in it if e.name.endswith(suffix) and not e.name.startswith("."))
+
+
+def wait_until(predicate: object, timeout_s: float, poll_s: float = 0.002) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out waiting for the engine")
+        time.sleep(poll_s)
+
+
+def drop(path: Path, data: bytes) -> float:
+    t0 = time.time()
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return t0
+
+
+def bench_latency(vault: Path, n: int) -> None:
+    """Files dropped one at a time: drop->action, drop->plan."""
+    inbox, done = vault / "Inbox", vault / "Done"
+    dropped: dict[str, float] = {}
+    base = count(done, ".action.yaml")
+    for i in range(n):
+        name = f"lat-{i:05d}"
+        dropped[name] = drop(inbox / f"{name}.txt", f"Latency probe {i}\n".encode())
+        wait_until(lambda i=i: count(done, ".action.yaml") >= base + i + 1, 30)
+    # Action files are named "<date> <title>.action.yaml"; the template planner titles the plan after it.
+    actions = {
+        title.split(" ", 1)[1].removesuffix(".action.yaml"): ts
+        for title, ts in event_times(vault, "action.generated", "title").items()
+    }
+    plans = event_times(vault, "plan.created", "title")
+    to_action = [actions[name] - t0 for name, t0 in dropped.items()]
+    to_plan = [plans[f"File a summary of {name}"] - t0 for name, t0 in dropped.items()]
+    print(summary("drop -> action", to_action))
+    print(summary("drop -> plan", to_plan))
+
+
+def bench_approve(vault: Path, n: int) -> None:
+    """Plans waiting for approval moved into Approved/ one at a time: move -> note in Done/."""
+    inbox, plans, approved, done = (vault / f for f in ("Inbox", "Plans", "Approved", "Done"))
+    for i in range(n):
+        (inbox / f"mail-{i:04d}.eml").write_text(EMAIL.format(n=i))
+    wait_until(lambda: count(plans, ".md") >= n, 120, 0.05)
+    latencies = []
+    for note in sorted(plans.iterdir()):
+        if note.name.startswith("."):
+            continue
+        t0 = time.monotonic()
+        os.rename(note, approved / note.name)
+        wait_until(lambda note=note: (done / note.name).exists(), 30, 0.001)
+        latencies.append(time.monotonic() - t0)
+    print(summary("approve-move -> Done (dry-run)", latencies))
+
+
+def bench_burst(vault: Path, n: int) -> float:
+    inbox, done, attachments = vault / "Inbox", vault / "Done", vault / "Attachments"
+    before_done = count(done, ".action.yaml")
+    before_att = count(attachments)
+    t0 = time.monotonic()
+    for i in range(n):
+        with open(inbox / f"burst-{i:05d}.txt", "wb") as fh:
+            fh.write(f"Burst item {i}\nSome text to read and summarise.\n".encode())
+    written = time.monotonic() - t0
+    wait_until(lambda: count(done, ".action.yaml") >= before_done + n, 1800, 0.05)
+    drained = time.monotonic() - t0
+    in_inbox = count(inbox)
+    quarantined = count(vault / "Quarantine")
+    moved = count(attachments) - before_att
+    lost = n - moved + in_inbox
+    print(
+        f"burst of {n}: written in {written:.2f} s, drained (all in Done/) in {drained:.2f} s"
+        f" = {n / drained:.0f} files/s; unaccounted for: {lost} (Inbox left {in_inbox},"
+        f" quarantined {quarantined})"
+    )
+    return n / drained
+
+
+def bench_floor(root: Path, n: int) -> float:
+    """The same file work with no engine: read, write action + plan atomically with fsync, move original."""
+    inbox, actions, plans, attachments, tmp = (root / f for f in ("in", "actions", "plans", "att", "tmp"))
+    for folder in (inbox, actions, plans, attachments, tmp):
+        folder.mkdir(parents=True)
+    for i in range(n):
+        (inbox / f"floor-{i:05d}.txt").write_bytes(f"Burst item {i}\nSome text to read and summarise.\n".encode())
+    t0 = time.monotonic()
+    for entry in sorted(os.scandir(inbox), key=lambda e: e.name):
+        data = Path(entry.path).read_bytes()
+        create_file(actions, f"{entry.name}.action.yaml", b"id: x\npreview: " + data[:64], tmp)
+        create_file(plans, f"{entry.name}.md", b"---\nid: y\n---\n# plan\n" + data[:64], tmp)
+        os.rename(entry.path, attachments / entry.name)
+        fsync_dir(attachments)
+        fsync_dir(inbox)
+    elapsed = time.monotonic() - t0
+    print(f"floor (bare loop, {n} files): {elapsed:.2f} s = {n / elapsed:.0f} files/s")
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-files", type=int, default=500)
+    parser.add_argument("--approvals", type=int, default=200)
+    parser.add_argument("--burst", type=int, default=5000)
+    parser.add_argument("--keep", action="store_true", help="keep the temp vaults")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="ai-employee-bench-"))
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; work dir {base}")
+    vault = base / "vault"
+    init_vault(vault)
+    engine = Engine(vault)
+    try:
+        drop(vault / "Inbox" / "warmup.txt", b"warm up the MCP servers\n")
+        wait_until(lambda: count(vault / "Done", ".action.yaml") >= 1, 60)
+        bench_latency(vault, args.latency_files)
+        bench_approve(vault, args.approvals)
+        engine_rate = bench_burst(vault, args.burst)
+    finally:
+        engine.stop()
+    floor_rate = bench_floor(base / "floor", args.burst)
+    print(f"engine burst throughput = {engine_rate / floor_rate:.0%} of the floor")
+    if not args.keep:
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""A real SMTP server for tests (aiosmtpd on 127.0.0.1) that keeps what it receives."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Collector:
+    """An aiosmtpd handler that keeps each message it accepts and refuses the addresses in `refuse`."""
+
+    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
+        self.refuse = refuse
+        self.envelopes: list[Envelope] = []
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+    def messages(self) -> list[EmailMessage]:
+        # The wire format ends lines with CRLF; the parser keeps them in the body unless told otherwise.
+        raw = [(env.original_content or b"").replace(b"\r\n", b"\n") for env in self.envelopes]
+        return [email.message_from_bytes(data, policy=email.policy.default) for data in raw]
+
+
+def start_smtp(handler: Collector, **smtp_kwargs: Any) -> Controller:
+    # Controller cannot take port 0 (it connects to its own port to start), hence free_port().
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_kwargs)
+    controller.start()
+    return controller
