@@ -52,7 +52,6 @@ def test_defaults(tmp_path: Path, text: str | None) -> None:
     assert config.secrets() == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a section left empty (all keys commented out) is an error")
 @pytest.mark.parametrize("section", ["app", "approval", "execution", "policy"])
 def test_empty_section_means_defaults(tmp_path: Path, section: str) -> None:
     config = load(tmp_path, f"{section}:\n  # every key commented out\n")
@@ -317,7 +316,6 @@ def test_relative_path_with_the_config_given_relatively(tmp_path: Path, monkeypa
     assert resolve_vault_path(None, config) == tmp_path / "sub" / "v"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `~` in app.vault_path/logging.file is joined to the config folder")
 def test_home_relative_paths_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     home.mkdir()

@@ -223,7 +223,6 @@ def test_replace_file_missing_folder_leaves_no_debris(tmp_path: Path, tmp_dir: P
     assert no_debris(tmp_dir)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: replace_file resets the file's mode to 0644 (umask)")
 def test_replace_file_keeps_the_files_permissions(folder: Path, tmp_dir: Path) -> None:
     path = folder / "private.md"
     path.write_bytes(b"secret")
@@ -323,7 +322,6 @@ def test_move_file_missing_destination_keeps_the_source(folder: Path, tmp_path: 
     assert src.read_bytes() == b"keep me"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: moving a file into the folder it is in renames it to `name (2)`")
 def test_move_file_into_its_own_folder_is_a_no_op(folder: Path) -> None:
     src = folder / "plan.md"
     src.write_bytes(b"x")

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from ai_employee.errors import ConcurrentEditError, FormatError
-from ai_employee.vault import notes
 from ai_employee.vault.notes import (
     EDIT_RETRIES,
     MAX_YAML_BYTES,
@@ -85,7 +84,6 @@ def test_read_frontmatter_empty_is_empty_mapping(text: str) -> None:
     assert read_frontmatter(split_note(text), "n.md") == {}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a comment-only frontmatter is rejected as 'not a mapping'")
 def test_read_frontmatter_comment_only_is_empty_mapping() -> None:
     assert read_frontmatter(split_note("---\n# my own comment\n---\nBody\n"), "n.md") == {}
 
@@ -266,12 +264,6 @@ def test_update_frontmatter_values_read_back_exactly(value: object) -> None:
 def test_update_frontmatter_values_read_back_exactly_through_the_round_trip(
     value: object, request: pytest.FixtureRequest
 ) -> None:
-    if value in ("12:30", "1:20:30", "no", "yes", "on", "off", "NO"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="BUG: ruamel (YAML 1.2) leaves strings plain that PyYAML (1.1) coerces"
-            )
-        )
     out = update_frontmatter("---\ntitle: t\nvalue: old  # feedback\n---\nBody\n", {"value": value})
     fm = read_frontmatter(split_note(out), "n")
     assert fm["value"] == value
@@ -299,7 +291,6 @@ def test_update_frontmatter_tolerates_duplicate_keys_like_the_reader() -> None:
     assert read_frontmatter(split_note(out), "n") == {"title": "b", "status": "done"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a CRLF note without frontmatter gets `id: X\\n\\r\\n`")
 @pytest.mark.parametrize("text", ["Line\r\nTwo\r\n", "---\r\n---\r\nLine\r\n"])
 def test_update_frontmatter_crlf_note_without_frontmatter_gets_crlf_frontmatter(text: str) -> None:
     body = "Line\r\nTwo\r\n" if text.startswith("Line") else "Line\r\n"
@@ -312,9 +303,6 @@ def test_update_frontmatter_keeps_comments_when_there_are_no_keys_yet() -> None:
     assert "# my notes about this note" in out
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: ruamel errors escape update_frontmatter/update_yaml_text as non-FormatError"
-)
 @pytest.mark.parametrize(
     ("fm", "updates"),
     [
@@ -398,7 +386,6 @@ def test_update_yaml_text_keeps_comments_of_a_keyless_file() -> None:
     assert update_yaml_text("# to do: describe this\n", {"id": "X"}).startswith("# to do: describe this\n")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: PyYAML accepts duplicate keys, the ruamel fallback raises")
 def test_update_yaml_text_duplicate_engine_key() -> None:
     text = "status: new\nstatus: planned  # hand-edited twice\n"
     assert load_yaml(text, "x") == {"status": "planned"}  # the reader accepts it...
@@ -543,7 +530,6 @@ def test_has_id_missing_file_and_regex_characters(tmp_path: Path) -> None:
     assert not has_id(path, "a.b")  # the id is escaped, not a pattern
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: has_id misses `id:` on the first line after a BOM")
 def test_has_id_after_bom(tmp_path: Path) -> None:
     path = tmp_path / "x.action.yaml"
     path.write_text(f"\ufeffid: {ID}\ntype: manual\n")
@@ -551,7 +537,6 @@ def test_has_id_after_bom(tmp_path: Path) -> None:
     assert has_id(path, ID)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: has_id misses `id: X  # comment`")
 def test_has_id_with_trailing_comment(tmp_path: Path) -> None:
     path = tmp_path / "x.md"
     path.write_text(f"---\nid: {ID}  # do not edit\n---\n")
@@ -604,7 +589,6 @@ def test_load_yaml_size_cap() -> None:
         load_yaml("a: " + "x" * MAX_YAML_BYTES, "big.yaml")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the size cap counts characters, not bytes")
 def test_load_yaml_size_cap_counts_bytes() -> None:
     text = "a: " + "é" * (MAX_YAML_BYTES // 2 + 1000)  # fewer chars than the cap, more bytes
     assert len(text.encode()) > MAX_YAML_BYTES
@@ -616,24 +600,18 @@ def test_load_yaml_refuses_alias_bomb() -> None:
     levels = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         levels.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
-    with pytest.raises(FormatError, match=r"bomb\.yaml uses 72 YAML aliases \(at most 50\)"):
+    with pytest.raises(FormatError, match=r"bomb\.yaml expands to more than"):
         load_yaml("\n".join(levels) + "\n", "bomb.yaml")
 
 
-def test_load_yaml_allows_a_few_aliases() -> None:
-    assert load_yaml("base: &b {x: 1}\ncopy: *b\n", "t") == {"base": {"x": 1}, "copy": {"x": 1}}
-    text = "a: &a 1\n" + "".join(f"k{i}: *a\n" for i in range(notes.MAX_ALIASES))
-    assert len(load_yaml(text, "t")) == notes.MAX_ALIASES + 1
-    with pytest.raises(FormatError, match="aliases"):
-        load_yaml(text + "extra: *a\n", "t")
+def test_load_yaml_accepts_a_few_aliases() -> None:
+    assert load_yaml("a: &a [1, 2]\nb: *a\n", "t") == {"a": [1, 2], "b": [1, 2]}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: 48 aliases doubling per level expand to 2**24 nodes; only count is capped")
 def test_load_yaml_refuses_exponential_alias_expansion_below_the_alias_count() -> None:
     lines = ["l0: &l0 " + "x" * 1000]
     lines += [f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, 25)]
     text = "\n".join(lines) + "\n"
-    assert text.count("*") <= notes.MAX_ALIASES
     # Loading shares objects, but json.dumps (parse_steps) or any copy expands it to ~16 GB.
     with pytest.raises(FormatError):
         load_yaml(text, "bomb")
@@ -670,15 +648,14 @@ DEEP_YAML_SCRIPT = """
 from ai_employee.errors import FormatError
 from ai_employee.vault.notes import load_yaml
 try:
-    load_yaml("[" * 60000 + "]" * 60000, "deep.action.yaml")
+    load_yaml("- " * 40000 + "x", "deep.action.yaml")
 except FormatError as exc:
     print(exc)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: libyaml's C loader overflows the C stack (SIGSEGV) on deep nesting")
 def test_load_yaml_deep_nesting_is_refused_without_crashing() -> None:
-    # 120 KB, under the size cap: run in a child so a crash cannot take the test run down with it.
-    proc = subprocess.run([sys.executable, "-c", DEEP_YAML_SCRIPT], capture_output=True, text=True, timeout=30)
+    # 80 KB, under the size cap: run in a child so a crash cannot take the test run down with it.
+    proc = subprocess.run([sys.executable, "-c", DEEP_YAML_SCRIPT], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-500:]}"
     assert "nested too deeply" in proc.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 
 import structlog
@@ -22,17 +23,25 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from ai_employee.vault.layout import APPROVED, INBOX, NEEDS_ACTION, PLANS, REJECTED, Vault
+from ai_employee.vault.layout import APPROVED, INBOX, NEEDS_ACTION, REJECTED, Vault
 
 log = structlog.get_logger(__name__)
-WATCHED = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED)
+# The folders a stage reads. Plans/ is not among them: notes there wait for the human.
+WATCHED = (INBOX, NEEDS_ACTION, APPROVED, REJECTED)
 Hint = Callable[[str, str, bool], None]  # (folder, file name, known complete)
 
 
 class _Handler(FileSystemEventHandler):
+    """Runs on watchdog's threads. Hints are queued and handed to the loop in batches: one
+    `call_soon_threadsafe` per batch, not per event. (A burst of events each writing to the loop's
+    self-pipe fills it, and a signal's wake-up byte can then be lost: SIGTERM would go unnoticed.)"""
+
     def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint) -> None:
         self.loop = loop
         self.hint = hint
+        self._lock = threading.Lock()
+        self._queued: list[tuple[str, str, bool]] = []
+        self._scheduled = False
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write") or event.is_directory:
@@ -43,9 +52,22 @@ class _Handler(FileSystemEventHandler):
 
     def _send(self, path: str, complete: bool) -> None:
         folder, name = os.path.split(path)
+        with self._lock:
+            self._queued.append((os.path.basename(folder), name, complete))
+            if self._scheduled:
+                return
+            self._scheduled = True
         # RuntimeError: the loop is closing because the engine is stopping.
         with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.hint, os.path.basename(folder), name, complete)
+            self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        """On the loop's thread: pass every queued hint on."""
+        with self._lock:
+            queued, self._queued = self._queued, []
+            self._scheduled = False
+        for folder, name, complete in queued:
+            self.hint(folder, name, complete)
 
 
 class VaultWatcher:

@@ -6,6 +6,7 @@ never runs again: copies (sync conflicts, a copy instead of a move) are set asid
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class ExecutionStage:
             if should_stop():
                 break
             path = Path(entry.path)
+            await asyncio.sleep(0)  # let signals, the heartbeat and watcher hints in between plans
             try:
                 handled += await self._handle(path, should_stop)
             except FileNotFoundError:

@@ -74,10 +74,9 @@ class IngestStage:
             elif not stat.S_ISDIR(st.st_mode):
                 handled += self._guarded(self._set_aside_special, Path(entry.path))
             self.closed.discard(entry.name)
-        for start in range(0, len(ready), BATCH_SIZE):
-            if should_stop():
-                break
-            handled += self._ingest_batch(ready[start : start + BATCH_SIZE])
+        # One batch per call: the pipeline yields to the event loop (signals, heartbeat) between calls.
+        if ready and not should_stop():
+            handled += self._ingest_batch(ready[:BATCH_SIZE])
         return Pass(handled, recheck)
 
     def _guarded(self, handle: Callable[[Path], int], path: Path) -> int:

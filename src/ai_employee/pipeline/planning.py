@@ -75,10 +75,9 @@ class PlanningStage:
             del self.settled[gone]
         if dirty:
             self.planning_context.handbook = self._handbook()
-        for start in range(0, len(dirty), BATCH_SIZE):
-            if should_stop():
-                break
-            handled += self._plan_batch(dirty[start : start + BATCH_SIZE])
+        # One batch per call: the pipeline yields to the event loop (signals, heartbeat) between calls.
+        if dirty and not should_stop():
+            handled += self._plan_batch(dirty[:BATCH_SIZE])
         return handled
 
     def _plan_batch(self, paths: list[Path]) -> int:

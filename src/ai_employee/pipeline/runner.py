@@ -69,7 +69,9 @@ class Pipeline:
             ingested = self.ingest.run_once(self.should_stop)
             self._recheck_s = ingested.recheck_s
             handled = ingested.handled
+            await asyncio.sleep(0)
             handled += self.planning.run_once(self.should_stop)
+            await asyncio.sleep(0)
             handled += self.rejection.run_once(self.should_stop)
             handled += await self.execution.run_once(self.should_stop)
             self.passes += 1

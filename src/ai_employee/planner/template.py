@@ -23,7 +23,9 @@ def quote(text: str, limit: int = PREVIEW_IN_PLAN_CHARS) -> str:
     if len(text) > limit:
         cut += " …"
     lines = cut.splitlines() or ["(empty)"]
-    return "\n".join(f"> {line}".rstrip() for line in lines)
+    # A line starting `[!` right after `> ` would render as a callout, posing as the engine's own.
+    escaped = ("\\" + line if line.startswith("[!") else line for line in lines)
+    return "\n".join(f"> {line}".rstrip() for line in escaped)
 
 
 class TemplatePlanner:

@@ -7,9 +7,11 @@ is fsynced after. A crash leaves at worst debris in the temp folder, never a hal
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -143,6 +145,8 @@ def replace_file(path: Path, data: bytes, tmp_dir: Path, expected: bytes | None 
         try:
             if expected is not None and path.read_bytes() != expected:
                 raise ConcurrentEditError(f"{path} changed while it was being updated")
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # keep the user's permissions
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -157,6 +161,8 @@ def move_file(src: Path, folder: Path, name: str | None = None) -> Path:
     Uses link + unlink, so a crash in between leaves the same inode under both names, which the
     callers' recovery recognises; it never leaves zero copies.
     """
+    if src.parent == folder and (name is None or name == src.name):
+        return src
     try:
         if src.is_symlink() or not src.is_file():
             # Links to directories and special files cannot be hard-linked portably: rename, checking

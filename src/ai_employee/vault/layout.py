@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +50,12 @@ IGNORED_PATTERNS = (
 )
 
 
+_IGNORED = re.compile("|".join(fnmatch.translate(pattern) for pattern in IGNORED_PATTERNS))
+
+
 def is_ignored(name: str) -> bool:
     """True for names that are editor/OS/sync debris, dot files or engine temp files."""
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in IGNORED_PATTERNS)
+    return _IGNORED.match(name) is not None
 
 
 def is_conflict_copy(name: str) -> bool:

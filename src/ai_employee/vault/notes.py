@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError as RuamelError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from ai_employee.errors import ConcurrentEditError, FormatError
 from ai_employee.vault.fsops import replace_file
@@ -26,19 +28,51 @@ from ai_employee.vault.fsops import replace_file
 FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FAST_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 MAX_YAML_BYTES = 256 * 1024
-MAX_ALIASES = 50
+MAX_DEPTH = 200
+MAX_EXPANDED_NODES = 100_000
 EDIT_RETRIES = 5
 _FENCE = re.compile(r"^---[ \t]*\r?$")
 
 
+def _check_events(text: str, what: str) -> None:
+    """Refuse alias bombs and deep nesting from the event stream, before anything is constructed.
+
+    Counts the nodes the document would have with every alias expanded (an alias costs the size of
+    what it names), and caps nesting because libyaml's composer recurses in C and would crash.
+    """
+    sizes: dict[str, int] = {}
+    open_collections: list[tuple[str | None, int]] = []  # (anchor, nodes expanded so far)
+    expanded = 0
+    for event in yaml.parse(text, Loader=FAST_LOADER):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(open_collections) >= MAX_DEPTH:
+                raise FormatError(f"{what} is nested too deeply (more than {MAX_DEPTH} levels)")
+            open_collections.append((event.anchor, expanded))
+            nodes = 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, start = open_collections.pop()
+            if anchor:
+                sizes[anchor] = expanded - start
+            continue
+        elif isinstance(event, yaml.ScalarEvent):
+            nodes = 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            nodes = sizes.get(event.anchor or "", 1)
+        else:
+            continue
+        expanded += nodes
+        if expanded > MAX_EXPANDED_NODES:
+            raise FormatError(f"{what} expands to more than {MAX_EXPANDED_NODES} values (YAML aliases)")
+
+
 def load_yaml(text: str, what: str) -> Any:
-    """Parse untrusted YAML safely: size-capped, few aliases, a clear FormatError on any problem."""
-    if len(text) > MAX_YAML_BYTES:
+    """Parse untrusted YAML safely: size-capped, no alias bombs, bounded nesting, a clear FormatError."""
+    if len(text.encode("utf-8", errors="surrogatepass")) > MAX_YAML_BYTES:
         raise FormatError(f"{what} is larger than {MAX_YAML_BYTES // 1024} KiB")
     try:
-        aliases = sum(1 for event in yaml.parse(text, Loader=FAST_LOADER) if isinstance(event, yaml.AliasEvent))
-        if aliases > MAX_ALIASES:
-            raise FormatError(f"{what} uses {aliases} YAML aliases (at most {MAX_ALIASES})")
+        _check_events(text, what)
         return yaml.load(text, Loader=FAST_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -83,6 +117,8 @@ def read_frontmatter(parts: NoteParts, what: str) -> dict[str, Any]:
     if not parts.has_frontmatter or not parts.frontmatter.strip():
         return {}
     data = load_yaml(parts.frontmatter, f"the frontmatter of {what}")
+    if data is None:  # only comments
+        return {}
     if not isinstance(data, dict):
         raise FormatError(f"the frontmatter of {what} is not a mapping of properties")
     return {str(k): v for k, v in data.items()}
@@ -115,6 +151,7 @@ def _detect_indent(text: str) -> tuple[int, int]:
 def _roundtrip_yaml(text: str) -> YAML:
     rt = YAML(typ="rt")
     rt.preserve_quotes = True
+    rt.allow_duplicate_keys = True
     rt.width = 4096
     mapping, offset = _detect_indent(text)
     rt.indent(mapping=mapping, sequence=offset + 2, offset=offset)
@@ -143,8 +180,8 @@ def _line_update(text: str, updates: Mapping[str, Any], remove: tuple[str, ...])
     """
     newline = "\r\n" if "\r\n" in text else "\n"
     try:
-        before = yaml.load(text, Loader=FAST_LOADER) if text.strip() else {}
-    except yaml.YAMLError:
+        before = load_yaml(text, "the YAML") if text.strip() else {}
+    except FormatError:
         return None
     if not isinstance(before, dict):
         return None
@@ -176,8 +213,8 @@ def _line_update(text: str, updates: Mapping[str, Any], remove: tuple[str, ...])
             lines.append(rendered)
     result = "".join(lines)
     try:
-        after = yaml.load(result, Loader=FAST_LOADER) if result.strip() else {}
-    except yaml.YAMLError:
+        after = load_yaml(result, "the YAML") if result.strip() else {}
+    except FormatError:
         return None
     return result if after == expected else None
 
@@ -188,8 +225,13 @@ def update_yaml_text(text: str, updates: Mapping[str, Any], remove: tuple[str, .
     if fast is not None:
         return fast
     newline = "\r\n" if "\r\n" in text else "\n"
+    if text.strip():
+        load_yaml(text, "the YAML")  # the same limits as every read: no aliases, bounded nesting
     rt = _roundtrip_yaml(text)
-    data = rt.load(text.replace("\r\n", "\n")) if text.strip() else None
+    try:
+        data = rt.load(text.replace("\r\n", "\n")) if text.strip() else None
+    except RuamelError as exc:
+        raise FormatError(f"the YAML cannot be updated: {exc}") from exc
     if data is None:
         data = CommentedMap()
     if not isinstance(data, dict):
@@ -197,11 +239,22 @@ def update_yaml_text(text: str, updates: Mapping[str, Any], remove: tuple[str, .
     for key in remove:
         data.pop(key, None)
     for key, value in updates.items():
-        data[key] = value
+        data[key] = _unambiguous(value)
     out = io.StringIO()
     rt.dump(data, out)
     result = out.getvalue()
     return result.replace("\n", newline) if newline != "\n" else result
+
+
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _unambiguous(value: Any) -> Any:
+    """A string that YAML 1.1 readers would take for something else (`no`, `12:30`) is quoted."""
+    if isinstance(value, str) and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:  # type: ignore[no-untyped-call]
+        return DoubleQuotedScalarString(value)
+    return value
 
 
 def update_frontmatter(text: str, updates: Mapping[str, Any], remove: tuple[str, ...] = ()) -> str:
@@ -209,6 +262,8 @@ def update_frontmatter(text: str, updates: Mapping[str, Any], remove: tuple[str,
     parts = split_note(text)
     nl = parts.newline
     new_fm = update_yaml_text(parts.frontmatter, updates, remove)
+    if nl == "\r\n" and "\r\n" not in new_fm:
+        new_fm = new_fm.replace("\n", "\r\n")
     if not new_fm.endswith(nl):
         new_fm += nl
     return f"{parts.prefix}---{nl}{new_fm}---{nl}{parts.body}"
@@ -239,7 +294,7 @@ def edit_file(path: Path, change: Callable[[str], str], tmp_dir: Path) -> str:
 
 def has_id(path: Path, wanted_id: str) -> bool:
     """True if the file's YAML (frontmatter or whole file) has `id: <wanted_id>` as a top-level key."""
-    pattern = re.compile(rf"^id:[ \t]*['\"]?{re.escape(wanted_id)}['\"]?[ \t]*\r?$", re.MULTILINE)
+    pattern = re.compile(rf"^\ufeff?id:[ \t]*['\"]?{re.escape(wanted_id)}['\"]?[ \t]*(#.*)?\r?$", re.MULTILINE)
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             head = fh.read(8192)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ai_employee.errors import FormatError
-from ai_employee.vault.actions import file_title
+from ai_employee.vault.actions import clean_text, file_title
 from ai_employee.vault.notes import FAST_DUMPER, load_yaml, read_frontmatter, split_note
 
 PLAN_STATUSES = ("pending_approval", "approved", "executing", "done", "failed", "rejected", "expired")
@@ -25,8 +25,13 @@ MAX_STEPS = 50
 _TOOL = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+$")
 _STEPS_HEADING = re.compile(r"^##[ \t]+Steps[ \t]*$", re.MULTILINE)
 _NEXT_HEADING = re.compile(r"^#{1,2}[ \t]+\S", re.MULTILINE)
-_FENCE_BLOCK = re.compile(r"^```[ \t]*(yaml|yml)?[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+# Any fenced block (``` or ~~~, three or more, any info string), closed by the same fence or a longer one.
+_FENCE_BLOCK = re.compile(
+    r"^(?P<fence>(?P<ch>[`~])(?P=ch){2,})[ \t]*(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=fence)(?P=ch)*[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
 _STEP_KEYS = {"tool", "args", "why"}
+_ENGINE_CALLOUT = re.compile(r"^> \[![^\]]+\][+-]? AI Employee:")
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,9 @@ def parse_steps(body: str) -> list[Step]:
         raise FormatError("the `## Steps` section has no ```yaml block")
     if len(blocks) > 1:
         raise FormatError("the `## Steps` section must hold exactly one ```yaml block")
-    data = load_yaml(blocks[0].group(2), "the steps block")
+    if blocks[0].group("info").strip().lower() not in ("", "yaml", "yml"):
+        raise FormatError("the block under `## Steps` must be a ```yaml block")
+    data = load_yaml(blocks[0].group("body"), "the steps block")
     if data is None:
         return []
     if not isinstance(data, list):
@@ -192,7 +199,7 @@ def set_callout(body: str, kind: str, title: str, lines: list[str]) -> str:
     new = callout(kind, title, lines)
     out = body.splitlines(keepends=True)
     for i, line in enumerate(out):
-        if line.startswith("> [!") and CALLOUT_TITLE in line:
+        if _ENGINE_CALLOUT.match(line):
             j = i + 1
             while j < len(out) and out[j].startswith(">"):
                 j += 1
@@ -210,12 +217,18 @@ def append_section(body: str, heading: str, lines: list[str]) -> str:
 
 
 def tick_checklist(body: str, numbers: set[int]) -> str:
-    """Tick `- [ ] N.` items of the engine's checklist for the given step numbers."""
+    """Tick `- [ ] N.` items of the engine's `## Checklist` section for the given step numbers."""
+    match = re.search(r"^## Checklist[ \t]*$", body, flags=re.MULTILINE)
+    if match is None:
+        return body
+    end = _NEXT_HEADING.search(body, match.end())
+    stop = end.start() if end else len(body)
 
-    def tick(match: re.Match[str]) -> str:
-        return f"- [x] {match.group(1)}." if int(match.group(1)) in numbers else match.group(0)
+    def tick(item: re.Match[str]) -> str:
+        return f"- [x] {item.group(1)}." if int(item.group(1)) in numbers else item.group(0)
 
-    return re.sub(r"^- \[ \] (\d+)\.", tick, body, flags=re.MULTILINE)
+    section = re.sub(r"^- \[ \] (\d+)\.", tick, body[match.end() : stop], flags=re.MULTILINE)
+    return body[: match.end()] + section + body[stop:]
 
 
 @dataclass(frozen=True)
@@ -271,7 +284,8 @@ def render_plan(note: PlanNote) -> str:
             ],
         )
     checklist = [
-        f"- [ ] {n}. `{step.tool}`" + (f" — {step.why}" if step.why else "") for n, step in enumerate(note.steps, 1)
+        f"- [ ] {n}. `{step.tool}`" + (f" — {clean_text(step.why, 200)}" if step.why else "")
+        for n, step in enumerate(note.steps, 1)
     ]
     parts = [
         f"---\n{fm}---\n",

@@ -1,0 +1,154 @@
+"""Crash recovery at start-up: half-done ingests finish exactly once; a step whose outcome is unknown
+goes back to the human instead of being retried; a run stopped between steps resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ai_employee.config import Config
+from ai_employee.orchestrator import Engine
+from ai_employee.pipeline.context import EngineContext
+from ai_employee.pipeline.runner import Pipeline
+from ai_employee.vault.layout import Vault
+from ai_employee.vault.plans import parse_steps, steps_hash
+from tests.conftest import SAMPLES, files
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def opened(vault: Path) -> Iterator[tuple[Engine, EngineContext]]:
+    engine = Engine(Vault(vault), Config())
+    ctx = engine._open()
+    try:
+        yield engine, ctx
+    finally:
+        engine._close()
+
+
+def frontmatter(path: Path) -> dict[str, object]:
+    return yaml.safe_load(path.read_text("utf-8").split("---\n", 2)[1])
+
+
+def test_ingest_interrupted_after_moving_the_original_finishes_once(
+    vault: Path, opened: tuple[Engine, EngineContext]
+) -> None:
+    _, ctx = opened
+    pipeline = Pipeline(ctx, lambda: False)
+    original = vault / "Inbox" / "note.md"
+    original.write_text("# A note\n\nhello\n")
+    prepared = pipeline.ingest._prepare(original, set())
+    assert not isinstance(prepared, int)
+    path, intent, intent_path = prepared
+    os.link(path, vault / "Attachments" / intent["attachment"])
+    os.unlink(path)  # crash here: original moved, no action file yet
+    assert files(vault / "Needs_Action") == []
+    fresh = Pipeline(ctx, lambda: False)
+    assert fresh.ingest.recover() == 1
+    assert fresh.ingest.recover() == 0
+    actions = files(vault / "Needs_Action", ".action.yaml")
+    assert len(actions) == 1 and yaml.safe_load(actions[0].read_text())["id"] == intent["action_id"]
+    assert not intent_path.exists()
+    assert fresh.ingest.run_once().handled == 0  # nothing left in Inbox/
+
+
+def test_ingest_interrupted_before_moving_forgets_the_intent(vault: Path, opened: tuple[Engine, EngineContext]) -> None:
+    _, ctx = opened
+    pipeline = Pipeline(ctx, lambda: False)
+    original = vault / "Inbox" / "note.md"
+    original.write_text("hello\n")
+    prepared = pipeline.ingest._prepare(original, set())
+    assert not isinstance(prepared, int)
+    # crash here: the intent exists, the original was not moved
+    fresh = Pipeline(ctx, lambda: False)
+    assert fresh.ingest.recover() == 0
+    assert original.exists() and files(vault / "Needs_Action") == []
+    ctx.config.watcher.__dict__["settle_s"] = 0.0
+    assert fresh.ingest.run_once().handled == 1
+    assert len(files(vault / "Needs_Action", ".action.yaml")) == 1
+
+
+async def plan_waiting(vault: Path, ctx: EngineContext) -> Path:
+    shutil.copy(SAMPLES / "client-quote-request.eml", vault / "Inbox" / "quote.eml")
+    pipeline = Pipeline(ctx, lambda: False)
+    ctx.config.watcher.__dict__["settle_s"] = 0.0
+    await pipeline.drain()
+    await pipeline.pool.aclose()
+    [plan] = files(vault / "Plans", ".md")
+    return plan
+
+
+async def test_step_in_doubt_goes_back_to_the_human_and_is_not_retried(
+    vault: Path, opened: tuple[Engine, EngineContext]
+) -> None:
+    _, ctx = opened
+    plan = await plan_waiting(vault, ctx)
+    fm = frontmatter(plan)
+    approved = vault / "Approved" / plan.name
+    os.rename(plan, approved)
+    steps = parse_steps(approved.read_text().split("---\n", 2)[2])
+    plan_id = str(fm["id"])
+    # A live run that crashed after the outbox row and before the result.
+    attempt = ctx.ledger.start_run(plan_id, steps_hash(steps), dry_run=False)
+    ctx.ledger.step_started(plan_id, attempt, 1, f"{plan_id}:1:x", "email.send_email", "x", dry_run=False)
+    pipeline = Pipeline(ctx, lambda: False)
+    await pipeline.recover()
+    back = vault / "Plans" / plan.name
+    assert back.exists() and files(vault / "Approved") == []
+    text = back.read_text()
+    assert "interrupted: may or may not have happened" in text
+    assert frontmatter(back)["status"] == "failed" and frontmatter(back)["interrupted"] is True
+    assert [r.state for r in ctx.ledger.runs(plan_id)] == ["interrupted"]
+    assert [s.state for s in ctx.ledger.steps(plan_id, attempt)] == ["interrupted"]
+    # Recovering again changes nothing; the human decides what happens next.
+    await pipeline.recover()
+    assert back.exists()
+
+
+async def test_dry_run_stopped_between_steps_resumes(vault: Path, opened: tuple[Engine, EngineContext]) -> None:
+    _, ctx = opened
+    plan = await plan_waiting(vault, ctx)
+    plan_id = str(frontmatter(plan)["id"])
+    approved = vault / "Approved" / plan.name
+    os.rename(plan, approved)
+    ctx.ledger.start_run(plan_id, "h", dry_run=True)
+    pipeline = Pipeline(ctx, lambda: False)
+    await pipeline.recover()
+    assert approved.exists()
+    await pipeline.drain()
+    await pipeline.pool.aclose()
+    [done] = files(vault / "Done", ".md")
+    assert "WOULD CALL email.send_email" in done.read_text()
+    assert [r.state for r in ctx.ledger.runs(plan_id)] == ["interrupted", "done"]
+
+
+async def test_crash_after_filing_the_result_before_moving_completes(
+    vault: Path, opened: tuple[Engine, EngineContext]
+) -> None:
+    _, ctx = opened
+    plan = await plan_waiting(vault, ctx)
+    fm = frontmatter(plan)
+    plan_id = str(fm["id"])
+    approved = vault / "Approved" / plan.name
+    text = plan.read_text().replace("status: pending_approval", "status: done")
+    approved.write_text(text)
+    plan.unlink()
+    ctx.ledger.start_run(plan_id, "h", dry_run=False)
+    pipeline = Pipeline(ctx, lambda: False)
+    await pipeline.recover()
+    assert (vault / "Done" / plan.name).exists() and files(vault / "Approved") == []
+    [action] = files(vault / "Done", ".action.yaml")
+    assert yaml.safe_load(action.read_text())["status"] == "done"
+    assert [r.state for r in ctx.ledger.runs(plan_id)] == ["done"]
+    # The note is not run again by the next pass, and nothing is quarantined.
+    await pipeline.drain()
+    await pipeline.pool.aclose()
+    assert files(vault / "Quarantine") == []
+    assert json.loads(json.dumps([s.state for s in ctx.ledger.steps(plan_id, 1)])) == []
