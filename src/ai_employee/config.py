@@ -65,7 +65,7 @@ class ExecutionConfig(_Section):
 
 
 class IngestConfig(_Section):
-    max_preview_bytes: int = Field(64 * 1024, gt=0, le=16 << 20)
+    max_preview_bytes: int = Field(64 * 1024, gt=0, le=256 * 1024)
 
 
 class McpServerConfig(_Section):

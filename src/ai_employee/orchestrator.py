@@ -133,6 +133,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.restart_requested)
         try:
             pipeline = Pipeline(ctx, lambda: self.stopping)
             watcher = VaultWatcher(
@@ -149,12 +150,33 @@ class Engine:
             await self._stop_requested.wait()
             await self._shutdown(pipeline, beat)
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             with contextlib.suppress(OSError):
                 self.vault.heartbeat_path.unlink()
             self._close()
             log.info("engine stopped")
+
+    def restart_requested(self) -> None:
+        """SIGHUP from `vault restart --services`: restart the services named in the request file."""
+        try:
+            names = json.loads(self.vault.restart_request_path.read_text("utf-8")).get("services", [])
+            self.vault.restart_request_path.unlink()
+        except (OSError, ValueError, AttributeError):
+            names = []
+        for name in names:
+            state = self.services.get(name)
+            if state is None or state.task is None or self.stopping:
+                continue
+            log.info("restarting service on request", service=name)
+            state.task.cancel()
+            state.restarts += 1
+            state.task = asyncio.create_task(self._restart_after(state.task, state), name=name)
+
+    async def _restart_after(self, old: asyncio.Task[None], state: ServiceState) -> None:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await old
+        await self._supervise(state)
 
     async def _shutdown(self, pipeline: Pipeline, beat: asyncio.Task[None]) -> None:
         pipeline.wake()

@@ -141,13 +141,32 @@ def stop(app: AppState, timeout_s: float) -> None:
         click.echo(f"No engine is running on {vault.root}.")
 
 
+SERVICES = ("pipeline", "watcher", "dashboard")
+
+
 @click.command()
 @click.option("--live/--dry-run", "live", default=None, help="Mode for the restarted engine.")
 @click.option("--timeout", "timeout_s", default=STOP_TIMEOUT_S, show_default=True, help="Seconds to wait for the stop.")
+@click.option(
+    "--services",
+    "services",
+    multiple=True,
+    type=click.Choice(SERVICES),
+    help="Restart only these services inside the running engine (repeatable); the engine keeps running.",
+)
 @pass_app
-def restart(app: AppState, live: bool | None, timeout_s: float) -> None:
-    """Stop the running engine (if any) and start it again in the background."""
+def restart(app: AppState, live: bool | None, timeout_s: float, services: tuple[str, ...]) -> None:
+    """Stop the running engine (if any) and start it again in the background, or restart some of its
+    services with --services."""
     vault = app.vault()
+    if services:
+        info = holder(vault.lock_path)
+        if info is None:
+            raise UserError(f"no engine is running on {vault.root}: start it with `vault start`")
+        vault.restart_request_path.write_text(json.dumps({"services": list(services)}), "utf-8")
+        os.kill(info.pid, signal.SIGHUP)
+        click.echo(f"Asked the engine (pid {info.pid}) to restart: {', '.join(services)}.")
+        return
     _stop(vault, timeout_s)
     _detach(app, vault, live)
 

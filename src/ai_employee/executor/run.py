@@ -75,6 +75,10 @@ class PlanRunner:
                 await self.pool.validate(step.server, step.tool_name, step.args)
             except StepError as exc:
                 problems.append(f"step {number} ({step.tool}): {exc}")
+            except Exception as exc:  # the server would not start or answer: nothing has run yet
+                log.warning("mcp server unavailable", server=step.server, error=repr(exc))
+                await self.pool.forget(step.server)
+                problems.append(f"step {number} ({step.tool}): MCP server `{step.server}` is not available: {exc}")
         return problems
 
     async def run(self, plan_id: str, steps: list[Step], dry_run: bool, should_stop: Callable[[], bool]) -> RunResult:

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from ai_employee.errors import FormatError, NotFoundError, UserError
-from ai_employee.events import DecisionPayload, EventName
+from ai_employee.events import DecisionPayload, Event, EventName
 from ai_employee.ledger import Ledger
 from ai_employee.pipeline.closing import close_action
 from ai_employee.pipeline.context import EngineContext, current_user, entries, local_now, now_stamp
@@ -103,7 +103,11 @@ def approve(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: s
     if feedback:
         updates["feedback"] = feedback
     edit_file(plan.path, lambda t: update_frontmatter(t, updates, remove=("deferred_until",)), vault.tmp_dir)
-    ledger.record_decision(plan.plan_id, "approve", "cli", actor or current_user(), digest, feedback)
+    who = actor or current_user()
+    ledger.record_decision(plan.plan_id, "approve", "cli", who, digest, feedback)
+    ledger.record_event(
+        Event(EventName.ACTION_APPROVED, DecisionPayload(plan.plan_id, "approve", "cli", who, feedback))
+    )
     return move_file(plan.path, vault.folder(APPROVED))
 
 
@@ -115,7 +119,9 @@ def deny(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str 
     if feedback:
         updates["feedback"] = feedback
     edit_file(plan.path, lambda t: update_frontmatter(t, updates), vault.tmp_dir)
-    ledger.record_decision(plan.plan_id, "deny", "cli", actor or current_user(), None, feedback)
+    who = actor or current_user()
+    ledger.record_decision(plan.plan_id, "deny", "cli", who, None, feedback)
+    ledger.record_event(Event(EventName.ACTION_DENIED, DecisionPayload(plan.plan_id, "deny", "cli", who, feedback)))
     return move_file(plan.path, vault.folder(REJECTED))
 
 
@@ -127,7 +133,9 @@ def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | Non
     _require_pending(plan, "deferred")
     until = (local_now() + timedelta(minutes=minutes)).isoformat(timespec="seconds")
     edit_file(plan.path, lambda t: update_frontmatter(t, {"deferred_until": until}), vault.tmp_dir)
-    ledger.record_decision(plan.plan_id, "defer", "cli", actor or current_user(), None, "", until)
+    who = actor or current_user()
+    ledger.record_decision(plan.plan_id, "defer", "cli", who, None, "", until)
+    ledger.record_event(Event(EventName.ACTION_DEFERRED, DecisionPayload(plan.plan_id, "defer", "cli", who, until)))
     return until
 
 
@@ -179,14 +187,14 @@ class RejectionStage:
                 ctx.tmp_dir,
             )
         last = ctx.ledger.last_decision(plan_id)
-        if last is None or last["decision"] != "deny":
+        moved_by_hand = last is None or last["decision"] != "deny"
+        if moved_by_hand:
+            # `vault deny` records its own decision and event; a move in the file manager does not.
             ctx.ledger.record_decision(plan_id, "deny", "file", current_user())
+            ctx.bus.publish(EventName.ACTION_DENIED, DecisionPayload(plan_id, "deny", "file", current_user()))
         action_id = str(fm.get("action_id") or "")
         closed = close_action(ctx, action_id, "rejected", REJECTED, self.action_names.get(action_id))
-        if closed is None and last is not None and last["decision"] == "deny":
+        if closed is None and not moved_by_hand:
             return 0
-        actor = last["actor"] if last is not None and last["decision"] == "deny" else current_user()
-        channel = last["channel"] if last is not None and last["decision"] == "deny" else "file"
-        ctx.bus.publish(EventName.ACTION_DENIED, DecisionPayload(plan_id, "deny", channel, actor))
         log.info("plan rejected", plan_id=plan_id)
         return 1

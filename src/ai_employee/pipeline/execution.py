@@ -82,7 +82,7 @@ class ExecutionStage:
         if not plan_id:
             plan_id = self._adopt(path)
             fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
-        if self._already_ran(plan_id) or fm.get("status") == "done":
+        if self._already_ran(plan_id) or (fm.get("status") == "done" and fm.get("dry_run") is not True):
             quarantine(
                 self.ctx,
                 path,
@@ -174,6 +174,8 @@ class ExecutionStage:
         updates: dict[str, Any] = {"status": status, "executed": now_stamp(), "dry_run": dry_run}
         if result.status != "done":
             updates["error"] = result.detail[:300]
+        if result.status == "interrupted":
+            updates["interrupted"] = True
 
         def change(text: str) -> str:
             parts = split_note(text)
@@ -203,7 +205,10 @@ class ExecutionStage:
             parts = split_note(text)
             head = text[: len(text) - len(parts.body)]
             new = head + set_callout(parts.body, callout_kind, title, lines)
-            return update_frontmatter(new, updates) if parts.has_frontmatter else new
+            try:
+                return update_frontmatter(new, updates)
+            except FormatError:
+                return new  # the properties themselves are broken: the callout says so; leave them be
 
         edit_file(path, change, self.ctx.tmp_dir)
         log.warning("plan sent back", path=path.name, status=status, reason=lines[0])

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import structlog
+import yaml
 
 from ai_employee.errors import FormatError
 from ai_employee.events import DecisionPayload, EventName, PlanPayload
@@ -30,7 +31,7 @@ from ai_employee.vault.layout import (
     PLANS,
     REJECTED,
 )
-from ai_employee.vault.notes import edit_file, find_by_id, update_yaml_text
+from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, update_yaml_text
 from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan, steps_hash
 
 log = structlog.get_logger(__name__)
@@ -157,7 +158,15 @@ class PlanningStage:
             updates["created"] = action.created = now_stamp()
         if "type" not in raw:
             updates["type"] = action.type
-        edit_file(path, lambda text: update_yaml_text(text, updates), self.ctx.tmp_dir)
+        # The new keys go first, so `id:` is where scans for it look (the head of the file).
+        header = yaml.dump(updates, Dumper=FAST_DUMPER, sort_keys=False, allow_unicode=True, width=1 << 20)
+
+        def adopt(text: str) -> str:
+            bom = "\ufeff" if text.startswith("\ufeff") else ""
+            newline = "\r\n" if "\r\n" in text else "\n"
+            return bom + header.replace("\n", newline) + text[len(bom) :]
+
+        edit_file(path, adopt, self.ctx.tmp_dir)
         log.info("adopted hand-written action", path=path.name, action_id=action.id)
         return action
 

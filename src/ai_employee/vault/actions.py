@@ -17,7 +17,7 @@ from ai_employee.vault.notes import FAST_DUMPER, load_yaml
 
 ACTION_TYPES = ("file_drop", "email", "schedule", "manual")
 ACTION_STATUSES = ("new", "planned", "done", "rejected", "failed")
-MAX_ACTION_BYTES = 512 * 1024
+MAX_ACTION_BYTES = 1024 * 1024
 MAX_TITLE_CHARS = 120
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#^\[\]]+')
 

@@ -90,6 +90,10 @@ class Vault:
         return self.state_dir / "engine.lock"
 
     @property
+    def restart_request_path(self) -> Path:
+        return self.state_dir / "restart-request.json"
+
+    @property
     def heartbeat_path(self) -> Path:
         return self.state_dir / "heartbeat.json"
 

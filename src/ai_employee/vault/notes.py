@@ -27,7 +27,7 @@ from ai_employee.vault.fsops import replace_file
 # libyaml's C loader and dumper when PyYAML has them: several times faster on every file the engine reads.
 FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FAST_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-MAX_YAML_BYTES = 256 * 1024
+MAX_YAML_BYTES = 1024 * 1024
 MAX_DEPTH = 200
 MAX_EXPANDED_NODES = 100_000
 EDIT_RETRIES = 5
