@@ -424,3 +424,14 @@ def test_repo_config_takes_secrets_from_the_environment(repo_config: Path) -> No
     if "SMTP_PASSWORD" in text:
         assert "hunter2" in config.secrets()
     assert "sk-test-key" not in text and "hunter2" not in text
+
+
+def test_mcp_env_numbers_and_booleans_become_strings(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "mcp_servers:\n  email:\n    command: python\n    cwd: servers\n"
+        "    env: {SMTP_PORT: 587, SMTP_STARTTLS: true, RATE: 1.5}\n"
+    )
+    server = load_config(path, env={}).mcp_servers["email"]
+    assert server.env == {"SMTP_PORT": "587", "SMTP_STARTTLS": "true", "RATE": "1.5"}
+    assert server.cwd == tmp_path / "servers"

@@ -198,3 +198,36 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     result = run_cli("--config", str(bad), "--vault", str(tmp_path), "status")
     assert result.returncode == 1 and "watcher.pol_interval" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_hand_written_action_and_plan_are_adopted(vault: Path) -> None:
+    (vault / "Needs_Action" / "call the bank.action.yaml").write_text(
+        "# my own reminder\ntitle: Call the bank about the card\ncontent: Ask about the new card.\n"
+    )
+    (vault / "Approved" / "my plan.md").write_text(
+        "# File a note\n\n## Steps\n\n```yaml\n- tool: vault.create_note\n  args:\n"
+        "    path: Notes/mine.md\n    content: hello\n```\n"
+    )
+    result = run_cli("--vault", str(vault), "start", "--once")
+    assert result.returncode == 0, result.stderr
+    [action] = files(vault / "Done", ".action.yaml")
+    text = action.read_text()
+    assert "# my own reminder\ntitle: Call the bank about the card\ncontent: Ask about the new card.\n" in text
+    assert text.startswith("id: ")
+    data = yaml.safe_load(text)
+    assert data["status"] == "done" and len(data["id"]) == 26 and data["plan_id"]
+    done = {p.name: frontmatter(p) for p in files(vault / "Done", ".md")}
+    assert done["my plan.md"]["planner"] == "human" and done["my plan.md"]["criticality"] == "low"
+    assert "WOULD CALL vault.create_note" in (vault / "Done" / "my plan.md").read_text()
+    assert "# File a note\n\n" in (vault / "Done" / "my plan.md").read_text()
+
+
+def test_dry_run_plan_moved_back_runs_again_but_a_live_one_does_not(vault: Path) -> None:
+    drop(vault, "n.md", "# A note\n")
+    assert run_cli("--vault", str(vault), "start", "--once").returncode == 0
+    [done] = files(vault / "Done", ".md")
+    os.rename(done, vault / "Approved" / done.name)
+    assert run_cli("--vault", str(vault), "start", "--once").returncode == 0
+    again = vault / "Done" / done.name
+    assert again.exists() and "Execution log (attempt 2)" in again.read_text()
+    assert files(vault / "Quarantine") == []

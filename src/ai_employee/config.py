@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ai_employee.errors import ConfigError
 
@@ -72,6 +72,18 @@ class McpServerConfig(_Section):
     command: str
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_as_text(cls, value: Any) -> Any:
+        """`SMTP_PORT: 587` and `SMTP_STARTTLS: true` mean the strings a process environment holds."""
+        if not isinstance(value, dict):
+            return value
+        return {
+            k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, int | float) else v
+            for k, v in value.items()
+        }
+
     cwd: Path | None = None
     idempotent_tools: list[str] = Field(
         default_factory=list, description="Tools safe to call again after a crash mid-call."
@@ -218,7 +230,12 @@ def _resolve_relative(config: Config, base: Path) -> Config:
         updates["app"] = config.app.model_copy(update={"vault_path": base / config.app.vault_path.expanduser()})
     if config.logging.file is not None:
         updates["logging"] = config.logging.model_copy(update={"file": base / config.logging.file.expanduser()})
-    return config.model_copy(update=updates) if updates else config
+    servers = {
+        name: server.model_copy(update={"cwd": base / server.cwd.expanduser()}) if server.cwd else server
+        for name, server in config.mcp_servers.items()
+    }
+    updates["mcp_servers"] = servers
+    return config.model_copy(update=updates)
 
 
 def resolve_vault_path(cli_value: Path | None, config: Config) -> Path:

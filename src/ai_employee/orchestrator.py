@@ -67,6 +67,7 @@ class Engine:
         self.ledger: Ledger | None = None
         self.services: dict[str, ServiceState] = {}
         self._stop_requested: asyncio.Event | None = None
+        self.ctx: EngineContext | None = None
 
     @property
     def mode(self) -> str:
@@ -113,6 +114,9 @@ class Engine:
     async def run_once_async(self) -> int:
         """Process everything pending in every stage, then return how many items were handled."""
         ctx = self._open()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)  # finish the step in progress, then exit
         try:
             pipeline = Pipeline(ctx, lambda: self.stopping)
             try:
@@ -120,6 +124,8 @@ class Engine:
                 handled = await pipeline.drain()
             finally:
                 await pipeline.pool.aclose()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
             DashboardWriter(self.vault, ctx.ledger, self.bus, lambda: self.mode).write()
             return handled
         finally:
@@ -129,6 +135,7 @@ class Engine:
     async def serve(self) -> None:
         """Run every service until a stop is requested."""
         ctx = self._open()
+        self.ctx = ctx
         self._stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -243,6 +250,8 @@ class Engine:
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"),
                 "mode": self.mode,
                 "services": self.health(),
+                # Problems the stages are waiting on (an unreadable file, a full disk): shown by `vault status`.
+                "problems": list(self.ctx.reported.values())[-20:] if self.ctx else [],
             }
             try:
                 replace_file(self.vault.heartbeat_path, json.dumps(beat).encode(), self.vault.tmp_dir)

@@ -196,6 +196,8 @@ def _print_status(data: dict[str, Any]) -> None:
             click.echo(f"  {name}: {svc.get('state')} ({mark}{extra})")
     else:
         click.echo("Engine: not running (start it with `vault start`)")
+    for problem in engine.get("last_problems", []) if engine["running"] else []:
+        click.echo(f"  problem: {problem}")
     click.echo("Folders: " + ", ".join(f"{k} {v}" for k, v in data["folders"].items()))
     pending = data["pending_approvals"]
     click.echo(f"Waiting for approval: {len(pending)}")

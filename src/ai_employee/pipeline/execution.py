@@ -108,9 +108,19 @@ class ExecutionStage:
     def _adopt(self, path: Path) -> str:
         """A note without an id in `Approved/` is a hand-written plan: give it an id and properties."""
         plan_id = new_id()
-        updates = {"id": plan_id, "status": "approved", "planner": "human", "created": now_stamp()}
+        try:
+            level = self.ctx.policy.assess(parse_steps(split_note(path.read_text("utf-8")).body)).criticality.label
+        except FormatError:
+            level = "high"  # steps that cannot be read; the run will fail and say why
+        updates = {
+            "id": plan_id,
+            "status": "approved",
+            "criticality": level,
+            "planner": "human",
+            "created": now_stamp(),
+        }
         edit_file(path, lambda text: update_frontmatter(text, updates), self.ctx.tmp_dir)
-        self.ctx.ledger.register_plan(plan_id, "", "unrated", "human", path.stem)
+        self.ctx.ledger.register_plan(plan_id, "", level, "human", path.stem)
         return plan_id
 
     def _approved(self, path: Path, plan: ParsedPlan) -> bool:
