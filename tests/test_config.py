@@ -158,7 +158,7 @@ def test_unknown_key_names_the_dotted_key(tmp_path: Path, text: str, key: str) -
         ("app:\n  owner_name: [Ann]\n", "app.owner_name"),
         ("mcp_servers:\n  mine:\n    args: []\n", "mcp_servers.mine.command"),
         ("mcp_servers:\n  mine:\n    command: x\n    args: -m\n", "mcp_servers.mine.args"),
-        ("mcp_servers:\n  mine:\n    command: x\n    env: {PORT: 587}\n", "mcp_servers.mine.env.PORT"),
+        ("mcp_servers:\n  mine:\n    command: x\n    env: {PORT: [587]}\n", "mcp_servers.mine.env.PORT"),
     ],
 )
 def test_wrong_type_names_the_key(tmp_path: Path, text: str, key: str) -> None:

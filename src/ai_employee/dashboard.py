@@ -12,7 +12,7 @@ import structlog
 from ai_employee.events import Event, EventBus
 from ai_employee.ledger import Ledger
 from ai_employee.pipeline.context import now_stamp
-from ai_employee.status import collect
+from ai_employee.status import collect, human_age
 from ai_employee.vault.actions import clean_text
 from ai_employee.vault.fsops import replace_file
 from ai_employee.vault.layout import DASHBOARD, Vault
@@ -20,16 +20,6 @@ from ai_employee.vault.layout import DASHBOARD, Vault
 log = structlog.get_logger(__name__)
 MIN_INTERVAL_S = 1.0
 RECENT_EVENTS = 15
-
-
-def _age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{int(seconds)} s"
-    if seconds < 5400:
-        return f"{int(seconds // 60)} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 def _describe(event: Event) -> str:
@@ -62,7 +52,7 @@ def render(status: dict[str, Any], recent: list[Event], mode: str) -> str:
         for plan in pending[:50]:
             link = plan["file"].removesuffix(".md")
             title = clean_text(plan["title"], 80).replace("|", "/")
-            lines.append(f"| [[{link}\\|{title}]] | {plan['criticality'].upper()} | {_age(plan['age_s'])} |")
+            lines.append(f"| [[{link}\\|{title}]] | {plan['criticality'].upper()} | {human_age(plan['age_s'])} |")
         lines += ["", "Move a note to `Approved/` to run it, or to `Rejected/` to decline it."]
     else:
         lines.append("Nothing is waiting for you.")

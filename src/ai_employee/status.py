@@ -35,6 +35,17 @@ class PlanSummary:
     error: str | None
 
 
+def human_age(seconds: float) -> str:
+    """A duration as a person reads it: `45 s`, `12 min`, `3.5 h`, `2.0 d`."""
+    if seconds < 90:
+        return f"{int(seconds)} s"
+    if seconds < 5400:
+        return f"{int(seconds // 60)} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def _age_s(stamp: str, now: datetime) -> float:
     try:
         created = datetime.fromisoformat(stamp)

@@ -11,7 +11,7 @@ from ai_employee import __version__
 from ai_employee.cli.app import AppState
 from ai_employee.cli.engine import init, restart, start, status, stop
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, show, stats
-from ai_employee.errors import AIEmployeeError, UserError
+from ai_employee.errors import AIEmployeeError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -80,12 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(1)
-    except UserError as exc:
-        if verbose:
-            traceback.print_exc()
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
-    except AIEmployeeError as exc:
+    except AIEmployeeError as exc:  # UserError and every other error the engine raises on purpose
         if verbose:
             traceback.print_exc()
         click.echo(f"Error: {exc}", err=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +34,14 @@ class AppState:
             vault.check()
         return vault
 
-    def ledger(self, vault: Vault) -> Ledger:
-        return Ledger(vault.ledger_path)
+    @contextmanager
+    def ledger(self, vault: Vault) -> Iterator[Ledger]:
+        """The vault's ledger, open for the length of a `with` block."""
+        ledger = Ledger(vault.ledger_path)
+        try:
+            yield ledger
+        finally:
+            ledger.close()
 
     def configure_logging(self, vault: Vault) -> Path:
         log_file = self.config.logging.file or vault.state_dir / "logs" / "app.log"

@@ -19,7 +19,7 @@ from ai_employee.config import resolve_vault_path
 from ai_employee.errors import UserError
 from ai_employee.lock import holder
 from ai_employee.orchestrator import Engine
-from ai_employee.status import collect
+from ai_employee.status import collect, human_age
 from ai_employee.vault.layout import Vault, init_vault
 
 STOP_TIMEOUT_S = 45.0
@@ -171,22 +171,13 @@ def restart(app: AppState, live: bool | None, timeout_s: float, services: tuple[
     _detach(app, vault, live)
 
 
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
 def _print_status(data: dict[str, Any]) -> None:
     engine = data["engine"]
     if engine["running"]:
         beat = engine.get("heartbeat_age_s")
         click.echo(
-            f"Engine: running (pid {engine.get('pid')}, {engine.get('mode', '?')}, up {_age(engine.get('uptime_s', 0))}"
+            f"Engine: running (pid {engine.get('pid')}, {engine.get('mode', '?')},"
+            f" up {human_age(engine.get('uptime_s', 0))}"
             + (f", heartbeat {beat:.0f}s ago" if beat is not None else "")
             + ")"
         )
@@ -202,7 +193,7 @@ def _print_status(data: dict[str, Any]) -> None:
     pending = data["pending_approvals"]
     click.echo(f"Waiting for approval: {len(pending)}")
     for plan in pending[:20]:
-        click.echo(f"  {plan['id']}  {plan['criticality'].upper():6}  {_age(plan['age_s']):>5}  {plan['title']}")
+        click.echo(f"  {plan['id']}  {plan['criticality'].upper():6}  {human_age(plan['age_s']):>5}  {plan['title']}")
     if len(pending) > 20:
         click.echo(f"  ... and {len(pending) - 20} more (`vault list`)")
     attention = data["attention"]
@@ -220,12 +211,11 @@ def _print_status(data: dict[str, Any]) -> None:
 def status(app: AppState, as_json: bool) -> None:
     """Show the engine's state, counts per folder, pending approvals and what needs attention."""
     vault = app.vault()
-    ledger = app.ledger(vault) if vault.ledger_path.exists() else None
-    try:
-        data = collect(vault, ledger)
-    finally:
-        if ledger is not None:
-            ledger.close()
+    if vault.ledger_path.exists():
+        with app.ledger(vault) as ledger:
+            data = collect(vault, ledger)
+    else:
+        data = collect(vault, None)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:

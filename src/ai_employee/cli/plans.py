@@ -68,12 +68,9 @@ def show(app: AppState, plan: str) -> None:
     except FormatError as exc:
         click.echo(f"Steps: cannot be read: {exc}")
     if vault.ledger_path.exists():
-        ledger = app.ledger(vault)
-        try:
+        with app.ledger(vault) as ledger:
             rows = [r for r in ledger.decisions(1000) if r["plan_id"] == ref.plan_id]
             runs = ledger.runs(ref.plan_id)
-        finally:
-            ledger.close()
         for row in reversed(rows):
             note = f" — {row['feedback']}" if row["feedback"] else ""
             click.echo(f"Decision: {row['ts']} {row['decision']} by {row['actor']} via {row['channel']}{note}")
@@ -91,21 +88,15 @@ def show(app: AppState, plan: str) -> None:
 def approve(app: AppState, plan: str, feedback: str) -> None:
     """Approve a pending plan: the same as moving its note into Approved/."""
     vault = app.vault()
-    ledger = app.ledger(vault)
-    try:
+    with app.ledger(vault) as ledger:
         dest = decisions.approve(vault, ledger, plan, feedback)
-    finally:
-        ledger.close()
     click.echo(f"Approved: {dest.parent.name}/{dest.name}. The engine runs it next.")
 
 
 def _deny(app: AppState, plan: str, feedback: str) -> None:
     vault = app.vault()
-    ledger = app.ledger(vault)
-    try:
+    with app.ledger(vault) as ledger:
         dest = decisions.deny(vault, ledger, plan, feedback)
-    finally:
-        ledger.close()
     click.echo(f"Denied: {dest.parent.name}/{dest.name}.")
 
 
@@ -134,11 +125,8 @@ def reject(app: AppState, plan: str, feedback: str) -> None:
 def defer(app: AppState, plan: str, minutes: int) -> None:
     """Snooze a pending plan: it stays in Plans/ but `vault list` hides it for a while."""
     vault = app.vault()
-    ledger = app.ledger(vault)
-    try:
+    with app.ledger(vault) as ledger:
         until = decisions.defer(vault, ledger, plan, minutes)
-    finally:
-        ledger.close()
     click.echo(f"Deferred until {until}.")
 
 
@@ -151,11 +139,8 @@ def history(app: AppState, limit: int) -> None:
     if not vault.ledger_path.exists():
         click.echo("No history yet: the engine has not run on this vault.")
         return
-    ledger = app.ledger(vault)
-    try:
+    with app.ledger(vault) as ledger:
         rows = ledger.decisions(limit)
-    finally:
-        ledger.close()
     if not rows:
         click.echo("No decisions yet.")
     for row in rows:
@@ -172,11 +157,8 @@ def stats(app: AppState, as_json: bool) -> None:
     if not vault.ledger_path.exists():
         click.echo("No statistics yet: the engine has not run on this vault.")
         return
-    ledger = app.ledger(vault)
-    try:
+    with app.ledger(vault) as ledger:
         counts = ledger.counts()
-    finally:
-        ledger.close()
     if as_json:
         click.echo(json.dumps(counts, indent=2))
         return

@@ -58,6 +58,7 @@ class McpPool:
         self._stack = AsyncExitStack()
         self._sessions: dict[str, ClientSession] = {}
         self._tools: dict[str, dict[str, Tool]] = {}
+        self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self._logs: list[IO[str]] = []
 
     async def aclose(self) -> None:
@@ -69,6 +70,7 @@ class McpPool:
             self._logs.clear()
             self._sessions.clear()
             self._tools.clear()
+            self._validators.clear()
             self._stack = AsyncExitStack()
 
     async def _session(self, server: str) -> ClientSession:
@@ -116,7 +118,10 @@ class McpPool:
     async def validate(self, server: str, name: str, args: dict[str, Any]) -> None:
         """Check `args` against the tool's input schema; StepError listing every problem."""
         tool = await self.tool(server, name)
-        validator = jsonschema.Draft202012Validator(tool.input_schema)
+        key = f"{server}.{name}"
+        validator = self._validators.get(key)
+        if validator is None:
+            validator = self._validators[key] = jsonschema.Draft202012Validator(tool.input_schema)
         problems = [
             (f"{'.'.join(map(str, err.path))}: " if err.path else "") + err.message
             for err in sorted(validator.iter_errors(args), key=lambda e: list(map(str, e.path)))

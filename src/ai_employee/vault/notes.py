@@ -67,12 +67,26 @@ def _check_events(text: str, what: str) -> None:
             raise FormatError(f"{what} expands to more than {MAX_EXPANDED_NODES} values (YAML aliases)")
 
 
+_INDENT = re.compile(r"^[ \t]*", re.MULTILINE)
+
+
+def _plainly_shallow(text: str) -> bool:
+    """True when the text cannot hold an alias or nest deeply, so the event pre-pass can be skipped:
+    no `*`, and too few indentation columns, brackets and `- `/`? ` markers to reach MAX_DEPTH."""
+    if "*" in text:
+        return False
+    markers = text.count("- ") + text.count("? ") + text.count("[") + text.count("{")
+    deepest = max((len(m) for m in _INDENT.findall(text)), default=0)
+    return markers + deepest < MAX_DEPTH
+
+
 def load_yaml(text: str, what: str) -> Any:
     """Parse untrusted YAML safely: size-capped, no alias bombs, bounded nesting, a clear FormatError."""
     if len(text.encode("utf-8", errors="surrogatepass")) > MAX_YAML_BYTES:
         raise FormatError(f"{what} is larger than {MAX_YAML_BYTES // 1024} KiB")
     try:
-        _check_events(text, what)
+        if not _plainly_shallow(text):
+            _check_events(text, what)
         return yaml.load(text, Loader=FAST_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
