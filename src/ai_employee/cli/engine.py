@@ -103,7 +103,7 @@ def start(app: AppState, once: bool, live: bool | None, detach: bool) -> None:
         handled = engine.run_once()
         click.echo(f"Processed {handled} item(s) ({mode}).")
         return
-    click.echo(f"AI Employee watching {vault.root} ({mode}). Logs: {log_file}. Ctrl-C to stop.", err=True)
+    click.echo(f"AI Employee watching {vault.root} ({mode}). Logs: {log_file.absolute()}. Ctrl-C to stop.", err=True)
     engine.run()
 
 
