@@ -15,6 +15,7 @@ from collections.abc import Callable
 import structlog
 from watchdog.events import (
     FileClosedEvent,
+    FileCreatedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -29,6 +30,10 @@ log = structlog.get_logger(__name__)
 # The folders a stage reads. Plans/ is not among them: notes there wait for the human.
 WATCHED = (INBOX, NEEDS_ACTION, APPROVED, REJECTED)
 Hint = Callable[[str, str, bool], None]  # (folder, file name, known complete)
+# The only events that can mean new work. Asking inotify for nothing else matters: the engine's own
+# reads (open, close-without-write) and writes (modify) would otherwise each wake watchdog's threads,
+# which then compete with the pipeline for the GIL during a burst.
+HINT_EVENTS = (FileCreatedEvent, FileMovedEvent, FileClosedEvent)
 
 
 class _Handler(FileSystemEventHandler):
@@ -44,7 +49,7 @@ class _Handler(FileSystemEventHandler):
         self._scheduled = False
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write") or event.is_directory:
+        if event.is_directory:
             return
         if isinstance(event, FileMovedEvent):
             self._send(os.fsdecode(event.dest_path), complete=True)
@@ -92,7 +97,7 @@ class VaultWatcher:
         for name in WATCHED:
             folder = self.vault.folder(name)
             folder.mkdir(exist_ok=True)
-            observer.schedule(handler, str(folder), recursive=False)
+            observer.schedule(handler, str(folder), recursive=False, event_filter=list(HINT_EVENTS))
         observer.start()
         self.observer = observer
         log.info("watching vault", vault=str(self.vault.root), polling=self.polling)
