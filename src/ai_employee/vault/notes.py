@@ -306,15 +306,17 @@ def edit_file(path: Path, change: Callable[[str], str], tmp_dir: Path) -> str:
     raise ConcurrentEditError(f"{path} kept changing while the engine tried to update it")
 
 
+_ID_LINE = re.compile(r"^\ufeff?id:[ \t]*['\"]?([^'\"\s#]+)['\"]?[ \t]*(?:#.*)?\r?$", re.MULTILINE)
+
+
 def has_id(path: Path, wanted_id: str) -> bool:
     """True if the file's YAML (frontmatter or whole file) has `id: <wanted_id>` as a top-level key."""
-    pattern = re.compile(rf"^\ufeff?id:[ \t]*['\"]?{re.escape(wanted_id)}['\"]?[ \t]*(#.*)?\r?$", re.MULTILINE)
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             head = fh.read(8192)
     except OSError:
         return False
-    return pattern.search(head) is not None
+    return any(match.group(1) == wanted_id for match in _ID_LINE.finditer(head))
 
 
 def find_by_id(folders: list[Path], suffix: str, wanted_id: str) -> Path | None:
