@@ -148,7 +148,7 @@ def bench_approve(vault: Path, n: int) -> None:
     print(summary("approve-move -> Done (dry-run)", latencies))
 
 
-def bench_burst(vault: Path, n: int) -> float:
+def bench_burst(vault: Path, n: int) -> tuple[float, float]:
     inbox, done, attachments = vault / "Inbox", vault / "Done", vault / "Attachments"
     before_done = count(done, ".action.yaml")
     before_att = count(attachments)
@@ -157,18 +157,35 @@ def bench_burst(vault: Path, n: int) -> float:
         with open(inbox / f"burst-{i:05d}.txt", "wb") as fh:
             fh.write(f"Burst item {i}\nSome text to read and summarise.\n".encode())
     written = time.monotonic() - t0
-    wait_until(lambda: count(done, ".action.yaml") >= before_done + n, 1800, 0.05)
+    before_plans = plans_created(vault)
+    planned_at = None
+    while count(done, ".action.yaml") < before_done + n:
+        if planned_at is None and plans_created(vault) >= before_plans + n:
+            planned_at = time.monotonic() - t0
+        if time.monotonic() - t0 > 1800:
+            raise SystemExit("timed out waiting for the burst to drain")
+        time.sleep(0.05)
     drained = time.monotonic() - t0
+    planned = planned_at if planned_at is not None else drained
     in_inbox = count(inbox)
     quarantined = count(vault / "Quarantine")
     moved = count(attachments) - before_att
     lost = n - moved + in_inbox
     print(
-        f"burst of {n}: written in {written:.2f} s, drained (all in Done/) in {drained:.2f} s"
+        f"burst of {n}: written in {written:.2f} s; every input planned after {planned:.2f} s"
+        f" = {n / planned:.0f} files/s; drained (all executed, in Done/) after {drained:.2f} s"
         f" = {n / drained:.0f} files/s; unaccounted for: {lost} (Inbox left {in_inbox},"
         f" quarantined {quarantined})"
     )
-    return n / drained
+    return n / planned, n / drained
+
+
+def plans_created(vault: Path) -> int:
+    db = sqlite3.connect(f"file:{vault / '.ai_employee' / 'ledger.sqlite3'}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM events WHERE name = 'plan.created'").fetchone()[0])
+    finally:
+        db.close()
 
 
 def bench_floor(root: Path, n: int) -> float:
@@ -208,11 +225,15 @@ def main() -> None:
         wait_until(lambda: count(vault / "Done", ".action.yaml") >= 1, 60)
         bench_latency(vault, args.latency_files)
         bench_approve(vault, args.approvals)
-        engine_rate = bench_burst(vault, args.burst)
+        planned_rate, drained_rate = bench_burst(vault, args.burst)
     finally:
         engine.stop()
     floor_rate = bench_floor(base / "floor", args.burst)
-    print(f"engine burst throughput = {engine_rate / floor_rate:.0%} of the floor")
+    # The floor does ingest + plan; "planned" is the like-for-like figure, "drained" adds execution.
+    print(
+        f"engine burst throughput: planned = {planned_rate / floor_rate:.0%} of the floor,"
+        f" drained through execution = {drained_rate / floor_rate:.0%}"
+    )
     if not args.keep:
         subprocess.run(["rm", "-rf", str(base)], check=False)
 
