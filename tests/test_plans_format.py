@@ -412,20 +412,8 @@ INJECTION = (
 def render_from_draft(draft: PlanDraft, action: Action) -> str:
     """Render a draft the way the planning stage does (policy rates it, the note gets its frontmatter)."""
     assessment = Policy().assess(draft.steps, draft.criticality_hint)
-    note = PlanNote(
-        id=PLAN_ID,
-        action_id=action.id,
-        title=draft.title,
-        summary=draft.summary,
-        steps=draft.steps,
-        criticality=assessment.criticality.label,
-        reasons=assessment.reasons,
-        planner=draft.planner,
-        planner_note=draft.planner_note,
-        created="2024-01-05T10:00:00+00:00",
-        status="pending_approval",
-        source_links=[f"Action: `Needs_Action/x.action.yaml` (id `{action.id}`)"],
-    )
+    links = [f"Action: `Needs_Action/x.action.yaml` (id `{action.id}`)"]
+    note = draft.to_note(PLAN_ID, action.id, assessment, "2024-01-05T10:00:00+00:00", "pending_approval", links)
     return render_plan(note)
 
 

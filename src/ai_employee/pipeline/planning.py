@@ -32,7 +32,7 @@ from ai_employee.vault.layout import (
     REJECTED,
 )
 from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, update_yaml_text
-from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan, steps_hash
+from ai_employee.vault.plans import plan_file_name, render_plan, steps_hash
 
 log = structlog.get_logger(__name__)
 PLAN_FOLDERS = (PLANS, APPROVED, DONE, REJECTED)
@@ -181,20 +181,8 @@ class PlanningStage:
         plan_id = existing or new_id()
         auto = assessment.criticality == Criticality.LOW and ctx.config.policy.auto_approve == "low"
         created = now_stamp()
-        note = PlanNote(
-            id=plan_id,
-            action_id=action.id,
-            title=draft.title,
-            summary=draft.summary,
-            steps=draft.steps,
-            criticality=assessment.criticality.label,
-            reasons=assessment.reasons,
-            planner=draft.planner,
-            planner_note=draft.planner_note,
-            created=created,
-            status="approved" if auto else "pending_approval",
-            source_links=_source_links(action, path.name),
-        )
+        status = "approved" if auto else "pending_approval"
+        note = draft.to_note(plan_id, action.id, assessment, created, status, _source_links(action, path.name))
         ctx.ledger.register_plan(plan_id, action.id, note.criticality, note.planner, note.title)
         folder = ctx.vault.folder(APPROVED if auto else PLANS)
         dest = create_file(folder, plan_file_name(created[:10], draft.title), render_plan(note).encode(), ctx.tmp_dir)

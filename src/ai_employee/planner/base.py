@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ai_employee.policy import Criticality
+from ai_employee.policy import Assessment, Criticality
 from ai_employee.vault.actions import Action
-from ai_employee.vault.plans import Step
+from ai_employee.vault.plans import PlanNote, Step
 
 
 @dataclass
@@ -29,6 +29,25 @@ class PlanDraft:
     planner: str
     planner_note: str
     criticality_hint: Criticality | None = None
+
+    def to_note(
+        self, plan_id: str, action_id: str, assessment: Assessment, created: str, status: str, links: list[str]
+    ) -> PlanNote:
+        """The plan note for this draft, rated by the policy's `assessment`."""
+        return PlanNote(
+            id=plan_id,
+            action_id=action_id,
+            title=self.title,
+            summary=self.summary,
+            steps=self.steps,
+            criticality=assessment.criticality.label,
+            reasons=assessment.reasons,
+            planner=self.planner,
+            planner_note=self.planner_note,
+            created=created,
+            status=status,
+            source_links=links,
+        )
 
 
 class Planner(Protocol):
