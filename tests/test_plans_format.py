@@ -355,7 +355,6 @@ def test_set_callout_leaves_a_user_callout_that_mentions_the_engine() -> None:
     assert user in set_callout(body, "info", "t", ["l"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: set_callout/append_section write LF lines into a CRLF body")
 def test_body_edits_keep_crlf_line_endings() -> None:
     body = f"# T\r\n\r\n> [!question] {CALLOUT_TITLE} waiting\r\n> old\r\n\r\n## Steps\r\n"
     out = append_section(set_callout(body, "info", "new", ["x"]), "Execution log", ["- one"])

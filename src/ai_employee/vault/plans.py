@@ -194,9 +194,15 @@ def callout(kind: str, title: str, lines: list[str]) -> str:
     return "\n".join([head, *(f"> {line}" if line else ">" for line in lines)]) + "\n"
 
 
+def _newline(body: str) -> str:
+    return "\r\n" if "\r\n" in body else "\n"
+
+
 def set_callout(body: str, kind: str, title: str, lines: list[str]) -> str:
-    """Replace the engine's callout (the one titled `AI Employee: ...`) or insert one under the title."""
-    new = callout(kind, title, lines)
+    """Replace the engine's callout (the one titled `AI Employee: ...`) or insert one under the title.
+    Inserted lines use the note's own line ending."""
+    nl = _newline(body)
+    new = callout(kind, title, lines).replace("\n", nl)
     out = body.splitlines(keepends=True)
     for i, line in enumerate(out):
         if _ENGINE_CALLOUT.match(line):
@@ -206,14 +212,15 @@ def set_callout(body: str, kind: str, title: str, lines: list[str]) -> str:
             return "".join([*out[:i], new, *out[j:]])
     for i, line in enumerate(out):
         if line.startswith("# "):
-            return "".join([*out[: i + 1], "\n", new, *out[i + 1 :]])
-    return new + "\n" + body
+            return "".join([*out[: i + 1], nl, new, *out[i + 1 :]])
+    return new + nl + body
 
 
 def append_section(body: str, heading: str, lines: list[str]) -> str:
-    """Append a `## heading` section with `lines` at the end of the body."""
-    text = body if body.endswith("\n") else body + "\n"
-    return text + f"\n## {heading}\n\n" + "".join(f"{line}\n" for line in lines)
+    """Append a `## heading` section with `lines` at the end of the body, in the note's line ending."""
+    nl = _newline(body)
+    text = body if body.endswith("\n") else body + nl
+    return text + f"{nl}## {heading}{nl}{nl}" + "".join(f"{line}{nl}" for line in lines)
 
 
 def tick_checklist(body: str, numbers: set[int]) -> str:
