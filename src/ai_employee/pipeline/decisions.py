@@ -6,7 +6,6 @@ The CLI verbs do the same move a human would do in Obsidian, plus a ledger recor
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,15 +19,13 @@ from ai_employee.events import DecisionPayload, Event, EventName
 from ai_employee.ledger import Ledger
 from ai_employee.pipeline.closing import close_action
 from ai_employee.pipeline.context import EngineContext, current_user, entries, local_now, now_stamp
-from ai_employee.pipeline.planning import FileKey, file_key
+from ai_employee.pipeline.planning import PLAN_FOLDERS, FileKey, file_key
 from ai_employee.vault.fsops import move_file
-from ai_employee.vault.layout import APPROVED, DONE, PLANS, REJECTED, Vault
-from ai_employee.vault.notes import edit_file, read_frontmatter, split_note, update_frontmatter
+from ai_employee.vault.layout import APPROVED, PLANS, REJECTED, Vault
+from ai_employee.vault.notes import edit_file, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import parse_steps, steps_hash
 
 log = structlog.get_logger(__name__)
-PLAN_FOLDERS = (PLANS, APPROVED, DONE, REJECTED)
-_HEAD = re.compile(r"^id:[ \t]*['\"]?([0-9A-Za-z]+)['\"]?[ \t]*\r?$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -42,23 +39,12 @@ class PlanRef:
         return self.path.parent.name
 
 
-def _plan_id_of(path: Path) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            head = fh.read(8192)
-    except OSError:
-        return None
-    fm_end = head.find("\n---", 3)
-    match = _HEAD.search(head[: fm_end if fm_end > 0 else len(head)])
-    return match.group(1) if match else None
-
-
 def all_plans(vault: Vault, folders: tuple[str, ...] = PLAN_FOLDERS) -> list[tuple[Path, str]]:
     """(path, plan id) of every plan note in the given folders."""
     found = []
     for folder in folders:
         for entry in entries(vault.folder(folder), ".md"):
-            plan_id = _plan_id_of(Path(entry.path))
+            plan_id = read_id(Path(entry.path))
             if plan_id:
                 found.append((Path(entry.path), plan_id))
     return found

@@ -309,14 +309,23 @@ def edit_file(path: Path, change: Callable[[str], str], tmp_dir: Path) -> str:
 _ID_LINE = re.compile(r"^\ufeff?id:[ \t]*['\"]?([^'\"\s#]+)['\"]?[ \t]*(?:#.*)?\r?$", re.MULTILINE)
 
 
-def has_id(path: Path, wanted_id: str) -> bool:
-    """True if the file's YAML (frontmatter or whole file) has `id: <wanted_id>` as a top-level key."""
+def read_id(path: Path) -> str | None:
+    """The top-level `id:` of a note's frontmatter or a YAML file, read from the file's head; None if none."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             head = fh.read(8192)
     except OSError:
-        return False
-    return any(match.group(1) == wanted_id for match in _ID_LINE.finditer(head))
+        return None
+    if head.lstrip("\ufeff").startswith("---"):
+        end = head.find("\n---", 3)
+        head = head[: end if end > 0 else len(head)]  # only the frontmatter: `id:` in the body is text
+    match = _ID_LINE.search(head)
+    return match.group(1) if match else None
+
+
+def has_id(path: Path, wanted_id: str) -> bool:
+    """True if the file's YAML (frontmatter or whole file) has `id: <wanted_id>` as a top-level key."""
+    return read_id(path) == wanted_id
 
 
 def find_by_id(folders: list[Path], suffix: str, wanted_id: str) -> Path | None:
