@@ -152,3 +152,52 @@ async def test_crash_after_filing_the_result_before_moving_completes(
     await pipeline.pool.aclose()
     assert files(vault / "Quarantine") == []
     assert json.loads(json.dumps([s.state for s in ctx.ledger.steps(plan_id, 1)])) == []
+
+
+def plan_low(vault: Path, ctx: EngineContext) -> tuple[Pipeline, Path, Path]:
+    """Ingest and plan a plain note (a LOW plan, written into Approved/) without executing it."""
+    (vault / "Inbox" / "note.md").write_text("# A note\n\nhello\n")
+    ctx.config.watcher.__dict__["settle_s"] = 0.0
+    pipeline = Pipeline(ctx, lambda: False)
+    assert pipeline.ingest.run_once().handled == 1
+    assert pipeline.planning.run_once() == 1
+    [plan] = files(vault / "Approved", ".md")
+    [action] = files(vault / "Needs_Action", ".action.yaml")
+    return pipeline, plan, action
+
+
+async def test_auto_approved_plan_pending_at_a_stop_is_run_once_and_not_planned_again(
+    vault: Path, opened: tuple[Engine, EngineContext]
+) -> None:
+    _, ctx = opened
+    first, plan, action = plan_low(vault, ctx)
+    # An auto-approved plan's action is left for execution to close: no extra rewrite in between.
+    assert yaml.safe_load(action.read_text())["status"] == "new"
+    assert first.planning.run_once() == 0  # settled: not planned twice by the same engine
+    plan_id = str(frontmatter(plan)["id"])
+    fresh = Pipeline(ctx, lambda: False)  # a restart
+    await fresh.recover()
+    await fresh.drain()
+    await fresh.pool.aclose()
+    [done] = files(vault / "Done", ".md")
+    assert frontmatter(done)["id"] == plan_id and files(vault / "Plans") == []
+    [closed] = files(vault / "Done", ".action.yaml")
+    fields = yaml.safe_load(closed.read_text())
+    assert fields["status"] == "done" and fields["plan_id"] == plan_id
+    assert ctx.ledger.plan_for_action(fields["id"]) == plan_id
+
+
+async def test_failed_auto_approved_plan_leaves_its_action_planned(
+    vault: Path, opened: tuple[Engine, EngineContext]
+) -> None:
+    _, ctx = opened
+    pipeline, plan, action = plan_low(vault, ctx)
+    plan_id = str(frontmatter(plan)["id"])
+    # Still LOW (a vault tool), but the arguments do not fit the tool's schema: the run fails.
+    plan.write_text(plan.read_text().replace("content:", "contents:", 1))
+    await pipeline.drain()
+    await pipeline.pool.aclose()
+    [back] = files(vault / "Plans", ".md")
+    assert frontmatter(back)["status"] == "failed"
+    fields = yaml.safe_load(action.read_text())
+    assert fields["status"] == "planned" and fields["plan_id"] == plan_id

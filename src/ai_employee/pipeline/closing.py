@@ -23,14 +23,22 @@ def find_action(ctx: EngineContext, action_id: str, hint_name: str | None = None
     return find_by_id([folder], ACTION_SUFFIX, action_id)
 
 
-def close_action(ctx: EngineContext, action_id: str, status: str, to_folder: str, hint_name: str | None) -> Path | None:
-    """Set the action's status and move it beside its plan; None if it is not (or no longer) open."""
+def close_action(
+    ctx: EngineContext, action_id: str, plan_id: str, status: str, to_folder: str, hint_name: str | None
+) -> Path | None:
+    """Set the action's status (and its plan) and move it beside its plan; None if it is not open."""
     if not action_id:
         return None
     path = find_action(ctx, action_id, hint_name)
     if path is None:
         return None
-    edit_file(path, lambda text: update_yaml_text(text, {"status": status}), ctx.tmp_dir)
+    mark_action(path, plan_id, status, ctx.tmp_dir)
     dest = move_file(path, ctx.vault.folder(to_folder))
     log.debug("action closed", action_id=action_id, status=status, path=ctx.vault.relative(dest))
     return dest
+
+
+def mark_action(path: Path, plan_id: str, status: str, tmp_dir: Path) -> None:
+    """Record an action's status and its plan's id in the action file (a surgical update)."""
+    updates = {"status": status, "plan_id": plan_id} if plan_id else {"status": status}
+    edit_file(path, lambda text: update_yaml_text(text, updates), tmp_dir)

@@ -179,7 +179,7 @@ class RejectionStage:
             ctx.ledger.record_decision(plan_id, "deny", "file", current_user())
             ctx.bus.publish(EventName.ACTION_DENIED, DecisionPayload(plan_id, "deny", "file", current_user()))
         action_id = str(fm.get("action_id") or "")
-        closed = close_action(ctx, action_id, "rejected", REJECTED, self.action_names.get(action_id))
+        closed = close_action(ctx, action_id, plan_id, "rejected", REJECTED, self.action_names.get(action_id))
         if closed is None and not moved_by_hand:
             return 0
         log.info("plan rejected", plan_id=plan_id)

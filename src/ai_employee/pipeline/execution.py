@@ -17,7 +17,7 @@ from ai_employee.errors import FormatError
 from ai_employee.events import DecisionPayload, EventName, ExecutionPayload
 from ai_employee.executor.run import PlanRunner, RunResult, StepResult
 from ai_employee.ledger import RunRecord
-from ai_employee.pipeline.closing import close_action
+from ai_employee.pipeline.closing import close_action, find_action, mark_action
 from ai_employee.pipeline.context import EngineContext, current_user, entries, now_stamp
 from ai_employee.pipeline.planning import find_plan
 from ai_employee.pipeline.quarantine import quarantine
@@ -44,6 +44,8 @@ OUTCOME_WORDS = {
     "unknown": "OUTCOME UNKNOWN",
     "invalid": "NOT RUN",
 }
+# Plans handled per call: the pipeline interleaves intake (ingest, planning) with execution in a burst.
+BATCH_SIZE = 64
 RETRY_HELP = "Fix the steps if needed, then move this note back to `Approved/` to try again, or to `Rejected/`."
 
 
@@ -57,7 +59,7 @@ class ExecutionStage:
     async def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
         handled = 0
         for entry in entries(self.folder, ".md"):
-            if should_stop():
+            if should_stop() or handled >= BATCH_SIZE:
                 break
             path = Path(entry.path)
             await asyncio.sleep(0)  # let signals, the heartbeat and watcher hints in between plans
@@ -161,8 +163,15 @@ class ExecutionStage:
             return 1
         with group_commit():
             dest = self._file_result(path, plan, result, dry_run)
+            hint = self.action_names.get(plan.action_id)
             if result.status == "done":
-                close_action(ctx, plan.action_id, "done", DONE, self.action_names.get(plan.action_id))
+                close_action(ctx, plan.action_id, plan.id, "done", DONE, hint)
+            elif plan.action_id:
+                # The item stays open with its plan back in `Plans/`; an auto-approved plan's action
+                # was not marked when it was planned.
+                action = find_action(ctx, plan.action_id, hint)
+                if action is not None:
+                    mark_action(action, plan.id, "planned", ctx.tmp_dir)
         ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
         event = EventName.PLAN_EXECUTION_COMPLETED if result.status == "done" else EventName.PLAN_INTERRUPTED
         if result.status == "failed":
@@ -240,7 +249,7 @@ class ExecutionStage:
         if status == "done":
             if path.parent.name != DONE:
                 move_file(path, ctx.vault.folder(DONE))
-            close_action(ctx, str(fm.get("action_id") or ""), "done", DONE, None)
+            close_action(ctx, str(fm.get("action_id") or ""), run.plan_id, "done", DONE, None)
             ctx.ledger.finish_run(run.plan_id, run.attempt, "done", "completed after a restart")
             return
         if status == "failed":

@@ -1,8 +1,10 @@
 """Planning: every open action with status `new` gets a plan note, rated by the policy.
 
 LOW plans (when `policy.auto_approve: low`) are written straight into `Approved/` with the policy's
-decision recorded; the rest wait in `Plans/`. The ledger's `plans` table says which action already has
-a plan, so a crash between writing the plan and marking the action `planned` never plans twice.
+decision recorded, and their action stays as it is until execution closes it (`done`, or `planned` if
+the run fails); the rest wait in `Plans/` and their action is marked `planned`. The ledger's `plans`
+table says which action already has a plan, so a crash between writing the plan and marking the action
+never plans twice.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import yaml
 
 from ai_employee.errors import FormatError
 from ai_employee.events import DecisionPayload, EventName, PlanPayload
+from ai_employee.pipeline.closing import mark_action
 from ai_employee.pipeline.context import EngineContext, entries, now_stamp
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.planner import PlanningContext
@@ -31,7 +34,7 @@ from ai_employee.vault.layout import (
     PLANS,
     REJECTED,
 )
-from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, update_yaml_text
+from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, has_id, read_id
 from ai_employee.vault.plans import plan_file_name, render_plan, steps_hash
 
 log = structlog.get_logger(__name__)
@@ -54,6 +57,7 @@ class PlanningStage:
         self.settled: dict[str, FileKey] = {}
         # action id -> file name in Needs_Action/, for closing actions when their plan finishes.
         self.by_action_id: dict[str, str] = {}
+        self._plan_index: dict[str, Path] | None = None
         self.planning_context = PlanningContext(
             vault_root=ctx.vault.root,
             handbook="",
@@ -82,25 +86,32 @@ class PlanningStage:
         return handled
 
     def _plan_batch(self, paths: list[Path]) -> int:
-        """Plan a batch in two group-committed phases: every plan note durable, then every action
-        marked `planned` (so an action never says planned while its plan could still be lost)."""
+        """Plan a batch in two group-committed phases: every plan note durable, then every action whose
+        plan waits for a human marked `planned` (so an action never says planned while its plan could
+        still be lost). An auto-approved plan's action is closed by execution, moments later."""
         handled = 0
         to_mark: list[tuple[Path, str]] = []
+        self._plan_index = None
         with group_commit():
             for path in paths:
                 try:
-                    count, plan_id = self._handle(path)
+                    count, planned = self._handle(path)
                 except Exception as exc:  # one bad item must not stop the stage: report it and go on
                     log.exception("planning failed", path=path.name)
                     self.ctx.report_problem("plan", path, f"{type(exc).__name__}: {exc}")
                     continue
                 handled += count
-                if plan_id is not None:
+                if planned is None:
+                    continue
+                plan_id, auto = planned
+                if auto:
+                    self._settle(path)
+                else:
                     to_mark.append((path, plan_id))
         with group_commit():
             for path, plan_id in to_mark:
                 try:
-                    self._mark_planned(path, plan_id)
+                    mark_action(path, plan_id, "planned", self.ctx.tmp_dir)
                 except Exception as exc:
                     log.exception("marking action planned failed", path=path.name)
                     self.ctx.report_problem("plan", path, f"{type(exc).__name__}: {exc}")
@@ -114,8 +125,8 @@ class PlanningStage:
         except OSError:
             return ""
 
-    def _handle(self, path: Path) -> tuple[int, str | None]:
-        """Plan one action file; returns (items handled, the plan id to mark the action with)."""
+    def _handle(self, path: Path) -> tuple[int, tuple[str, bool] | None]:
+        """Plan one action file; returns (items handled, (plan id, auto-approved) if it has a plan now)."""
         try:
             action, raw = read_action(path)
         except FileNotFoundError:
@@ -170,12 +181,15 @@ class PlanningStage:
         log.info("adopted hand-written action", path=path.name, action_id=action.id)
         return action
 
-    def _plan(self, path: Path, action: Action) -> str:
-        """Write the plan note for an action; return its id (the caller marks the action planned)."""
+    def _plan(self, path: Path, action: Action) -> tuple[str, bool]:
+        """Write the plan note for an action; return its id and whether it was auto-approved."""
         ctx = self.ctx
         existing = ctx.ledger.plan_for_action(action.id)
-        if existing and find_plan(ctx, existing) is not None:
-            return existing
+        if existing:
+            found = self._find_plan(existing)
+            if found is not None:
+                # Planned before a restart: mark it now unless execution is about to close it.
+                return existing, found.parent.name == APPROVED
         draft = ctx.planner.plan(action, self.planning_context)
         assessment = ctx.policy.assess(draft.steps, draft.criticality_hint)
         plan_id = existing or new_id()
@@ -202,14 +216,22 @@ class PlanningStage:
             )
         else:
             ctx.bus.publish(EventName.APPROVAL_REQUIRED, payload)
-        return plan_id
+        return plan_id, auto
 
-    def _mark_planned(self, path: Path, plan_id: str) -> None:
-        edit_file(
-            path,
-            lambda text: update_yaml_text(text, {"status": "planned", "plan_id": plan_id}),
-            self.ctx.tmp_dir,
-        )
+    def _find_plan(self, plan_id: str) -> Path | None:
+        """The plan note with this id, from an index of the plan folders built once per batch (after a
+        restart, many open actions may have plans already; one scan serves them all)."""
+        if self._plan_index is None:
+            self._plan_index = {}
+            for name in PLAN_FOLDERS:
+                for entry in entries(self.ctx.vault.folder(name), ".md"):
+                    found = read_id(Path(entry.path))
+                    if found:
+                        self._plan_index.setdefault(found, Path(entry.path))
+        path = self._plan_index.get(plan_id)
+        if path is not None and has_id(path, plan_id):
+            return path
+        return find_plan(self.ctx, plan_id)  # moved since the index was built
 
 
 def _source_links(action: Action, action_file: str) -> list[str]:

@@ -20,6 +20,8 @@ from ai_employee.vault.fsops import clean_partials
 from ai_employee.vault.layout import INBOX
 
 log = structlog.get_logger(__name__)
+# During a burst, rounds of intake (one batch each of ingest and planning) per round of decisions.
+DECIDE_EVERY = 8
 
 
 class Pipeline:
@@ -63,8 +65,14 @@ class Pipeline:
         await self.execution.recover()
 
     async def reconcile(self) -> int:
-        """One round of every stage, repeated until a round handles nothing; returns items handled."""
+        """Rounds of every stage, repeated until a round handles nothing; returns items handled.
+
+        Intake comes first: while a burst is being ingested and planned, the decision stages (rejection,
+        execution) run only every `DECIDE_EVERY` rounds, so every input gets its action and plan as soon
+        as possible and approved work still moves.
+        """
         total = 0
+        rounds_without_decisions = 0
         while not self.should_stop():
             ingested = self.ingest.run_once(self.should_stop)
             self._recheck_s = ingested.recheck_s
@@ -72,8 +80,12 @@ class Pipeline:
             await asyncio.sleep(0)
             handled += self.planning.run_once(self.should_stop)
             await asyncio.sleep(0)
-            handled += self.rejection.run_once(self.should_stop)
-            handled += await self.execution.run_once(self.should_stop)
+            if handled == 0 or rounds_without_decisions + 1 >= DECIDE_EVERY:
+                rounds_without_decisions = 0
+                handled += self.rejection.run_once(self.should_stop)
+                handled += await self.execution.run_once(self.should_stop)
+            else:
+                rounds_without_decisions += 1
             self.passes += 1
             total += handled
             if handled == 0:
