@@ -370,3 +370,20 @@ def test_durable_restores_normal_sync_even_after_an_error(ledger: Ledger) -> Non
         assert ledger.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL inside
         raise RuntimeError("stop")
     assert ledger.db.execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
+# ingest intents -------------------------------------------------------------------------------------
+
+
+def test_ingest_intents_round_trip_and_survive_a_reopen(db_path: Path) -> None:
+    first = Ledger(db_path)
+    intents = [{"action_id": f"A{i}", "inbox": f"f{i}.txt", "action": "id: x\n"} for i in range(3)]
+    first.add_intents(intents)
+    first.close()
+    reopened = Ledger(db_path)
+    try:
+        assert reopened.intents() == intents
+        reopened.drop_intents(["A0", "A2"])
+        assert [i["action_id"] for i in reopened.intents()] == ["A1"]
+    finally:
+        reopened.close()

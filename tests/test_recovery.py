@@ -44,19 +44,36 @@ def test_ingest_interrupted_after_moving_the_original_finishes_once(
     pipeline = Pipeline(ctx, lambda: False)
     original = vault / "Inbox" / "note.md"
     original.write_text("# A note\n\nhello\n")
-    prepared = pipeline.ingest._prepare(original, set())
-    assert not isinstance(prepared, int)
-    path, intent, intent_path = prepared
-    os.link(path, vault / "Attachments" / intent["attachment"])
-    os.unlink(path)  # crash here: original moved, no action file yet
+    intent = pipeline.ingest._prepare(original, set())
+    assert not isinstance(intent, int)
+    ctx.ledger.add_intents([intent])
+    os.link(original, vault / "Attachments" / intent["attachment"])
+    os.unlink(original)  # crash here: original moved, no action file yet
     assert files(vault / "Needs_Action") == []
     fresh = Pipeline(ctx, lambda: False)
     assert fresh.ingest.recover() == 1
     assert fresh.ingest.recover() == 0
     actions = files(vault / "Needs_Action", ".action.yaml")
     assert len(actions) == 1 and yaml.safe_load(actions[0].read_text())["id"] == intent["action_id"]
-    assert not intent_path.exists()
+    assert ctx.ledger.intents() == []
     assert fresh.ingest.run_once().handled == 0  # nothing left in Inbox/
+
+
+def test_ingest_interrupted_between_link_and_unlink_keeps_one_copy(
+    vault: Path, opened: tuple[Engine, EngineContext]
+) -> None:
+    _, ctx = opened
+    pipeline = Pipeline(ctx, lambda: False)
+    original = vault / "Inbox" / "note.md"
+    original.write_text("hello\n")
+    intent = pipeline.ingest._prepare(original, set())
+    assert not isinstance(intent, int)
+    ctx.ledger.add_intents([intent])
+    os.link(original, vault / "Attachments" / intent["attachment"])  # crash here: both names
+    fresh = Pipeline(ctx, lambda: False)
+    assert fresh.ingest.recover() == 1
+    assert not original.exists() and (vault / "Attachments" / intent["attachment"]).exists()
+    assert len(files(vault / "Needs_Action", ".action.yaml")) == 1
 
 
 def test_ingest_interrupted_before_moving_forgets_the_intent(vault: Path, opened: tuple[Engine, EngineContext]) -> None:
@@ -64,12 +81,12 @@ def test_ingest_interrupted_before_moving_forgets_the_intent(vault: Path, opened
     pipeline = Pipeline(ctx, lambda: False)
     original = vault / "Inbox" / "note.md"
     original.write_text("hello\n")
-    prepared = pipeline.ingest._prepare(original, set())
-    assert not isinstance(prepared, int)
-    # crash here: the intent exists, the original was not moved
+    intent = pipeline.ingest._prepare(original, set())
+    assert not isinstance(intent, int)
+    ctx.ledger.add_intents([intent])  # crash here: the intent exists, the original was not moved
     fresh = Pipeline(ctx, lambda: False)
     assert fresh.ingest.recover() == 0
-    assert original.exists() and files(vault / "Needs_Action") == []
+    assert original.exists() and files(vault / "Needs_Action") == [] and ctx.ledger.intents() == []
     ctx.config.watcher.__dict__["settle_s"] = 0.0
     assert fresh.ingest.run_once().handled == 1
     assert len(files(vault / "Needs_Action", ".action.yaml")) == 1

@@ -97,8 +97,22 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+def m002_ingest_intents(db: sqlite3.Connection) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE ingest_intents (
+            action_id TEXT PRIMARY KEY,
+            created TEXT NOT NULL,
+            intent TEXT NOT NULL      -- JSON: inbox and attachment names, the action file to publish
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
+    ("002_ingest_intents", m002_ingest_intents),
 ]
 
 

@@ -136,6 +136,23 @@ class Ledger:
         ).fetchone()
         return str(row[0]) if row else None
 
+    # ingest intents -----------------------------------------------------------------------------
+    def add_intents(self, intents: list[dict[str, str]]) -> None:
+        """Record a batch of ingest intents durably (one fsync), before any original is moved."""
+        with self.durable() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO ingest_intents (action_id, created, intent) VALUES (?, ?, ?)",
+                [(intent["action_id"], now_iso(), json.dumps(intent)) for intent in intents],
+            )
+
+    def drop_intents(self, action_ids: list[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM ingest_intents WHERE action_id = ?", [(i,) for i in action_ids])
+
+    def intents(self) -> list[dict[str, str]]:
+        rows = self.db.execute("SELECT intent FROM ingest_intents ORDER BY created, action_id")
+        return [json.loads(row[0]) for row in rows]
+
     # sources ------------------------------------------------------------------------------------
     def record_source(self, key: str, action_id: str) -> None:
         self.db.execute(

@@ -1,14 +1,13 @@
 """Ingest: every finished file in `Inbox/` becomes an action file; the original goes to `Attachments/`.
 
 Crash safety: before touching the vault, an intent record (the finished action file and the planned
-names) is written to the engine's temp folder. The original is then moved and the action published,
-and the intent removed. After a crash, `recover()` finishes or forgets each intent depending on where
-the original is, so an input ends up with exactly one action.
+names) is written to the ledger, one durable transaction for a batch. The originals are then moved and
+the actions published, and the intents removed. After a crash, `recover()` finishes or forgets each
+intent depending on where the original is, so an input ends up with exactly one action.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import time
@@ -26,10 +25,9 @@ from ai_employee.vault.actions import Action, clean_text, file_name, file_title,
 from ai_employee.vault.extract import Extracted, describe, extract
 from ai_employee.vault.fsops import candidate_names, create_file, fsync_dir, group_commit, split_name
 from ai_employee.vault.layout import ACTION_SUFFIX, ATTACHMENTS, INBOX, NEEDS_ACTION
-from ai_employee.vault.notes import find_by_id
+from ai_employee.vault.notes import read_id
 
 log = structlog.get_logger(__name__)
-INTENT_PREFIX = "ingest-"
 # Files ingested per group commit: bigger batches amortise directory fsyncs, smaller ones publish sooner.
 BATCH_SIZE = 64
 RETRY_HINT = "fix the problem, then move the file back into `Inbox/`."
@@ -98,28 +96,31 @@ class IngestStage:
         return 1
 
     def _ingest_batch(self, paths: list[Path]) -> int:
-        """Ingest files in three group-committed phases: intents durable, originals moved, actions
-        published. Each phase's directory fsyncs are done once for the whole batch."""
+        """Ingest files in three steps: the batch's intents durable in the ledger (one fsync), the
+        originals moved, the actions published (each step's directory fsyncs done once per batch)."""
         vault = self.ctx.vault
         attachments = vault.folder(ATTACHMENTS)
-        intents: list[tuple[Path, dict[str, str], Path]] = []
+        intents: list[tuple[Path, dict[str, str]]] = []
         handled = 0
         reserved: set[str] = set()
+        for path in paths:
+            try:
+                prepared = self._prepare(path, reserved)
+            except Exception as exc:  # one bad item must not stop the stage
+                log.exception("ingest failed", path=path.name)
+                self.ctx.report_problem("ingest", path, f"{type(exc).__name__}: {exc}")
+                continue
+            if isinstance(prepared, int):
+                handled += prepared
+            else:
+                intents.append((path, prepared))
+        if not intents:
+            return handled
+        self.ctx.ledger.add_intents([intent for _, intent in intents])
+        moved: list[dict[str, str]] = []
+        forget: list[str] = []
         with group_commit():
-            for path in paths:
-                try:
-                    prepared = self._prepare(path, reserved)
-                except Exception as exc:  # one bad item must not stop the stage
-                    log.exception("ingest failed", path=path.name)
-                    self.ctx.report_problem("ingest", path, f"{type(exc).__name__}: {exc}")
-                    continue
-                if isinstance(prepared, int):
-                    handled += prepared
-                else:
-                    intents.append(prepared)
-        moved: list[tuple[dict[str, str], Path]] = []
-        with group_commit():
-            for path, intent, intent_path in intents:
+            for path, intent in intents:
                 target = attachments / intent["attachment"]
                 try:
                     os.link(path, target)
@@ -129,20 +130,21 @@ class IngestStage:
                         target.unlink()  # undo: the original stays the only copy, in Inbox/
                         raise
                 except OSError as exc:
-                    intent_path.unlink(missing_ok=True)
+                    forget.append(intent["action_id"])
                     self.ctx.report_problem("ingest", path, f"cannot move {path.name}: {exc.strerror or exc}")
                     continue
                 fsync_dir(attachments)
                 fsync_dir(self.inbox)
-                moved.append((intent, intent_path))
+                moved.append(intent)
         with group_commit():
-            published = [(intent, intent_path, self._create_action(intent)) for intent, intent_path in moved]
-        for intent, intent_path, dest in published:
-            self._record(intent, intent_path, dest)
+            published = [(intent, self._create_action(intent)) for intent in moved]
+        for intent, dest in published:
+            self._record(intent, dest)
+        self.ctx.ledger.drop_intents(forget + [intent["action_id"] for intent in moved])
         return handled + len(published)
 
-    def _prepare(self, path: Path, reserved: set[str]) -> int | tuple[Path, dict[str, str], Path]:
-        """Extract a file and write its intent; an int if it was dealt with otherwise (0 or 1 handled)."""
+    def _prepare(self, path: Path, reserved: set[str]) -> int | dict[str, str]:
+        """Extract a file and build its intent; an int if it was dealt with otherwise (0 or 1 handled)."""
         try:
             extracted = extract(path, self.ctx.config.ingest.max_preview_bytes)
         except FileNotFoundError:
@@ -156,11 +158,10 @@ class IngestStage:
             quarantine(self.ctx, path, f"the engine could not read this file: {exc}", RETRY_HINT)
             return 1
         self.ctx.clear_problem("ingest", path)
-        vault = self.ctx.vault
         created = local_now()
         attachment = self._free_attachment_name(path.name, reserved)
         action = _build_action(path.name, attachment, extracted, created)
-        intent = {
+        return {
             "inbox": path.name,
             "attachment": attachment,
             "action_name": file_name(created, action.title),
@@ -169,10 +170,6 @@ class IngestStage:
             "type": action.type,
             "sha256": extracted.sha256,
         }
-        intent_path = create_file(
-            vault.tmp_dir, f"{INTENT_PREFIX}{action.id}.json", json.dumps(intent).encode(), vault.tmp_dir
-        )
-        return path, intent, intent_path
 
     def _create_action(self, intent: dict[str, str]) -> Path:
         vault = self.ctx.vault
@@ -180,11 +177,10 @@ class IngestStage:
             vault.folder(NEEDS_ACTION), intent["action_name"], intent["action"].encode("utf-8"), vault.tmp_dir
         )
 
-    def _record(self, intent: dict[str, str], intent_path: Path, dest: Path) -> None:
-        """The action is durable: record it, drop the intent, tell the bus."""
+    def _record(self, intent: dict[str, str], dest: Path) -> None:
+        """The action is durable: record it and tell the bus (the caller drops the intents)."""
         vault = self.ctx.vault
         self.ctx.ledger.record_source(f"sha256:{intent['sha256']}", intent["action_id"])
-        intent_path.unlink(missing_ok=True)
         bus = self.ctx.bus
         bus.publish(EventName.FILE_CREATED, FilePayload(path=f"{ATTACHMENTS}/{intent['attachment']}"))
         bus.publish(
@@ -210,25 +206,24 @@ class IngestStage:
     def recover(self) -> int:
         """Finish or forget the intents a crash left behind; return how many were finished."""
         finished = 0
-        tmp = self.ctx.vault.tmp_dir
-        for intent_path in sorted(tmp.glob(f"{INTENT_PREFIX}*.json")):
-            try:
-                intent = json.loads(intent_path.read_text("utf-8"))
-            except (OSError, ValueError):
-                intent_path.unlink(missing_ok=True)
-                continue
+        done: list[str] = []
+        intents = self.ctx.ledger.intents()
+        if not intents:
+            return 0
+        open_ids = {read_id(Path(e.path)) for e in entries(self.ctx.vault.folder(NEEDS_ACTION), ACTION_SUFFIX)}
+        for intent in intents:
+            done.append(intent["action_id"])
             original = self.inbox / intent["inbox"]
             attachment = self.ctx.vault.folder(ATTACHMENTS) / intent["attachment"]
             if not attachment.exists():
-                intent_path.unlink(missing_ok=True)  # never moved: the original is still in Inbox/
-                continue
+                continue  # never moved: the original is still in Inbox/
             if original.exists() and os.path.samefile(original, attachment):
                 original.unlink()  # crashed between link and unlink
-            if find_by_id([self.ctx.vault.folder(NEEDS_ACTION)], ACTION_SUFFIX, intent["action_id"]) is None:
-                self._record(intent, intent_path, self._create_action(intent))
+                fsync_dir(self.inbox)
+            if intent["action_id"] not in open_ids:
+                self._record(intent, self._create_action(intent))
                 finished += 1
-            else:
-                intent_path.unlink(missing_ok=True)
+        self.ctx.ledger.drop_intents(done)
         return finished
 
 
