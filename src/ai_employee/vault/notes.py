@@ -172,65 +172,131 @@ def _roundtrip_yaml(text: str) -> YAML:
     return rt
 
 
-def _key_line(lines: list[str], key: str) -> int | None:
-    """Index of the top-level `key:` line whose value is one plain line, or None."""
-    pattern = re.compile(rf"^{re.escape(key)}[ \t]*:(?:[ \t]|\r?\n|$)")
-    for i, line in enumerate(lines):
-        if pattern.match(line):
-            value = line.split(":", 1)[1].strip()
-            follows = lines[i + 1] if i + 1 < len(lines) else ""
-            single = value and value[0] not in "|>&*[{!" and "#" not in line
-            if single and not follows.startswith((" ", "\t", "-")):
-                return i
-            return None
-    return None
+@dataclass(frozen=True)
+class _Pair:
+    """Where a top-level `key: value` pair is: the key's line, and whether the pair is that one line
+    alone (a scalar value with nothing after it but spaces), so the line can be replaced or dropped."""
+
+    line: int
+    single: bool
+
+
+# Line breaks libyaml counts that `str.split("\n")` does not: documents with them take the slow path.
+_ODD_BREAKS = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+
+
+def _top_level_pairs(text: str) -> dict[str, list[_Pair]] | None:
+    """The top-level pairs of a block-mapping document, by key, from libyaml's event stream (nothing is
+    constructed, so this is cheap and safe on untrusted text); None for any other kind of document."""
+    pairs: dict[str, list[_Pair]] = {}
+    depth = 0
+    key: yaml.ScalarEvent | None = None  # the top-level key whose value comes next
+    try:
+        events = list(yaml.parse(text, Loader=FAST_LOADER))
+    except yaml.YAMLError:
+        return None
+    if not _one_block_mapping(events):
+        return None
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            if depth == 1 and key is None:
+                return None  # a complex key
+            depth += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            if depth == 1 and key is not None:
+                pairs.setdefault(key.value, []).append(_Pair(_line(key), single=False))
+                key = None
+        elif isinstance(event, yaml.ScalarEvent | yaml.AliasEvent) and depth == 1:
+            if key is not None:
+                pairs.setdefault(key.value, []).append(_Pair(_line(key), _single_line_value(event, key, text)))
+                key = None
+            elif isinstance(event, yaml.ScalarEvent) and _plain(event) and _column(event) == 0:
+                key = event
+            else:
+                return None
+    return pairs
+
+
+def _one_block_mapping(events: list[yaml.Event]) -> bool:
+    """True if the stream is empty or one document holding a block mapping, with no `...` after it
+    (new keys are appended at the end)."""
+    documents = [e for e in events if isinstance(e, yaml.DocumentStartEvent | yaml.DocumentEndEvent)]
+    if not documents:
+        return True
+    if len(documents) != 2 or documents[1].explicit:
+        return False
+    top = events[2]
+    return isinstance(top, yaml.MappingStartEvent) and not top.flow_style and not top.anchor
+
+
+def _plain(event: yaml.ScalarEvent) -> bool:
+    return not event.style and not event.anchor and not event.tag  # libyaml says "" for plain, PyYAML None
+
+
+def _line(event: yaml.Event) -> int:
+    assert event.start_mark is not None
+    return int(event.start_mark.line)
+
+
+def _column(event: yaml.Event) -> int:
+    assert event.start_mark is not None
+    return int(event.start_mark.column)
+
+
+def _single_line_value(value: yaml.Event, key: yaml.ScalarEvent, text: str) -> bool:
+    """The value is a plain or quoted scalar that ends on the key's line, with nothing after it."""
+    if not isinstance(value, yaml.ScalarEvent) or value.anchor or value.tag or value.style not in (None, "", "'", '"'):
+        return False
+    end = value.end_mark
+    assert end is not None
+    return int(end.line) == _line(key) and not text[end.index :].split("\n", 1)[0].strip()
 
 
 def _line_update(text: str, updates: Mapping[str, Any], remove: tuple[str, ...]) -> str | None:
     """Set flat keys by rewriting only their own lines (fast, and exact for everything else).
 
-    Returns None when the document is not simple enough to do that with certainty; the caller then
-    does a full round-trip instead. The result is checked by parsing it.
+    Returns None when the document is not simple enough to do that with certainty (not one block
+    mapping, the key's pair spans lines or carries a comment, the key is duplicated, odd line breaks);
+    the caller then does a full round-trip instead.
     """
-    newline = "\r\n" if "\r\n" in text else "\n"
-    try:
-        before = load_yaml(text, "the YAML") if text.strip() else {}
-    except FormatError:
+    if len(text) > MAX_YAML_BYTES or _ODD_BREAKS.search(text):
         return None
-    if not isinstance(before, dict):
+    pairs = _top_level_pairs(text)
+    if pairs is None:
         return None
-    lines = text.splitlines(keepends=True)
-    expected = dict(before)
+    cr = "\r" if "\r\n" in text else ""
+    lines = text.split("\n")  # libyaml's line numbers count "\n" (and "\r\n") breaks alike
+    replaced: dict[int, str | None] = {}
+    appended: list[str] = []
+    for key in (*remove, *updates):
+        found = pairs.get(key, [])
+        if len(found) > 1 or (found and not found[0].single):
+            return None
     for key in remove:
-        if key in before:
-            index = _key_line(lines, key)
-            if index is None:
-                return None
-            del lines[index]
-            del expected[key]
+        if key in pairs:
+            replaced[pairs[key][0].line] = None
     for key, value in updates.items():
         rendered = yaml.dump(
             {key: value}, Dumper=FAST_DUMPER, allow_unicode=True, width=1 << 20, default_flow_style=False
         )
         if rendered.count("\n") != 1:
             return None
-        expected[key] = yaml.load(rendered, Loader=FAST_LOADER)[key]
-        rendered = rendered.replace("\n", newline)
-        index = _key_line(lines, key) if key in before else None
-        if key in before and index is None:
-            return None
-        if index is not None:
-            lines[index] = rendered
+        rendered = rendered[:-1] + cr
+        if key in pairs:
+            line = pairs[key][0].line
+            bom = "\ufeff" if line == 0 and lines[0].startswith("\ufeff") else ""
+            replaced[line] = bom + rendered
         else:
-            if lines and not lines[-1].endswith("\n"):
-                lines[-1] += newline
-            lines.append(rendered)
-    result = "".join(lines)
-    try:
-        after = load_yaml(result, "the YAML") if result.strip() else {}
-    except FormatError:
-        return None
-    return result if after == expected else None
+            appended.append(rendered)
+    out = [new for i, line in enumerate(lines) if (new := replaced.get(i, line)) is not None]
+    if appended:
+        if out[-1] == "":  # the text ended with a line break (or was empty)
+            out[-1:-1] = appended
+        else:
+            out[-1] += cr
+            out.extend([*appended, ""])
+    return "\n".join(out)
 
 
 def update_yaml_text(text: str, updates: Mapping[str, Any], remove: tuple[str, ...] = ()) -> str:
