@@ -20,6 +20,7 @@ import structlog
 
 from ai_employee.events import EventBus, EventName, StepPayload
 from ai_employee.executor.mcp_pool import McpPool, StepError
+from ai_employee.faults import crash_point
 from ai_employee.ledger import Ledger
 from ai_employee.vault.plans import Step, canonical_json, steps_hash
 
@@ -126,6 +127,7 @@ class PlanRunner:
                 plan_id, attempt, number, "dry_run", canonical_json(step.args)[:2000], durable=False
             )
             return StepResult(number, step.tool, "dry_run", detail, _at())
+        crash_point("execute.after_outbox")
         try:
             call = await asyncio.wait_for(
                 self.pool.call(step.server, step.tool_name, step.args, self.step_timeout_s),
@@ -139,6 +141,7 @@ class PlanRunner:
                 return StepResult(number, step.tool, "error", f"{exc!r} (safe to retry: idempotent tool)", _at())
             self.ledger.step_finished(plan_id, attempt, number, "unknown", repr(exc))
             return StepResult(number, step.tool, "unknown", f"{type(exc).__name__}: {exc}", _at())
+        crash_point("execute.after_call")
         state = "ok" if call.ok else "error"
         self.ledger.step_finished(plan_id, attempt, number, state, call.text)
         return StepResult(number, step.tool, state, call.text or ("done" if call.ok else "failed"), _at())

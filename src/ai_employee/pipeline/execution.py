@@ -16,6 +16,7 @@ import structlog
 from ai_employee.errors import FormatError
 from ai_employee.events import DecisionPayload, EventName, ExecutionPayload
 from ai_employee.executor.run import PlanRunner, RunResult, StepResult
+from ai_employee.faults import crash_point
 from ai_employee.ledger import RunRecord
 from ai_employee.pipeline.closing import close_action, find_action, mark_action
 from ai_employee.pipeline.context import EngineContext, current_user, entries, now_stamp
@@ -163,6 +164,7 @@ class ExecutionStage:
             return 1
         with group_commit():
             dest = self._file_result(path, plan, result, dry_run)
+            crash_point("execute.after_done")
             hint = self.action_names.get(plan.action_id)
             if result.status == "done":
                 close_action(ctx, plan.action_id, plan.id, "done", DONE, hint)
@@ -204,6 +206,7 @@ class ExecutionStage:
             return update_frontmatter(head + body, updates, remove=() if "error" in updates else ("error",))
 
         edit_file(path, change, self.ctx.tmp_dir)
+        crash_point("execute.after_result")
         return move_file(path, self.ctx.vault.folder(DONE if status == "done" else PLANS))
 
     def _send_back(

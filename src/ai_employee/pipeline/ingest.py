@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from ai_employee.events import ActionPayload, EventName, FilePayload
+from ai_employee.faults import crash_point
 from ai_employee.pipeline.context import EngineContext, entries, local_now
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.vault.actions import Action, clean_text, file_name, file_title, new_id
@@ -117,6 +118,7 @@ class IngestStage:
         if not intents:
             return handled
         self.ctx.ledger.add_intents([intent for _, intent in intents])
+        crash_point("ingest.after_intents")
         moved: list[dict[str, str]] = []
         forget: list[str] = []
         with group_commit():
@@ -136,8 +138,12 @@ class IngestStage:
                 fsync_dir(attachments)
                 fsync_dir(self.inbox)
                 moved.append(intent)
+                crash_point("ingest.after_move")
+        published: list[tuple[dict[str, str], Path]] = []
         with group_commit():
-            published = [(intent, self._create_action(intent)) for intent in moved]
+            for intent in moved:
+                published.append((intent, self._create_action(intent)))
+                crash_point("ingest.after_action")
         for intent, dest in published:
             self._record(intent, dest)
         self.ctx.ledger.drop_intents(forget + [intent["action_id"] for intent in moved])

@@ -18,6 +18,7 @@ import yaml
 
 from ai_employee.errors import FormatError
 from ai_employee.events import DecisionPayload, EventName, PlanPayload
+from ai_employee.faults import crash_point
 from ai_employee.pipeline.closing import mark_action
 from ai_employee.pipeline.context import EngineContext, entries, now_stamp
 from ai_employee.pipeline.quarantine import quarantine
@@ -198,8 +199,10 @@ class PlanningStage:
         status = "approved" if auto else "pending_approval"
         note = draft.to_note(plan_id, action.id, assessment, created, status, _source_links(action, path.name))
         ctx.ledger.register_plan(plan_id, action.id, note.criticality, note.planner, note.title)
+        crash_point("plan.after_register")
         folder = ctx.vault.folder(APPROVED if auto else PLANS)
         dest = create_file(folder, plan_file_name(created[:10], draft.title), render_plan(note).encode(), ctx.tmp_dir)
+        crash_point("plan.after_write")
         payload = PlanPayload(
             plan_id=plan_id,
             action_id=action.id,
