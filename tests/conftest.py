@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ai_employee.vault.layout import init_vault
+from tests.smtp_server import Collector, start_smtp
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
@@ -111,3 +113,39 @@ def engine(vault: Path) -> Iterator[Callable[..., EngineProcess]]:
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Collector, int]]:
+    handler = Collector()
+    controller = start_smtp(handler)
+    try:
+        yield handler, controller.port
+    finally:
+        controller.stop()
+
+
+def live_config(tmp_path: Path, port: int) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "app": {"owner_name": "Sam Owner"},
+                "watcher": {"settle_s": 0.2},
+                "mcp_servers": {
+                    "vault": {"command": "python", "args": ["-m", "ai_employee.mcp_servers.vault_server"]},
+                    "email": {
+                        "command": "python",
+                        "args": ["-m", "ai_employee.mcp_servers.email_server"],
+                        "env": {
+                            "SMTP_HOST": "127.0.0.1",
+                            "SMTP_PORT": str(port),
+                            "SMTP_FROM": "Sam Owner <sam@example-studio.com>",
+                            "SMTP_STARTTLS": "false",
+                        },
+                    },
+                },
+            }
+        )
+    )
+    return config

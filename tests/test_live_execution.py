@@ -4,52 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import SAMPLES, EngineProcess, files, run_cli, wait_for
-from tests.smtp_server import Collector, start_smtp
+from tests.conftest import SAMPLES, EngineProcess, files, live_config, run_cli, wait_for
+from tests.smtp_server import Collector
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Collector, int]]:
-    handler = Collector()
-    controller = start_smtp(handler)
-    try:
-        yield handler, controller.port
-    finally:
-        controller.stop()
-
-
-def live_config(tmp_path: Path, port: int) -> Path:
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "app": {"owner_name": "Sam Owner"},
-                "watcher": {"settle_s": 0.2},
-                "mcp_servers": {
-                    "vault": {"command": "python", "args": ["-m", "ai_employee.mcp_servers.vault_server"]},
-                    "email": {
-                        "command": "python",
-                        "args": ["-m", "ai_employee.mcp_servers.email_server"],
-                        "env": {
-                            "SMTP_HOST": "127.0.0.1",
-                            "SMTP_PORT": str(port),
-                            "SMTP_FROM": "Sam Owner <sam@example-studio.com>",
-                            "SMTP_STARTTLS": "false",
-                        },
-                    },
-                },
-            }
-        )
-    )
-    return config
 
 
 def test_approved_reply_is_sent_once_in_live_mode(
