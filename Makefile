@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test check lint typecheck bench docs clean
+.PHONY: install run test check lint typecheck bench stress docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ typecheck: $(STAMP)
 
 ## Lint, types and tests: what CI runs.
 check: lint typecheck test
+
+## Crash stress: random SIGKILLs during bursts, many iterations (not part of `make test`).
+STRESS_ITERATIONS ?= 50
+stress: $(STAMP)
+	STRESS_ITERATIONS=$(STRESS_ITERATIONS) $(BIN)/pytest tests/test_stress.py tests/test_crash.py
 
 ## Performance figures (prints; never asserts).
 bench: $(STAMP)

@@ -63,7 +63,7 @@ def check_vault(vault: Path, inputs: dict[str, bytes]) -> dict[str, dict[str, ob
     for folder in VAULT_FOLDERS:
         for path in files(vault / folder):
             assert not path.name.startswith(".partial"), f"temp debris in {folder}/"
-            if path.name.endswith((".md", ".action.yaml")) and folder not in ("Attachments", "Inbox"):
+            if path.name.endswith((".md", ".action.yaml")) and folder not in ("Attachments", "Inbox", "Notes"):
                 fields(path)  # every note and action file is whole: it parses
     actions = [
         fields(p) for folder in ("Needs_Action", "Done", "Rejected") for p in files(vault / folder, ".action.yaml")
@@ -81,6 +81,8 @@ def check_vault(vault: Path, inputs: dict[str, bytes]) -> dict[str, dict[str, ob
     plans = [fields(p) for folder in ("Plans", "Approved", "Done", "Rejected") for p in files(vault / folder, ".md")]
     planned = [str(p["action_id"]) for p in plans]
     assert sorted(planned) == sorted(str(a["id"]) for a in actions), "an action has no plan, or two"
+    notes = [p.name for p in files(vault / "Notes")]
+    assert not any(" (2)." in name for name in notes), f"a summary note was filed twice: {notes}"
     db = sqlite3.connect(vault / ".ai_employee" / "ledger.sqlite3")
     try:
         assert db.execute("SELECT COUNT(*) FROM ingest_intents").fetchone()[0] == 0
