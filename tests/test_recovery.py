@@ -37,16 +37,21 @@ def frontmatter(path: Path) -> dict[str, object]:
     return yaml.safe_load(path.read_text("utf-8").split("---\n", 2)[1])
 
 
+def intent_for(vault: Path, ctx: EngineContext, text: str) -> tuple[Path, dict[str, str]]:
+    """An input in Inbox/ and its ingest intent, durable in the ledger: where a crash can strike next."""
+    original = vault / "Inbox" / "note.md"
+    original.write_text(text)
+    intent = Pipeline(ctx, lambda: False).ingest._prepare(original, set())
+    assert not isinstance(intent, int)
+    ctx.ledger.add_intents([intent])
+    return original, intent
+
+
 def test_ingest_interrupted_after_moving_the_original_finishes_once(
     vault: Path, opened: tuple[Engine, EngineContext]
 ) -> None:
     _, ctx = opened
-    pipeline = Pipeline(ctx, lambda: False)
-    original = vault / "Inbox" / "note.md"
-    original.write_text("# A note\n\nhello\n")
-    intent = pipeline.ingest._prepare(original, set())
-    assert not isinstance(intent, int)
-    ctx.ledger.add_intents([intent])
+    original, intent = intent_for(vault, ctx, "# A note\n\nhello\n")
     os.link(original, vault / "Attachments" / intent["attachment"])
     os.unlink(original)  # crash here: original moved, no action file yet
     assert files(vault / "Needs_Action") == []
@@ -63,12 +68,7 @@ def test_ingest_interrupted_between_link_and_unlink_keeps_one_copy(
     vault: Path, opened: tuple[Engine, EngineContext]
 ) -> None:
     _, ctx = opened
-    pipeline = Pipeline(ctx, lambda: False)
-    original = vault / "Inbox" / "note.md"
-    original.write_text("hello\n")
-    intent = pipeline.ingest._prepare(original, set())
-    assert not isinstance(intent, int)
-    ctx.ledger.add_intents([intent])
+    original, intent = intent_for(vault, ctx, "hello\n")
     os.link(original, vault / "Attachments" / intent["attachment"])  # crash here: both names
     fresh = Pipeline(ctx, lambda: False)
     assert fresh.ingest.recover() == 1
@@ -78,12 +78,7 @@ def test_ingest_interrupted_between_link_and_unlink_keeps_one_copy(
 
 def test_ingest_interrupted_before_moving_forgets_the_intent(vault: Path, opened: tuple[Engine, EngineContext]) -> None:
     _, ctx = opened
-    pipeline = Pipeline(ctx, lambda: False)
-    original = vault / "Inbox" / "note.md"
-    original.write_text("hello\n")
-    intent = pipeline.ingest._prepare(original, set())
-    assert not isinstance(intent, int)
-    ctx.ledger.add_intents([intent])  # crash here: the intent exists, the original was not moved
+    original, _ = intent_for(vault, ctx, "hello\n")  # crash here: the original was not moved
     fresh = Pipeline(ctx, lambda: False)
     assert fresh.ingest.recover() == 0
     assert original.exists() and files(vault / "Needs_Action") == [] and ctx.ledger.intents() == []

@@ -232,7 +232,7 @@ class PlanningStage:
                     if found:
                         self._plan_index.setdefault(found, Path(entry.path))
         path = self._plan_index.get(plan_id)
-        if path is not None and has_id(path, plan_id):
+        if path is None or has_id(path, plan_id):
             return path
         return find_plan(self.ctx, plan_id)  # moved since the index was built
 
