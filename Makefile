@@ -32,10 +32,13 @@ typecheck: $(STAMP)
 ## Lint, types and tests: what CI runs.
 check: lint typecheck test
 
-## Crash stress: random SIGKILLs during bursts, many iterations (not part of `make test`).
+## Stress: random SIGKILLs during bursts, many iterations, and a 20,000-file burst that overflows the
+## inotify queue while the engine is stopped (not part of `make test`).
 STRESS_ITERATIONS ?= 50
+MISSED_EVENTS_FILES ?= 20000
 stress: $(STAMP)
-	STRESS_ITERATIONS=$(STRESS_ITERATIONS) $(BIN)/pytest tests/test_stress.py tests/test_crash.py
+	STRESS_ITERATIONS=$(STRESS_ITERATIONS) MISSED_EVENTS_FILES=$(MISSED_EVENTS_FILES) \
+		$(BIN)/pytest tests/test_stress.py tests/test_crash.py tests/test_missed_events.py
 
 ## Performance figures (prints; never asserts).
 bench: $(STAMP)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -71,14 +71,26 @@ def run_cli(
 class EngineProcess:
     """A real engine (`vault start`) running in a subprocess for the length of a test."""
 
-    def __init__(self, vault: Path, *extra: str, config: Path | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        vault: Path,
+        *extra: str,
+        config: Path | None = None,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        prefix: Sequence[str] = (),
+    ) -> None:
         args = [sys.executable, "-m", "ai_employee", "--vault", str(vault)]
         if config is not None:
             args += ["--config", str(config)]
-        self.log = vault.parent / "engine-test.log"
+        self.log = log or vault.parent / "engine-test.log"
         self._out = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*args, "start", *extra], stdout=self._out, stderr=self._out, env=env or engine_env(), cwd=vault.parent
+            [*prefix, *args, "start", *extra],
+            stdout=self._out,
+            stderr=self._out,
+            env=env or engine_env(),
+            cwd=vault.parent,
         )
         self.vault = vault
         wait_for(lambda: (vault / ".ai_employee" / "heartbeat.json").exists() or self.proc.poll() is not None)

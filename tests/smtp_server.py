@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
+import threading
 from email.message import EmailMessage
 from typing import Any
 
@@ -22,8 +24,10 @@ def free_port() -> int:
 class Collector:
     """An aiosmtpd handler that keeps each message it accepts and refuses the addresses in `refuse`."""
 
-    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
+    def __init__(self, refuse: frozenset[str] = frozenset(), delay_s: float = 0.0) -> None:
         self.refuse = refuse
+        self.delay_s = delay_s  # how long DATA takes: a slow server, to act while a send is in flight
+        self.receiving = threading.Event()  # set when DATA starts
         self.envelopes: list[Envelope] = []
 
     async def handle_RCPT(
@@ -35,6 +39,8 @@ class Collector:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.receiving.set()
+        await asyncio.sleep(self.delay_s)
         self.envelopes.append(envelope)
         return "250 OK"
 

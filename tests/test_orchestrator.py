@@ -49,6 +49,7 @@ async def test_a_crashed_service_is_restarted_with_backoff(vault: Path) -> None:
         "healthy": True,
         "restarts": 2,
         "last_error": "RuntimeError: crash 2",
+        "problem": None,
     }
     errors = [e for e in engine.bus.history if e.name == EventName.SERVICE_ERROR]
     assert len(errors) == 2

@@ -41,7 +41,7 @@ def intent_for(vault: Path, ctx: EngineContext, text: str) -> tuple[Path, dict[s
     """An input in Inbox/ and its ingest intent, durable in the ledger: where a crash can strike next."""
     original = vault / "Inbox" / "note.md"
     original.write_text(text)
-    intent = Pipeline(ctx, lambda: False).ingest._prepare(original, set())
+    intent = Pipeline(ctx, lambda: False).ingest._prepare(original, set(), {})
     assert not isinstance(intent, int)
     ctx.ledger.add_intents([intent])
     return original, intent

@@ -17,8 +17,8 @@ import pytest
 
 from ai_employee.vault.layout import init_vault
 from tests.conftest import EngineProcess, files, live_config
+from tests.invariants import check_vault, fields, start_once
 from tests.smtp_server import Collector
-from tests.test_crash import check_vault, fields, start_once
 
 ITERATIONS = int(os.environ.get("STRESS_ITERATIONS", "2"))
 pytestmark = pytest.mark.timeout(120 + 60 * ITERATIONS)

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from ai_employee.errors import machine_fault
 from ai_employee.events import Event, EventBus
 from ai_employee.ledger import Ledger
 from ai_employee.pipeline.context import now_stamp
@@ -19,6 +20,7 @@ from ai_employee.vault.layout import DASHBOARD, Vault
 
 log = structlog.get_logger(__name__)
 MIN_INTERVAL_S = 1.0
+FAULT_RETRY_S = 5.0
 RECENT_EVENTS = 15
 
 
@@ -83,13 +85,14 @@ class DashboardWriter:
         self.mode = mode
         self._dirty = asyncio.Event()
         self._dirty.set()
+        self.fault: str | None = None  # why the last write failed (a full disk, a read-only vault)
         bus.subscribe(self._on_event)
 
     def _on_event(self, _event: Event) -> None:
         self._dirty.set()
 
     def healthy(self) -> bool:
-        return True
+        return self.fault is None
 
     def write(self) -> None:
         text = render(collect(self.vault, self.ledger), list(self.bus.history), self.mode())
@@ -99,5 +102,17 @@ class DashboardWriter:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            self.write()
+            try:
+                self.write()
+            except Exception as exc:
+                fault = machine_fault(exc)
+                if fault is None:
+                    raise
+                if self.fault is None:
+                    log.warning("dashboard not written", problem=fault)
+                self.fault = fault
+                self._dirty.set()  # write it once the disk has room again
+                await asyncio.sleep(FAULT_RETRY_S)
+                continue
+            self.fault = None
             await asyncio.sleep(MIN_INTERVAL_S)

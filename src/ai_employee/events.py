@@ -15,6 +15,8 @@ from typing import Any
 
 import structlog
 
+from ai_employee.errors import machine_fault
+
 log = structlog.get_logger(__name__)
 HISTORY_SIZE = 1000
 
@@ -22,6 +24,7 @@ HISTORY_SIZE = 1000
 class EventName(enum.StrEnum):
     FILE_CREATED = "file.created"
     FILE_QUARANTINED = "file.quarantined"
+    FILE_DUPLICATE = "file.duplicate"
     ACTION_GENERATED = "action.generated"
     PLAN_CREATED = "plan.created"
     APPROVAL_REQUIRED = "approval.required"
@@ -42,6 +45,8 @@ class EventName(enum.StrEnum):
     ENGINE_STARTED = "engine.started"
     ENGINE_STOPPED = "engine.stopped"
     STAGE_ERROR = "stage.error"
+    PIPELINE_PAUSED = "pipeline.paused"
+    PIPELINE_RESUMED = "pipeline.resumed"
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,12 @@ class StageErrorPayload(Payload):
 
 
 @dataclass(frozen=True)
+class PausePayload(Payload):
+    problem: str
+    paused_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class Event:
     name: EventName
     payload: Payload
@@ -145,6 +156,10 @@ class EventBus:
         for subscriber in self._subscribers:
             try:
                 subscriber(event)
-            except Exception:
-                log.exception("event subscriber failed", event_name=str(name), subscriber=repr(subscriber))
+            except Exception as exc:
+                fault = machine_fault(exc)
+                if fault is None:
+                    log.exception("event subscriber failed", event_name=str(name), subscriber=repr(subscriber))
+                else:  # expected while the disk is full: one line, no traceback
+                    log.warning("event subscriber failed", event_name=str(name), problem=fault)
         return event

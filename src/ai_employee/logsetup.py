@@ -40,6 +40,25 @@ class Redactor:
         return event
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The log file; when it cannot be written (a full disk), say so once on stderr, not per record."""
+
+    failing = False
+    _failed_now = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        super().emit(record)
+        if not self._failed_now:
+            self.failing = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed_now = True
+        if not self.failing:
+            self.failing = True
+            sys.stderr.write(f"log file {self.baseFilename} cannot be written ({sys.exc_info()[1]})\n")
+
+
 def configure_logging(
     level: str,
     log_file: Path | None,
@@ -82,9 +101,7 @@ def configure_logging(
     root.addHandler(console)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-        )
+        file_handler = _LogFile(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         file_handler.setFormatter(
             structlog.stdlib.ProcessorFormatter(
                 foreign_pre_chain=shared,

@@ -28,12 +28,13 @@ from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.runner import Pipeline
 from ai_employee.planner import make_planner
 from ai_employee.policy import Policy
-from ai_employee.vault.fsops import replace_file
+from ai_employee.vault.fsops import FileOpError, replace_file
 from ai_employee.vault.layout import Vault
 from ai_employee.watcher import VaultWatcher
 
 log = structlog.get_logger(__name__)
 HEARTBEAT_INTERVAL_S = 2.0
+HEARTBEAT_BYTES = 8192
 SHUTDOWN_GRACE_S = 30.0
 MAX_BACKOFF_S = 60.0
 
@@ -237,6 +238,7 @@ class Engine:
                 "healthy": s.state == "running" and s.service.healthy(),
                 "restarts": s.restarts,
                 "last_error": s.last_error,
+                "problem": getattr(s.service, "fault", None),
             }
             for name, s in self.services.items()
         }
@@ -253,11 +255,28 @@ class Engine:
                 # Problems the stages are waiting on (an unreadable file, a full disk): shown by `vault status`.
                 "problems": list(self.ctx.reported.values())[-20:] if self.ctx else [],
             }
-            try:
-                replace_file(self.vault.heartbeat_path, json.dumps(beat).encode(), self.vault.tmp_dir)
-            except OSError as exc:
-                log.warning("heartbeat not written", error=str(exc))
+            # Padded, so that on a full disk it can still be rewritten in place (see _write_heartbeat).
+            self._write_heartbeat(json.dumps(beat).encode().ljust(HEARTBEAT_BYTES))
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    def _write_heartbeat(self, data: bytes) -> None:
+        """Replace the heartbeat atomically; on a full disk, overwrite it in place, within the blocks
+        it already has (padded with spaces, still valid JSON), so `vault status` can show the problem."""
+        path = self.vault.heartbeat_path
+        try:
+            replace_file(path, data, self.vault.tmp_dir)
+            return
+        except FileOpError as exc:
+            error = exc
+        try:
+            size = path.stat().st_size
+            if len(data) <= size:
+                with open(path, "r+b") as fh:
+                    fh.write(data.ljust(size))
+                return
+        except OSError:
+            pass
+        log.warning("heartbeat not written", error=str(error))
 
     def run(self) -> None:
         """Serve in the foreground until SIGTERM/SIGINT."""

@@ -20,6 +20,8 @@ from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import plan_title
 
 HEARTBEAT_STALE_S = 30.0
+# Below this much free space the engine cannot be relied on to write its notes and ledger.
+LOW_SPACE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,21 @@ def _age_s(stamp: str, now: datetime) -> float:
     if created.tzinfo is None:
         created = created.astimezone()
     return max(0.0, (now - created).total_seconds())
+
+
+def disk_problems(vault: Vault) -> list[str]:
+    """What is wrong with the vault's file system, seen from outside the engine (which may be unable
+    to write anything, its heartbeat included, while the disk is full)."""
+    try:
+        fs = os.statvfs(vault.root)
+    except OSError as exc:
+        return [f"the vault's file system cannot be checked: {exc.strerror or exc}"]
+    if fs.f_flag & os.ST_RDONLY:
+        return ["the vault's file system is read-only: nothing can be filed until it is writable again"]
+    free = fs.f_bavail * fs.f_frsize
+    if free < LOW_SPACE_BYTES:
+        return [f"the disk is full ({free // 1024} KiB free): free some space; the engine resumes by itself"]
+    return []
 
 
 def folder_counts(vault: Vault) -> dict[str, int]:
@@ -136,6 +153,7 @@ def collect(vault: Vault, ledger: Ledger | None) -> dict[str, Any]:
     return {
         "vault": str(vault.root),
         "engine": engine_state(vault),
+        "disk_problems": disk_problems(vault),
         "folders": folder_counts(vault),
         "pending_approvals": [asdict(p) for p in pending],
         "attention": [asdict(p) for p in attention] + [{"file": f"{QUARANTINE}/{q}"} for q in quarantined],

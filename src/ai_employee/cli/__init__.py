@@ -11,7 +11,7 @@ from ai_employee import __version__
 from ai_employee.cli.app import AppState
 from ai_employee.cli.engine import init, restart, start, status, stop
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, show, stats
-from ai_employee.errors import AIEmployeeError
+from ai_employee.errors import AIEmployeeError, machine_fault
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -88,5 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
+        fault = machine_fault(exc)
+        if fault is not None:  # a full disk, a read-only vault: the person can fix it, so say it plainly
+            click.echo(f"Error: {fault} ({exc}); fix that, then run the command again", err=True)
+        else:
+            click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
         sys.exit(1)

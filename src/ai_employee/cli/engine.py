@@ -182,12 +182,12 @@ def _print_status(data: dict[str, Any]) -> None:
             + ")"
         )
         for name, svc in engine.get("services", {}).items():
-            mark = "ok" if svc.get("healthy") else "UNHEALTHY"
+            mark = "ok" if svc.get("healthy") else "UNHEALTHY" + (f": {svc['problem']}" if svc.get("problem") else "")
             extra = f", {svc['restarts']} restarts, last error: {svc['last_error']}" if svc.get("restarts") else ""
             click.echo(f"  {name}: {svc.get('state')} ({mark}{extra})")
     else:
         click.echo("Engine: not running (start it with `vault start`)")
-    for problem in engine.get("last_problems", []) if engine["running"] else []:
+    for problem in data["disk_problems"] + (engine.get("last_problems", []) if engine["running"] else []):
         click.echo(f"  problem: {problem}")
     click.echo("Folders: " + ", ".join(f"{k} {v}" for k, v in data["folders"].items()))
     pending = data["pending_approvals"]
@@ -209,7 +209,12 @@ def _print_status(data: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @pass_app
 def status(app: AppState, as_json: bool) -> None:
-    """Show the engine's state, counts per folder, pending approvals and what needs attention."""
+    """Show the engine's state, counts per folder, pending approvals and what needs attention.
+
+    Each service is `ok` or `UNHEALTHY: <why>`, followed by the problems the engine is waiting on.
+    The vault's file system is also checked here, so a full disk or a read-only vault is shown even
+    when the engine cannot write anything (`disk_problems` in --json).
+    """
     vault = app.vault()
     if vault.ledger_path.exists():
         with app.ledger(vault) as ledger:

@@ -160,6 +160,11 @@ class Ledger:
             (key, action_id, now_iso()),
         )
 
+    def source(self, key: str) -> str | None:
+        """The id of the first action made from this source (`sha256:<hex>`), if there was one."""
+        row = self.db.execute("SELECT action_id FROM sources WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
     # runs and the outbox ------------------------------------------------------------------------
     def runs(self, plan_id: str) -> list[RunRecord]:
         rows = self.db.execute("SELECT * FROM runs WHERE plan_id = ? ORDER BY attempt", (plan_id,))

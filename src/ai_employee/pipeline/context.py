@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from ai_employee.config import Config
+from ai_employee.errors import machine_fault
 from ai_employee.events import EventBus, EventName, StageErrorPayload
 from ai_employee.ledger import Ledger
 from ai_employee.planner import Planner
@@ -60,6 +61,15 @@ class EngineContext:
         self.reported[key] = error
         log.warning("stage problem", stage=stage, path=str(path), error=error)
         self.bus.publish(EventName.STAGE_ERROR, StageErrorPayload(stage=stage, path=str(path), error=error))
+
+    def item_failed(self, stage: str, path: Path, exc: Exception, what: str) -> None:
+        """One item failed: log and report it so the stage can go on with the next. A fault of the
+        machine (a full disk, a read-only file system) is re-raised instead: every item would fail the
+        same way, so the pipeline pauses until it is fixed (see `Pipeline.run`)."""
+        if machine_fault(exc):
+            raise exc
+        log.exception(what, stage=stage, path=path.name)
+        self.report_problem(stage, path, f"{type(exc).__name__}: {exc}")
 
     def clear_problem(self, stage: str, path: Path) -> None:
         self.reported.pop(f"{stage}:{path}", None)

@@ -148,8 +148,7 @@ class RejectionStage:
             try:
                 handled += self._close(Path(entry.path))
             except Exception as exc:  # one bad item must not stop the stage: report it and go on
-                log.exception("closing rejected plan failed", path=entry.name)
-                self.ctx.report_problem("reject", Path(entry.path), f"{type(exc).__name__}: {exc}")
+                self.ctx.item_failed("reject", Path(entry.path), exc, "closing rejected plan failed")
                 continue
             try:
                 self.settled[entry.name] = file_key(entry)

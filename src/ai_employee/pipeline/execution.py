@@ -25,8 +25,8 @@ from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.policy import Criticality
 from ai_employee.vault.actions import new_id
 from ai_employee.vault.fsops import group_commit, move_file
-from ai_employee.vault.layout import APPROVED, DONE, PLANS
-from ai_employee.vault.notes import edit_file, read_frontmatter, split_note, update_frontmatter
+from ai_employee.vault.layout import APPROVED, DONE, PLANS, REJECTED, is_conflict_copy
+from ai_employee.vault.notes import edit_file, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import (
     ParsedPlan,
     append_section,
@@ -69,11 +69,21 @@ class ExecutionStage:
             except FileNotFoundError:
                 continue
             except Exception as exc:  # one bad item must not stop the stage: report it and go on
-                log.exception("execution failed", path=entry.name)
-                self.ctx.report_problem("execute", path, f"{type(exc).__name__}: {exc}")
+                self.ctx.item_failed("execute", path, exc, "execution failed")
         return handled
 
     async def _handle(self, path: Path, should_stop: Callable[[], bool]) -> int:
+        if is_conflict_copy(path.name):
+            # Made by a sync tool, not by a person's decision: never run, whatever it says.
+            quarantine(
+                self.ctx,
+                path,
+                f"`{path.name}` is a sync conflict copy; copies made by a sync tool are never run.",
+                "if you meant to approve this version, rename it without the conflict marker (and, if its plan"
+                " has already run, delete its `id` property so it becomes a new plan), then move it to"
+                " `Approved/`.",
+            )
+            return 1
         text = path.read_text("utf-8")
         parts = split_note(text)
         try:
@@ -162,6 +172,16 @@ class ExecutionStage:
         result = await self.runner.run(plan.id, plan.steps, dry_run, should_stop)
         if result.status == "stopped":
             return 1
+        if not path.exists():
+            # Moved (back to `Plans/`, to `Rejected/`) while it ran: the run happened, so its result is
+            # filed in the note wherever it is now.
+            moved = find_plan(ctx, plan.id, (PLANS, REJECTED, APPROVED))
+            if moved is None:
+                log.warning("plan note gone while it ran; the result is in the ledger", plan_id=plan.id)
+                ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
+                return 1
+            log.warning("plan note moved while it ran", plan_id=plan.id, now=ctx.vault.relative(moved))
+            path = moved
         with group_commit():
             dest = self._file_result(path, plan, result, dry_run)
             crash_point("execute.after_done")
@@ -175,6 +195,7 @@ class ExecutionStage:
                 if action is not None:
                     mark_action(action, plan.id, "planned", ctx.tmp_dir)
         ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
+        self._set_aside_copy(ctx.vault.folder(PLANS) / path.name, dest, plan.id)
         event = EventName.PLAN_EXECUTION_COMPLETED if result.status == "done" else EventName.PLAN_INTERRUPTED
         if result.status == "failed":
             event = EventName.ACTION_FAILED
@@ -184,6 +205,21 @@ class ExecutionStage:
         )
         log.debug("plan executed", plan_id=plan.id, status=result.status, dry_run=dry_run)
         return 1
+
+    def _set_aside_copy(self, copy: Path, ran: Path, plan_id: str) -> None:
+        """A note copied (not moved) into `Approved/` leaves its original in `Plans/`, which would look
+        like it still waits for approval: once the copy has run, the original is set aside."""
+        if copy == ran or not copy.exists() or read_id(copy) != plan_id:
+            return
+        quarantine(
+            self.ctx,
+            copy,
+            f"plan {plan_id} ran from a copy of this note (now `{self.ctx.vault.relative(ran)}`); this original was"
+            " set aside so it cannot run twice.",
+            "to run it again on purpose, delete the `id` property so it becomes a new plan, then move it to"
+            " `Approved/`.",
+        )
+        self.ctx.bus.publish(EventName.PLAN_DUPLICATE, DecisionPayload(plan_id, "duplicate", "file", "engine"))
 
     def _file_result(self, path: Path, plan: ParsedPlan, result: RunResult, dry_run: bool) -> Path:
         """Write the outcome into the note (callout, log, checklist, status) and move it where it belongs."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from ai_employee.errors import machine_fault
 from ai_employee.events import ActionPayload, EventName, FilePayload
 from ai_employee.faults import crash_point
 from ai_employee.pipeline.context import EngineContext, entries, local_now
@@ -25,7 +26,7 @@ from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.vault.actions import Action, clean_text, file_name, file_title, new_id
 from ai_employee.vault.extract import Extracted, describe, extract
 from ai_employee.vault.fsops import candidate_names, create_file, fsync_dir, group_commit, split_name
-from ai_employee.vault.layout import ACTION_SUFFIX, ATTACHMENTS, INBOX, NEEDS_ACTION
+from ai_employee.vault.layout import ACTION_SUFFIX, ATTACHMENTS, DONE, INBOX, NEEDS_ACTION
 from ai_employee.vault.notes import read_id
 
 log = structlog.get_logger(__name__)
@@ -70,7 +71,15 @@ class IngestStage:
                     recheck = wait if recheck is None else min(recheck, wait)
                     continue
                 ready.append(Path(entry.path))
-            elif not stat.S_ISDIR(st.st_mode):
+            elif stat.S_ISDIR(st.st_mode):
+                # Left in place (a folder may still be being copied in) and shown until it is gone.
+                self.ctx.report_problem(
+                    "ingest",
+                    Path(entry.path),
+                    f"`{clean_text(entry.name)}` is a folder: the engine takes files only; move the files"
+                    " themselves into Inbox/",
+                )
+            else:
                 handled += self._guarded(self._set_aside_special, Path(entry.path))
             self.closed.discard(entry.name)
         # One batch per call: the pipeline yields to the event loop (signals, heartbeat) between calls.
@@ -82,8 +91,7 @@ class IngestStage:
         try:
             return handle(path)
         except Exception as exc:  # one bad item must not stop the stage: report it and go on
-            log.exception("ingest failed", path=path.name)
-            self.ctx.report_problem("ingest", path, f"{type(exc).__name__}: {exc}")
+            self.ctx.item_failed("ingest", path, exc, "ingest failed")
             return 0
 
     def _set_aside_special(self, path: Path) -> int:
@@ -104,12 +112,12 @@ class IngestStage:
         intents: list[tuple[Path, dict[str, str]]] = []
         handled = 0
         reserved: set[str] = set()
+        batch_sources: dict[str, str] = {}
         for path in paths:
             try:
-                prepared = self._prepare(path, reserved)
+                prepared = self._prepare(path, reserved, batch_sources)
             except Exception as exc:  # one bad item must not stop the stage
-                log.exception("ingest failed", path=path.name)
-                self.ctx.report_problem("ingest", path, f"{type(exc).__name__}: {exc}")
+                self.ctx.item_failed("ingest", path, exc, "ingest failed")
                 continue
             if isinstance(prepared, int):
                 handled += prepared
@@ -132,6 +140,8 @@ class IngestStage:
                         target.unlink()  # undo: the original stays the only copy, in Inbox/
                         raise
                 except OSError as exc:
+                    if machine_fault(exc):
+                        raise  # the batch's intents stay; recovery finishes them once the fault is gone
                     forget.append(intent["action_id"])
                     self.ctx.report_problem("ingest", path, f"cannot move {path.name}: {exc.strerror or exc}")
                     continue
@@ -149,8 +159,13 @@ class IngestStage:
         self.ctx.ledger.drop_intents(forget + [intent["action_id"] for intent in moved])
         return handled + len(published)
 
-    def _prepare(self, path: Path, reserved: set[str]) -> int | dict[str, str]:
-        """Extract a file and build its intent; an int if it was dealt with otherwise (0 or 1 handled)."""
+    def _prepare(self, path: Path, reserved: set[str], batch_sources: dict[str, str]) -> int | dict[str, str]:
+        """Extract a file and build its intent; an int if it was dealt with otherwise (0 or 1 handled).
+
+        A file with the same bytes as an earlier input (in the ledger's `sources`, or earlier in this
+        batch) is not processed again: its action is filed straight into `Done/` with `status: done` and
+        `duplicate_of` naming the first action. Empty files are exempt: their names are their content.
+        """
         try:
             extracted = extract(path, self.ctx.config.ingest.max_preview_bytes)
         except FileNotFoundError:
@@ -167,7 +182,19 @@ class IngestStage:
         created = local_now()
         attachment = self._free_attachment_name(path.name, reserved)
         action = _build_action(path.name, attachment, extracted, created)
-        return {
+        source = f"sha256:{extracted.sha256}"
+        first = (batch_sources.get(source) or self.ctx.ledger.source(source)) if extracted.size_bytes else None
+        if first is None:
+            batch_sources[source] = action.id
+        else:
+            action.status = "done"
+            action.extra["duplicate_of"] = first
+            action.content["description"] += (
+                f" It has the same content as an earlier input (action {first}), so it was not processed again. To"
+                " process it anyway, delete `duplicate_of`, set `status: new` and move this file to"
+                " `Needs_Action/`."
+            )
+        intent = {
             "inbox": path.name,
             "attachment": attachment,
             "action_name": file_name(created, action.title),
@@ -176,19 +203,32 @@ class IngestStage:
             "type": action.type,
             "sha256": extracted.sha256,
         }
+        if first is not None:
+            intent["duplicate_of"] = first
+        return intent
 
     def _create_action(self, intent: dict[str, str]) -> Path:
         vault = self.ctx.vault
-        return create_file(
-            vault.folder(NEEDS_ACTION), intent["action_name"], intent["action"].encode("utf-8"), vault.tmp_dir
-        )
+        return create_file(self._folder(intent), intent["action_name"], intent["action"].encode("utf-8"), vault.tmp_dir)
+
+    def _folder(self, intent: dict[str, str]) -> Path:
+        """Where the intent's action file goes: `Needs_Action/`, or `Done/` for a duplicate."""
+        return self.ctx.vault.folder(DONE if "duplicate_of" in intent else NEEDS_ACTION)
 
     def _record(self, intent: dict[str, str], dest: Path) -> None:
         """The action is durable: record it and tell the bus (the caller drops the intents)."""
         vault = self.ctx.vault
         self.ctx.ledger.record_source(f"sha256:{intent['sha256']}", intent["action_id"])
         bus = self.ctx.bus
-        bus.publish(EventName.FILE_CREATED, FilePayload(path=f"{ATTACHMENTS}/{intent['attachment']}"))
+        attachment = f"{ATTACHMENTS}/{intent['attachment']}"
+        if "duplicate_of" in intent:
+            first = intent["duplicate_of"]
+            log.info("duplicate input linked to the first", path=attachment, duplicate_of=first)
+            bus.publish(
+                EventName.FILE_DUPLICATE, FilePayload(path=attachment, reason=f"same content as action {first}")
+            )
+            return
+        bus.publish(EventName.FILE_CREATED, FilePayload(path=attachment))
         bus.publish(
             EventName.ACTION_GENERATED,
             ActionPayload(
@@ -209,6 +249,18 @@ class IngestStage:
                 return candidate
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _published_in_done(self, intent: dict[str, str]) -> bool:
+        """Whether a duplicate's action file is in `Done/` already (under its name or the first free
+        variant of it, as `create_file` chose)."""
+        folder = self._folder(intent)
+        for candidate in candidate_names(intent["action_name"]):
+            path = folder / candidate
+            if not path.exists():
+                return False
+            if read_id(path) == intent["action_id"]:
+                return True
+        return False
+
     def recover(self) -> int:
         """Finish or forget the intents a crash left behind; return how many were finished."""
         finished = 0
@@ -218,6 +270,8 @@ class IngestStage:
             return 0
         open_ids = {read_id(Path(e.path)) for e in entries(self.ctx.vault.folder(NEEDS_ACTION), ACTION_SUFFIX)}
         for intent in intents:
+            if "duplicate_of" in intent and self._published_in_done(intent):
+                open_ids.add(intent["action_id"])
             done.append(intent["action_id"])
             original = self.inbox / intent["inbox"]
             attachment = self.ctx.vault.folder(ATTACHMENTS) / intent["attachment"]

@@ -98,8 +98,7 @@ class PlanningStage:
                 try:
                     count, planned = self._handle(path)
                 except Exception as exc:  # one bad item must not stop the stage: report it and go on
-                    log.exception("planning failed", path=path.name)
-                    self.ctx.report_problem("plan", path, f"{type(exc).__name__}: {exc}")
+                    self.ctx.item_failed("plan", path, exc, "planning failed")
                     continue
                 handled += count
                 if planned is None:
@@ -114,8 +113,7 @@ class PlanningStage:
                 try:
                     mark_action(path, plan_id, "planned", self.ctx.tmp_dir)
                 except Exception as exc:
-                    log.exception("marking action planned failed", path=path.name)
-                    self.ctx.report_problem("plan", path, f"{type(exc).__name__}: {exc}")
+                    self.ctx.item_failed("plan", path, exc, "marking action planned failed")
                     continue
                 self._settle(path)
         return handled

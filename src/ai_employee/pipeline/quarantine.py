@@ -9,7 +9,7 @@ import structlog
 from ai_employee.events import EventName, FilePayload
 from ai_employee.pipeline.context import EngineContext, now_stamp
 from ai_employee.vault.actions import clean_text
-from ai_employee.vault.fsops import create_file, move_file
+from ai_employee.vault.fsops import move_file, replace_file
 from ai_employee.vault.layout import QUARANTINE
 
 log = structlog.get_logger(__name__)
@@ -30,7 +30,9 @@ def quarantine(ctx: EngineContext, path: Path, reason: str, retry: str) -> Path:
         f"- Set aside: {now_stamp()}\n"
         f"- File: `{ctx.vault.relative(dest)}`\n"
     )
-    create_file(folder, f"{dest.name}.why.md", note.encode("utf-8"), ctx.tmp_dir)
+    # `dest` was a free name, so a why-note already under its name is a stale one (its file was moved
+    # out of Quarantine/ since): replaced, so each file has the one note that explains it.
+    replace_file(folder / f"{dest.name}.why.md", note.encode("utf-8"), ctx.tmp_dir)
     log.warning("quarantined", path=ctx.vault.relative(dest), reason=reason)
     ctx.bus.publish(EventName.FILE_QUARANTINED, FilePayload(path=ctx.vault.relative(dest), reason=reason))
     return dest

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 import structlog
 
+from ai_employee.errors import machine_fault
+from ai_employee.events import EventName, PausePayload
 from ai_employee.executor.mcp_pool import McpPool
 from ai_employee.executor.run import PlanRunner
 from ai_employee.pipeline.context import EngineContext
@@ -22,6 +25,8 @@ from ai_employee.vault.layout import INBOX
 log = structlog.get_logger(__name__)
 # During a burst, rounds of intake (one batch each of ingest and planning) per round of decisions.
 DECIDE_EVERY = 8
+# The longest wait between two tries while the pipeline is paused on a fault of the machine.
+MAX_PAUSE_S = 30.0
 
 
 class Pipeline:
@@ -43,6 +48,9 @@ class Pipeline:
         self._recheck_s: float | None = None
         self.passes = 0
         self.last_pass_ok = True
+        self.fault: str | None = None  # a fault of the machine the pipeline is paused on
+        self._fault_since = 0.0
+        self._retry_s = 1.0
 
     def hint(self, folder: str, name: str, complete: bool) -> None:
         """A watcher event: note a complete Inbox file, and wake the loop."""
@@ -102,19 +110,33 @@ class Pipeline:
         return total
 
     async def run(self) -> None:
-        """Serve until cancelled: reconcile, then sleep until a hint, the sweep or a settling file."""
+        """Serve until cancelled: reconcile, then sleep until a hint, the sweep or a settling file.
+
+        A fault of the machine (a full disk, a read-only or failing file system) pauses the pipeline:
+        the problem is reported once, inputs stay where they are, and the pipeline retries with a
+        growing pause; once a pass succeeds it resumes by itself, after finishing what the fault
+        interrupted (the same recovery as after a crash).
+        """
         try:
-            await self.recover()
             sweep_s = self.ctx.config.watcher.poll_interval
             warm = False
+            must_recover = True
             while not self.should_stop():
                 self._wake.clear()
                 try:
+                    if must_recover:
+                        await self.recover()
+                        must_recover = False
                     await self.reconcile()
-                    self.last_pass_ok = True
-                except Exception:
+                except Exception as exc:
                     self.last_pass_ok = False
-                    raise
+                    fault = machine_fault(exc)
+                    if fault is None:
+                        raise
+                    must_recover = True
+                    await self._pause(fault)
+                    continue
+                self._resume()
                 if not warm:
                     warm = True
                     await self.pool.warm_up()
@@ -124,3 +146,26 @@ class Pipeline:
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)
         finally:
             await self.pool.aclose()
+
+    async def _pause(self, fault: str) -> None:
+        """Report the fault (once while it lasts), then wait before the next try: 1 s, doubling to 30 s."""
+        if self.fault is None:
+            self.fault, self._fault_since, self._retry_s = fault, time.monotonic(), 1.0
+            log.warning("pipeline paused", problem=fault, retry="by itself, every few seconds")
+            self.ctx.bus.publish(EventName.PIPELINE_PAUSED, PausePayload(fault))
+        else:
+            self._retry_s = min(MAX_PAUSE_S, self._retry_s * 2)
+        self.ctx.report_problem("pipeline", self.ctx.vault.root, f"paused: {fault}; it resumes by itself once fixed")
+        deadline = time.monotonic() + self._retry_s
+        while not self.should_stop() and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.25, deadline - time.monotonic()))
+
+    def _resume(self) -> None:
+        self.last_pass_ok = True
+        if self.fault is None:
+            return
+        paused_s = round(time.monotonic() - self._fault_since, 1)
+        log.info("pipeline resumed", problem=self.fault, paused_s=paused_s)
+        self.ctx.clear_problem("pipeline", self.ctx.vault.root)
+        self.ctx.bus.publish(EventName.PIPELINE_RESUMED, PausePayload(self.fault, paused_s))
+        self.fault = None

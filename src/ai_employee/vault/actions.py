@@ -19,6 +19,7 @@ ACTION_TYPES = ("file_drop", "email", "schedule", "manual")
 ACTION_STATUSES = ("new", "planned", "done", "rejected", "failed")
 MAX_ACTION_BYTES = 1024 * 1024
 MAX_TITLE_CHARS = 120
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#^\[\]]+')
 
 
@@ -28,7 +29,8 @@ def new_id() -> str:
 
 def clean_text(value: str, limit: int = MAX_TITLE_CHARS) -> str:
     """A single-line, control-character-free, length-capped version of an untrusted string."""
-    flat = " ".join(unicodedata.normalize("NFC", value).split())
+    # Lone surrogates (an undecodable byte in a file name) become U+FFFD, so the user sees one was there.
+    flat = " ".join(unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", value)).split())
     flat = "".join(ch for ch in flat if unicodedata.category(ch)[0] != "C")
     return flat[:limit].strip()
 

@@ -1,0 +1,112 @@
+"""Approval by moving files, when people (and sync tools) do unexpected things: a plan copied instead of
+moved into `Approved/`, sync-conflict copies, a plan moved away while it runs. A plan id runs at most
+once; what is set aside says why. Counted at a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES, EngineProcess, files, live_config, wait_for
+from tests.invariants import check_vault, fields, start_once
+from tests.smtp_server import Collector, start_smtp
+
+pytestmark = pytest.mark.timeout(120)
+QUOTE = {"quote.eml": (SAMPLES / "client-quote-request.eml").read_bytes()}
+
+
+def planned_email(vault: Path) -> Path:
+    """One email planned by a dry-run pass: its reply waits in `Plans/` for approval."""
+    shutil.copy(SAMPLES / "client-quote-request.eml", vault / "Inbox" / "quote.eml")
+    assert start_once(vault).returncode == 0
+    [plan] = files(vault / "Plans", ".md")
+    return plan
+
+
+def why(vault: Path, name: str) -> str:
+    [note] = [p for p in files(vault / "Quarantine", ".why.md") if p.name.startswith(Path(name).stem)]
+    return note.read_text("utf-8")
+
+
+class Live:
+    """A live engine run (`start --once --live`) against the test's SMTP server, counting messages."""
+
+    def __init__(self, vault: Path, tmp_path: Path, smtp: tuple[Collector, int]) -> None:
+        self.vault, (self.collector, port) = vault, smtp
+        self.config = live_config(tmp_path, port)
+
+    def run(self) -> int:
+        """Run once; return how many messages the SMTP server has received so far."""
+        assert start_once(self.vault, "--live", config=self.config).returncode == 0
+        return len(self.collector.envelopes)
+
+
+@pytest.fixture
+def live(vault: Path, tmp_path: Path, smtp: tuple[Collector, int]) -> Live:
+    return Live(vault, tmp_path, smtp)
+
+
+def test_a_plan_copied_into_approved_runs_once_and_its_original_is_set_aside(vault: Path, live: Live) -> None:
+    plan = planned_email(vault)
+    shutil.copy(plan, vault / "Approved" / plan.name)
+    assert live.run() == 1
+    assert fields(vault / "Done" / plan.name)["status"] == "done"
+    assert files(vault / "Plans") == [], "the original still looks like it waits for approval"
+    assert "ran from a copy of this note" in why(vault, plan.name)
+    # Approving the set-aside original anyway sends nothing more.
+    os.rename(vault / "Quarantine" / plan.name, vault / "Approved" / plan.name)
+    assert live.run() == 1
+    assert files(vault / "Approved") == []
+    check_vault(vault, QUOTE)
+
+
+def test_sync_conflict_copies_in_approved_are_never_run(vault: Path, live: Live) -> None:
+    plan = planned_email(vault)
+    os.rename(plan, vault / "Approved" / plan.name)
+    assert live.run() == 1
+    done = vault / "Done" / plan.name
+    copies = [
+        f"{plan.stem} (conflicted copy 2026-11-23).md",  # Dropbox
+        f"{plan.stem}.sync-conflict-20261123-101010-ABCDEFG.md",  # Syncthing
+    ]
+    for name in copies:
+        # Even one whose properties say it is approved and new.
+        text = done.read_text("utf-8").replace("status: done", "status: approved")
+        (vault / "Approved" / name).write_text(text, "utf-8")
+    assert live.run() == 1
+    quarantined = {p.name for p in files(vault / "Quarantine")}
+    for name in copies:
+        assert name in quarantined
+        assert "sync conflict copy" in why(vault, name)
+    check_vault(vault, QUOTE)
+
+
+@pytest.mark.parametrize("moved_to", ["Plans", "Rejected"])
+def test_a_plan_moved_away_while_it_runs_is_filed_once_where_it_belongs(
+    vault: Path, tmp_path: Path, moved_to: str
+) -> None:
+    slow = Collector(delay_s=1.5)
+    controller = start_smtp(slow)
+    try:
+        plan = planned_email(vault)
+        engine = EngineProcess(vault, "--live", config=live_config(tmp_path, controller.port))
+        try:
+            os.rename(plan, vault / "Approved" / plan.name)
+            assert slow.receiving.wait(30), "the send never started"
+            os.rename(vault / "Approved" / plan.name, vault / moved_to / plan.name)  # while it is in flight
+            done = vault / "Done" / plan.name
+            wait_for(done.exists, 30)
+            wait_for(lambda: files(vault / "Done", ".action.yaml"), 10)
+        finally:
+            engine.stop()
+    finally:
+        controller.stop()
+    assert len(slow.envelopes) == 1
+    note = fields(done)
+    assert note["status"] == "done"
+    assert files(vault / "Plans") == [] and files(vault / "Rejected") == [] and files(vault / "Approved") == []
+    actions = check_vault(vault, QUOTE)
+    assert actions["quote.eml"]["status"] == "done"
