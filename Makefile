@@ -38,7 +38,7 @@ STRESS_ITERATIONS ?= 50
 MISSED_EVENTS_FILES ?= 20000
 stress: $(STAMP)
 	STRESS_ITERATIONS=$(STRESS_ITERATIONS) MISSED_EVENTS_FILES=$(MISSED_EVENTS_FILES) \
-		$(BIN)/pytest tests/test_stress.py tests/test_crash.py tests/test_missed_events.py
+		$(BIN)/pytest tests/test_stress.py tests/test_crash.py tests/test_intake.py
 
 ## Performance figures (prints; never asserts).
 bench: $(STAMP)

@@ -22,6 +22,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from ai_employee.vault.layout import APPROVED, INBOX, NEEDS_ACTION, REJECTED, Vault
@@ -29,7 +30,9 @@ from ai_employee.vault.layout import APPROVED, INBOX, NEEDS_ACTION, REJECTED, Va
 log = structlog.get_logger(__name__)
 # The folders a stage reads. Plans/ is not among them: notes there wait for the human.
 WATCHED = (INBOX, NEEDS_ACTION, APPROVED, REJECTED)
-Hint = Callable[[str, str, bool], None]  # (folder, file name, known complete)
+# (folder, file name, state): True = complete (closed after writing, or moved in); False = just
+# created, a close event will follow; None = something happened.
+Hint = Callable[[str, str, bool | None], None]
 # The only events that can mean new work. Asking inotify for nothing else matters: the engine's own
 # reads (open, close-without-write) and writes (modify) would otherwise each wake watchdog's threads,
 # which then compete with the pipeline for the GIL during a burst.
@@ -41,11 +44,12 @@ class _Handler(FileSystemEventHandler):
     `call_soon_threadsafe` per batch, not per event. (A burst of events each writing to the loop's
     self-pipe fills it, and a signal's wake-up byte can then be lost: SIGTERM would go unnoticed.)"""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint, reports_close: bool) -> None:
         self.loop = loop
         self.hint = hint
+        self.reports_close = reports_close  # inotify does; FSEvents and polling do not
         self._lock = threading.Lock()
-        self._queued: list[tuple[str, str, bool]] = []
+        self._queued: list[tuple[str, str, bool | None]] = []
         self._scheduled = False
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -53,9 +57,15 @@ class _Handler(FileSystemEventHandler):
             return
         if isinstance(event, FileMovedEvent):
             self._send(os.fsdecode(event.dest_path), complete=True)
-        self._send(os.fsdecode(event.src_path), complete=isinstance(event, FileClosedEvent))
+        if isinstance(event, FileClosedEvent):
+            complete: bool | None = True
+        elif isinstance(event, FileCreatedEvent) and self.reports_close:
+            complete = False
+        else:
+            complete = None
+        self._send(os.fsdecode(event.src_path), complete)
 
-    def _send(self, path: str, complete: bool) -> None:
+    def _send(self, path: str, complete: bool | None) -> None:
         folder, name = os.path.split(path)
         with self._lock:
             self._queued.append((os.path.basename(folder), name, complete))
@@ -93,7 +103,7 @@ class VaultWatcher:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         observer: BaseObserver = PollingObserver(timeout=min(self.poll_interval_s, 1.0)) if self.polling else Observer()
-        handler = _Handler(loop, self.hint)
+        handler = _Handler(loop, self.hint, reports_close=isinstance(observer, InotifyObserver))
         for name in WATCHED:
             folder = self.vault.folder(name)
             folder.mkdir(exist_ok=True)

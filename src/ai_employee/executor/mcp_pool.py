@@ -2,16 +2,21 @@
 
 Each server gets only the environment its config names (plus the safe defaults the SDK passes and
 `AI_EMPLOYEE_VAULT`); its stderr goes to a log file in the engine's state folder, not the console.
+Known secrets (the config's) are redacted from that log and from every tool result before the
+engine records it anywhere.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import threading
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import jsonschema
 import structlog
@@ -51,10 +56,17 @@ def resolve_command(command: str) -> str:
 class McpPool:
     """Open sessions to MCP servers by name. Must be used and closed from one asyncio task."""
 
-    def __init__(self, servers: dict[str, McpServerConfig], vault_root: Path, log_dir: Path) -> None:
+    def __init__(
+        self,
+        servers: dict[str, McpServerConfig],
+        vault_root: Path,
+        log_dir: Path,
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self.servers = servers
         self.vault_root = vault_root
         self.log_dir = log_dir
+        self.redact = redact
         self._stack = AsyncExitStack()
         self._sessions: dict[str, ClientSession] = {}
         self._tools: dict[str, dict[str, Tool]] = {}
@@ -87,7 +99,7 @@ class McpPool:
             cwd=str(config.cwd) if config.cwd else None,
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        errlog = open(self.log_dir / f"mcp-{server}.log", "a", encoding="utf-8")  # noqa: SIM115
+        errlog = _redacting_log(self.log_dir / f"mcp-{server}.log", self.redact)
         self._logs.append(errlog)
         read, write = await self._stack.enter_async_context(stdio_client(params, errlog=errlog))
         session = await self._stack.enter_async_context(ClientSession(read, write))
@@ -133,10 +145,28 @@ class McpPool:
         session = await self._session(server)
         result = await session.call_tool(name, args, read_timeout_seconds=timeout_s)
         texts = [getattr(block, "text", "") for block in result.content]
-        text = " ".join(t for t in texts if t)[:MAX_RESULT_CHARS]
+        text = self.redact(" ".join(t for t in texts if t))[:MAX_RESULT_CHARS]
         return CallOutcome(ok=not result.is_error, text=text, structured=result.structured_content)
 
     async def forget(self, server: str) -> None:
         """Drop every connection after a server misbehaved; the next call reconnects."""
         log.warning("resetting mcp connections", server=server)
         await self.aclose()
+
+
+def _redacting_log(path: Path, redact: Callable[[str], str]) -> TextIO:
+    """A pipe for a server's stderr: a thread copies what arrives, line by line and redacted, to the
+    log at `path`, until every writer has closed the pipe (the server exited and the pool closed)."""
+    read_fd, write_fd = os.pipe()
+
+    def copy() -> None:
+        with open(read_fd, encoding="utf-8", errors="replace") as source, open(path, "a", encoding="utf-8") as sink:
+            for line in source:
+                try:
+                    sink.write(redact(line))
+                    sink.flush()
+                except OSError:
+                    pass  # a full disk: the line is lost, the server is not blocked
+
+    threading.Thread(target=copy, name=f"log {path.name}", daemon=True).start()
+    return open(write_fd, "w", encoding="utf-8")

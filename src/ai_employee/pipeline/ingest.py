@@ -32,6 +32,9 @@ from ai_employee.vault.notes import read_id
 log = structlog.get_logger(__name__)
 # Files ingested per group commit: bigger batches amortise directory fsyncs, smaller ones publish sooner.
 BATCH_SIZE = 64
+# A file the watcher saw created but not closed is waited for while its writer is quiet for less than
+# this (a slow copy, a writer pausing): only then is it taken as it is (the close may have been missed).
+WRITER_WAIT_S = 60.0
 RETRY_HINT = "fix the problem, then move the file back into `Inbox/`."
 
 
@@ -49,9 +52,16 @@ class IngestStage:
         self.inbox = ctx.vault.folder(INBOX)
         # Names the watcher saw closed after writing or renamed into Inbox/: complete, no need to wait.
         self.closed: set[str] = set()
+        # Names the watcher saw created and not yet closed: still being written, however long the writer
+        # pauses (up to WRITER_WAIT_S). Only watchers that report closes (inotify) tell us this.
+        self.writing: set[str] = set()
 
-    def hint_closed(self, name: str) -> None:
-        self.closed.add(name)
+    def hint(self, name: str, complete: bool) -> None:
+        if complete:
+            self.closed.add(name)
+            self.writing.discard(name)
+        elif name not in self.closed:
+            self.writing.add(name)
 
     def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> Pass:
         handled = 0
@@ -59,17 +69,20 @@ class IngestStage:
         settle = self.ctx.config.watcher.settle_s
         now = time.time()
         ready: list[Path] = []
+        present: set[str] = set()
         for entry in entries(self.inbox):
+            present.add(entry.name)
             try:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
             if stat.S_ISREG(st.st_mode):
-                age = now - st.st_mtime
-                if entry.name not in self.closed and age < settle:
-                    wait = settle - age
-                    recheck = wait if recheck is None else min(recheck, wait)
-                    continue
+                if entry.name not in self.closed:
+                    quiet_s = WRITER_WAIT_S if entry.name in self.writing else settle
+                    wait = quiet_s - (now - st.st_mtime)
+                    if wait > 0:
+                        recheck = wait if recheck is None else min(recheck, wait)
+                        continue
                 ready.append(Path(entry.path))
             elif stat.S_ISDIR(st.st_mode):
                 # Left in place (a folder may still be being copied in) and shown until it is gone.
@@ -82,6 +95,8 @@ class IngestStage:
             else:
                 handled += self._guarded(self._set_aside_special, Path(entry.path))
             self.closed.discard(entry.name)
+            self.writing.discard(entry.name)
+        self.writing &= present  # forget files that went away before they were closed
         # One batch per call: the pipeline yields to the event loop (signals, heartbeat) between calls.
         if ready and not should_stop():
             handled += self._ingest_batch(ready[:BATCH_SIZE])

@@ -14,6 +14,7 @@ from ai_employee.errors import machine_fault
 from ai_employee.events import EventName, PausePayload
 from ai_employee.executor.mcp_pool import McpPool
 from ai_employee.executor.run import PlanRunner
+from ai_employee.logsetup import Redactor
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import RejectionStage
 from ai_employee.pipeline.execution import ExecutionStage
@@ -38,7 +39,9 @@ class Pipeline:
         self.ingest = IngestStage(ctx)
         self.planning = PlanningStage(ctx)
         self.rejection = RejectionStage(ctx, self.planning.by_action_id)
-        self.pool = McpPool(ctx.config.mcp_servers, ctx.vault.root, ctx.vault.state_dir / "logs")
+        self.pool = McpPool(
+            ctx.config.mcp_servers, ctx.vault.root, ctx.vault.state_dir / "logs", Redactor(ctx.config.secrets()).scrub
+        )
         idempotent = {
             f"{server}.{tool}" for server, cfg in ctx.config.mcp_servers.items() for tool in cfg.idempotent_tools
         }
@@ -52,10 +55,10 @@ class Pipeline:
         self._fault_since = 0.0
         self._retry_s = 1.0
 
-    def hint(self, folder: str, name: str, complete: bool) -> None:
-        """A watcher event: note a complete Inbox file, and wake the loop."""
-        if folder == INBOX and complete:
-            self.ingest.hint_closed(name)
+    def hint(self, folder: str, name: str, complete: bool | None) -> None:
+        """A watcher event: note an Inbox file that is complete or still being written; wake the loop."""
+        if folder == INBOX and complete is not None:
+            self.ingest.hint(name, complete)
         self._wake.set()
 
     def wake(self) -> None:
