@@ -157,3 +157,55 @@ def test_bad_input_corpus_gets_a_clear_outcome_each(vault: Path, tmp_path: Path)
     assert left == sorted([*DEBRIS, "a folder"]), left
     assert (folder / "inside.txt").read_text() == "in a folder\n"
     assert "a folder" in run.stderr and "is a folder" in run.stderr
+
+
+def plan(steps: str) -> str:
+    return f"# P\n\n## Steps\n\n```yaml\n{steps}```\n"
+
+
+BAD_PLANS: dict[str, tuple[str, str]] = {
+    # name: (note text, what the callout must say)
+    "broken steps yaml": (plan("- tool: vault.create_note\n  args: {path: [1\n"), "not valid YAML"),
+    "unknown tool": (plan("- tool: vault.delete_everything\n  args: {}\n"), "has no tool"),
+    "unknown server": (plan("- tool: bank.wire\n  args: {amount: 9000}\n"), "no MCP server"),
+    "bad arguments": (plan("- tool: vault.create_note\n  args: {path: 5}\n"), "do not fit"),
+    "no steps": ("# P\n\nJust text.\n", "no `## Steps` section"),
+    "broken frontmatter": ('---\nid: "unclosed\n---\n' + plan("[]\n"), "not valid YAML"),
+}
+BAD_ACTIONS = {
+    "broken.action.yaml": b"title: [unclosed\n",
+    "list.action.yaml": b"- a\n- b\n",
+    "bomb.action.yaml": b"a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+    b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c]\n"
+    b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e]\n",
+    "binary.action.yaml": b"\x00\xff\xfe" * 100,
+}
+
+
+def test_bad_plans_and_action_files_are_sent_back_or_set_aside_with_the_reason(vault: Path) -> None:
+    for name, (text, _) in BAD_PLANS.items():
+        (vault / "Approved" / f"{name}.md").write_text(text, "utf-8")
+    for name, data in BAD_ACTIONS.items():
+        (vault / "Needs_Action" / name).write_bytes(data)
+    run = subprocess.run(
+        [sys.executable, "-m", "ai_employee", "--vault", str(vault), "start", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=engine_env(),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    for name, (_, said) in BAD_PLANS.items():
+        back = vault / "Plans" / f"{name}.md"
+        assert back.exists(), f"{name}: not sent back to Plans/"
+        text = back.read_text("utf-8")
+        assert "[!failure]" in text and said in text, f"{name}: the callout does not say why:\n{text}"
+        if name != "broken frontmatter":  # its properties cannot be written; the callout says so
+            assert "status: failed" in text
+    assert files(vault / "Approved") == [] and files(vault / "Done") == []
+    quarantined = {p.name for p in files(vault / "Quarantine")}
+    for name in BAD_ACTIONS:
+        assert name in quarantined and f"{name}.why.md" in quarantined, name
+    assert files(vault / "Needs_Action") == [] and files(vault / "Plans", ".md") == sorted(
+        vault / "Plans" / f"{n}.md" for n in BAD_PLANS
+    )
