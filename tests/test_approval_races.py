@@ -110,3 +110,30 @@ def test_a_plan_moved_away_while_it_runs_is_filed_once_where_it_belongs(
     assert files(vault / "Plans") == [] and files(vault / "Rejected") == [] and files(vault / "Approved") == []
     actions = check_vault(vault, QUOTE)
     assert actions["quote.eml"]["status"] == "done"
+
+
+def test_your_edit_made_while_the_engine_updates_the_note_is_kept(vault: Path, tmp_path: Path) -> None:
+    """The engine writes `status: executing`, then the result, into the note; the human edits the same
+    note in between (as in Obsidian, while the send is in flight). Both end up in the note in `Done/`."""
+    slow = Collector(delay_s=1.5)
+    controller = start_smtp(slow)
+    try:
+        plan = planned_email(vault)
+        engine = EngineProcess(vault, "--live", config=live_config(tmp_path, controller.port))
+        try:
+            approved = vault / "Approved" / plan.name
+            os.rename(plan, approved)
+            assert slow.receiving.wait(30), "the send never started"
+            text = approved.read_text("utf-8")
+            assert "status: executing" in text
+            approved.write_text(text + "\nMy own comment, typed while it ran.\n", "utf-8")
+            done = vault / "Done" / plan.name
+            wait_for(done.exists, 30)
+        finally:
+            engine.stop()
+    finally:
+        controller.stop()
+    text = done.read_text("utf-8")
+    assert "My own comment, typed while it ran." in text
+    assert "## Execution log" in text and fields(done)["status"] == "done"
+    assert len(slow.envelopes) == 1
