@@ -51,17 +51,28 @@ RETRY_HELP = "Fix the steps if needed, then move this note back to `Approved/` t
 
 
 class ExecutionStage:
-    def __init__(self, ctx: EngineContext, runner: PlanRunner, action_names: dict[str, str]) -> None:
+    def __init__(
+        self, ctx: EngineContext, runner: PlanRunner, action_names: dict[str, str], auto_approved: set[str]
+    ) -> None:
         self.ctx = ctx
         self.runner = runner
         self.folder = ctx.vault.folder(APPROVED)
         self.action_names = action_names
+        # Names of notes in Approved/ that the policy approved (written by planning in this run).
+        self.auto_approved = auto_approved
 
-    async def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+    async def run_once(self, should_stop: Callable[[], bool] = lambda: False, human_only: bool = False) -> int:
+        """Run up to a batch of approved plans; with `human_only` (during a burst) only the ones a person
+        approved: the policy's LOW plans wait until intake is idle, a person's approval does not."""
         handled = 0
+        present: set[str] = set()
         for entry in entries(self.folder, ".md"):
+            present.add(entry.name)
             if should_stop() or handled >= BATCH_SIZE:
                 break
+            if human_only and entry.name in self.auto_approved:
+                continue
+            self.auto_approved.discard(entry.name)
             path = Path(entry.path)
             await asyncio.sleep(0)  # let signals, the heartbeat and watcher hints in between plans
             try:
@@ -70,6 +81,8 @@ class ExecutionStage:
                 continue
             except Exception as exc:  # one bad item must not stop the stage: report it and go on
                 self.ctx.item_failed("execute", path, exc, "execution failed")
+        else:
+            self.auto_approved &= present  # forget notes moved out of Approved/ meanwhile
         return handled
 
     async def _handle(self, path: Path, should_stop: Callable[[], bool]) -> int:

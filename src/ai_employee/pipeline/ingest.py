@@ -25,7 +25,14 @@ from ai_employee.pipeline.context import EngineContext, entries, local_now
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.vault.actions import Action, clean_text, file_name, file_title, new_id
 from ai_employee.vault.extract import Extracted, describe, extract
-from ai_employee.vault.fsops import candidate_names, create_file, fsync_dir, group_commit, split_name
+from ai_employee.vault.fsops import (
+    candidate_names,
+    create_file,
+    fsync_dir,
+    group_commit,
+    in_parallel,
+    split_name,
+)
 from ai_employee.vault.layout import ACTION_SUFFIX, ATTACHMENTS, DONE, INBOX, NEEDS_ACTION
 from ai_employee.vault.notes import read_id
 
@@ -55,6 +62,8 @@ class IngestStage:
         # Names the watcher saw created and not yet closed: still being written, however long the writer
         # pauses (up to WRITER_WAIT_S). Only watchers that report closes (inotify) tell us this.
         self.writing: set[str] = set()
+        # Files the last scan found ready and no batch has taken yet.
+        self.backlog: list[Path] = []
 
     def hint(self, name: str, complete: bool) -> None:
         if complete:
@@ -64,6 +73,15 @@ class IngestStage:
             self.writing.add(name)
 
     def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> Pass:
+        """Ingest one batch. The files found ready by a scan are taken a batch per call until none is
+        left, and only then is `Inbox/` scanned again: a burst of N files costs one scan per N files,
+        not one per batch (a file gone or being rewritten meanwhile is skipped, and found again)."""
+        if self.backlog:
+            batch = [p for p in self.backlog[:BATCH_SIZE] if p.name not in self.writing]
+            del self.backlog[:BATCH_SIZE]
+            if should_stop():
+                return Pass(0, 0.0)
+            return Pass(self._ingest_batch(batch) if batch else 0, 0.0)
         handled = 0
         recheck: float | None = None
         settle = self.ctx.config.watcher.settle_s
@@ -99,8 +117,9 @@ class IngestStage:
         self.writing &= present  # forget files that went away before they were closed
         # One batch per call: the pipeline yields to the event loop (signals, heartbeat) between calls.
         if ready and not should_stop():
+            self.backlog = ready[BATCH_SIZE:]
             handled += self._ingest_batch(ready[:BATCH_SIZE])
-        return Pass(handled, recheck)
+        return Pass(handled, 0.0 if self.backlog else recheck)
 
     def _guarded(self, handle: Callable[[Path], int], path: Path) -> int:
         try:
@@ -164,15 +183,21 @@ class IngestStage:
                 fsync_dir(self.inbox)
                 moved.append(intent)
                 crash_point("ingest.after_move")
-        published: list[tuple[dict[str, str], Path]] = []
         with group_commit():
-            for intent in moved:
-                published.append((intent, self._create_action(intent)))
-                crash_point("ingest.after_action")
-        for intent, dest in published:
+            written = in_parallel(self._publish, moved)
+        failed = [result for result in written if isinstance(result, Exception)]
+        if failed:
+            raise failed[0]  # like a crash: the batch's intents stay, and recovery finishes them
+        for intent, dest in zip(moved, written, strict=True):
+            assert isinstance(dest, Path)
             self._record(intent, dest)
         self.ctx.ledger.drop_intents(forget + [intent["action_id"] for intent in moved])
-        return handled + len(published)
+        return handled + len(moved)
+
+    def _publish(self, intent: dict[str, str]) -> Path:
+        dest = self._create_action(intent)
+        crash_point("ingest.after_action")
+        return dest
 
     def _prepare(self, path: Path, reserved: set[str], batch_sources: dict[str, str]) -> int | dict[str, str]:
         """Extract a file and build its intent; an int if it was dealt with otherwise (0 or 1 handled).

@@ -10,7 +10,9 @@ never plans twice.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -25,7 +27,7 @@ from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.planner import PlanningContext
 from ai_employee.policy import Criticality
 from ai_employee.vault.actions import Action, new_id, read_action
-from ai_employee.vault.fsops import create_file, group_commit
+from ai_employee.vault.fsops import create_file, group_commit, in_parallel
 from ai_employee.vault.layout import (
     ACTION_SUFFIX,
     APPROVED,
@@ -36,7 +38,7 @@ from ai_employee.vault.layout import (
     REJECTED,
 )
 from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, has_id, read_id
-from ai_employee.vault.plans import plan_file_name, render_plan, steps_hash
+from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan, steps_hash
 
 log = structlog.get_logger(__name__)
 PLAN_FOLDERS = (PLANS, APPROVED, DONE, REJECTED)
@@ -50,12 +52,27 @@ def file_key(entry: os.DirEntry[str]) -> FileKey:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+@dataclass(frozen=True)
+class NewPlan:
+    """A plan registered in the ledger whose note is not written yet."""
+
+    action_path: Path
+    note: PlanNote
+    auto: bool
+    file_name: str
+    text: bytes
+    steps_digest: str
+
+
 class PlanningStage:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self.folder = ctx.vault.folder(NEEDS_ACTION)
         # Files already seen in a settled state (planned, or not ours to plan): skipped until they change.
         self.settled: dict[str, FileKey] = {}
+        self.hinted: set[str] = set()
+        self.auto_approved: set[str] = set()  # names of the notes it wrote into Approved/ (see execution)
+        self._swept_at = float("-inf")
         # action id -> file name in Needs_Action/, for closing actions when their plan finishes.
         self.by_action_id: dict[str, str] = {}
         self._plan_index: dict[str, Path] | None = None
@@ -65,18 +82,32 @@ class PlanningStage:
             signature=ctx.config.app.owner_name or ctx.config.app.name,
         )
 
+    def hint(self, name: str) -> None:
+        """The watcher saw this action file created, written or moved in: look at it on the next pass."""
+        self.hinted.add(name)
+
     def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Plan one batch. A settled action file is looked at again (a stat) only when the watcher hinted
+        at it or on a full sweep every `watcher.poll_interval`: during a burst, the hundreds of actions
+        waiting for approval cost no stat per batch."""
         handled = 0
         present = set()
         dirty: list[Path] = []
+        now = time.monotonic()
+        sweep = now - self._swept_at >= self.ctx.config.watcher.poll_interval
+        if sweep:
+            self._swept_at = now
         for entry in entries(self.folder, ACTION_SUFFIX):
             present.add(entry.name)
+            if not sweep and entry.name in self.settled and entry.name not in self.hinted:
+                continue
             try:
                 key = file_key(entry)
             except FileNotFoundError:
                 continue
             if self.settled.get(entry.name) != key:
                 dirty.append(Path(entry.path))
+        self.hinted.clear()
         for gone in set(self.settled) - present:
             del self.settled[gone]
         if dirty:
@@ -89,11 +120,15 @@ class PlanningStage:
     def _plan_batch(self, paths: list[Path]) -> int:
         """Plan a batch in two group-committed phases: every plan note durable, then every action whose
         plan waits for a human marked `planned` (so an action never says planned while its plan could
-        still be lost). An auto-approved plan's action is closed by execution, moments later."""
+        still be lost). An auto-approved plan's action is closed by execution, moments later.
+
+        In the first phase each plan is registered in the ledger, then the notes are written together
+        (on the writer threads: their fsyncs overlap), then announced."""
         handled = 0
         to_mark: list[tuple[Path, str]] = []
         self._plan_index = None
         with group_commit():
+            new: list[NewPlan] = []
             for path in paths:
                 try:
                     count, planned = self._handle(path)
@@ -101,13 +136,16 @@ class PlanningStage:
                     self.ctx.item_failed("plan", path, exc, "planning failed")
                     continue
                 handled += count
-                if planned is None:
+                if isinstance(planned, NewPlan):
+                    new.append(planned)
+                elif planned is not None:
+                    self._planned(path, *planned, to_mark)
+            for plan, written in zip(new, in_parallel(self._write, new), strict=True):
+                if isinstance(written, Exception):
+                    self.ctx.item_failed("plan", plan.action_path, written, "writing the plan note failed")
                     continue
-                plan_id, auto = planned
-                if auto:
-                    self._settle(path)
-                else:
-                    to_mark.append((path, plan_id))
+                self._announce(plan, written)
+                self._planned(plan.action_path, plan.note.id, plan.auto, to_mark)
         with group_commit():
             for path, plan_id in to_mark:
                 try:
@@ -118,14 +156,20 @@ class PlanningStage:
                 self._settle(path)
         return handled
 
+    def _planned(self, path: Path, plan_id: str, auto: bool, to_mark: list[tuple[Path, str]]) -> None:
+        if auto:
+            self._settle(path)
+        else:
+            to_mark.append((path, plan_id))
+
     def _handbook(self) -> str:
         try:
             return (self.ctx.vault.root / HANDBOOK).read_text("utf-8", errors="replace")[:20000]
         except OSError:
             return ""
 
-    def _handle(self, path: Path) -> tuple[int, tuple[str, bool] | None]:
-        """Plan one action file; returns (items handled, (plan id, auto-approved) if it has a plan now)."""
+    def _handle(self, path: Path) -> tuple[int, tuple[str, bool] | NewPlan | None]:
+        """Plan one action file; returns (items handled, what `_plan` returned if it needed a plan)."""
         try:
             action, raw = read_action(path)
         except FileNotFoundError:
@@ -180,8 +224,9 @@ class PlanningStage:
         log.info("adopted hand-written action", path=path.name, action_id=action.id)
         return action
 
-    def _plan(self, path: Path, action: Action) -> tuple[str, bool]:
-        """Write the plan note for an action; return its id and whether it was auto-approved."""
+    def _plan(self, path: Path, action: Action) -> tuple[str, bool] | NewPlan:
+        """Plan an action: a new plan, registered in the ledger, its note still to write; or, if it was
+        planned before a restart, the existing plan's id and whether it was auto-approved."""
         ctx = self.ctx
         existing = ctx.ledger.plan_for_action(action.id)
         if existing:
@@ -198,26 +243,36 @@ class PlanningStage:
         note = draft.to_note(plan_id, action.id, assessment, created, status, _source_links(action, path.name))
         ctx.ledger.register_plan(plan_id, action.id, note.criticality, note.planner, note.title)
         crash_point("plan.after_register")
-        folder = ctx.vault.folder(APPROVED if auto else PLANS)
-        dest = create_file(folder, plan_file_name(created[:10], draft.title), render_plan(note).encode(), ctx.tmp_dir)
+        name = plan_file_name(created[:10], draft.title)
+        return NewPlan(path, note, auto, name, render_plan(note).encode(), steps_hash(draft.steps))
+
+    def _write(self, plan: NewPlan) -> Path:
+        """Write a registered plan's note (on a writer thread)."""
+        folder = self.ctx.vault.folder(APPROVED if plan.auto else PLANS)
+        dest = create_file(folder, plan.file_name, plan.text, self.ctx.tmp_dir)
         crash_point("plan.after_write")
+        return dest
+
+    def _announce(self, plan: NewPlan, dest: Path) -> None:
+        """The note is durable: record the policy's decision and tell the bus."""
+        ctx, note = self.ctx, plan.note
         payload = PlanPayload(
-            plan_id=plan_id,
-            action_id=action.id,
+            plan_id=note.id,
+            action_id=note.action_id,
             criticality=note.criticality,
             path=ctx.vault.relative(dest),
             title=note.title,
         )
         ctx.bus.publish(EventName.PLAN_CREATED, payload)
-        if auto:
-            ctx.ledger.record_decision(plan_id, "auto_approve", "policy", "policy", steps_hash(draft.steps))
+        if plan.auto:
+            self.auto_approved.add(dest.name)
+            ctx.ledger.record_decision(note.id, "auto_approve", "policy", "policy", plan.steps_digest)
             ctx.bus.publish(
                 EventName.ACTION_APPROVED,
-                DecisionPayload(plan_id=plan_id, decision="auto_approve", channel="policy", actor="policy"),
+                DecisionPayload(plan_id=note.id, decision="auto_approve", channel="policy", actor="policy"),
             )
         else:
             ctx.bus.publish(EventName.APPROVAL_REQUIRED, payload)
-        return plan_id, auto
 
     def _find_plan(self, plan_id: str) -> Path | None:
         """The plan note with this id, from an index of the plan folders built once per batch (after a

@@ -21,7 +21,7 @@ from ai_employee.pipeline.execution import ExecutionStage
 from ai_employee.pipeline.ingest import IngestStage
 from ai_employee.pipeline.planning import PlanningStage
 from ai_employee.vault.fsops import clean_partials
-from ai_employee.vault.layout import INBOX
+from ai_employee.vault.layout import INBOX, NEEDS_ACTION
 
 log = structlog.get_logger(__name__)
 # During a burst, rounds of intake (one batch each of ingest and planning) per round of decisions.
@@ -46,7 +46,7 @@ class Pipeline:
             f"{server}.{tool}" for server, cfg in ctx.config.mcp_servers.items() for tool in cfg.idempotent_tools
         }
         self.runner = PlanRunner(ctx.ledger, ctx.bus, self.pool, ctx.config.execution.step_timeout_s, idempotent)
-        self.execution = ExecutionStage(ctx, self.runner, self.planning.by_action_id)
+        self.execution = ExecutionStage(ctx, self.runner, self.planning.by_action_id, self.planning.auto_approved)
         self._wake = asyncio.Event()
         self._recheck_s: float | None = None
         self.passes = 0
@@ -59,6 +59,8 @@ class Pipeline:
         """A watcher event: note an Inbox file that is complete or still being written; wake the loop."""
         if folder == INBOX and complete is not None:
             self.ingest.hint(name, complete)
+        elif folder == NEEDS_ACTION:
+            self.planning.hint(name)
         self._wake.set()
 
     def wake(self) -> None:
@@ -79,8 +81,9 @@ class Pipeline:
         """Rounds of every stage, repeated until a round handles nothing; returns items handled.
 
         Intake comes first: while a burst is being ingested and planned, the decision stages (rejection,
-        execution) run only every `DECIDE_EVERY` rounds, so every input gets its action and plan as soon
-        as possible and approved work still moves.
+        execution) run only every `DECIDE_EVERY` rounds, and execution then runs only what a person
+        approved; the policy's LOW plans run once intake is idle. So every input gets its action and plan
+        as soon as possible, and a person's decision still takes effect within a few rounds.
         """
         total = 0
         rounds_without_decisions = 0
@@ -93,8 +96,9 @@ class Pipeline:
             await asyncio.sleep(0)
             if handled == 0 or rounds_without_decisions + 1 >= DECIDE_EVERY:
                 rounds_without_decisions = 0
+                busy = handled > 0
                 handled += self.rejection.run_once(self.should_stop)
-                handled += await self.execution.run_once(self.should_stop)
+                handled += await self.execution.run_once(self.should_stop, human_only=busy)
             else:
                 rounds_without_decisions += 1
             self.passes += 1

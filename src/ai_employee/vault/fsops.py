@@ -8,14 +8,17 @@ is fsynced after. A crash leaves at worst debris in the temp folder, never a hal
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TypeVar
 
 from ai_employee.errors import AIEmployeeError, ConcurrentEditError
 
@@ -24,6 +27,8 @@ class FileOpError(AIEmployeeError):
     """A file operation failed; the message says what was being done and to which path."""
 
 
+T = TypeVar("T")
+R = TypeVar("R")
 _deferred: ContextVar[set[Path] | None] = ContextVar("deferred_dir_syncs", default=None)
 
 
@@ -46,6 +51,27 @@ def group_commit() -> Iterator[None]:
         _deferred.reset(token)
         for folder in sorted(pending):
             _fsync_dir_now(folder)
+
+
+# A few threads for writing files whose fsyncs may overlap: the kernel's journal commits concurrent
+# fsyncs together, and a thread waiting in fsync does not hold the GIL.
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="writer")
+
+
+def in_parallel(write: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
+    """`write(item)` for every item, on the writer threads and inside the caller's `group_commit()`
+    if any; the results in order, an item's exception in its place (the caller decides what it means)."""
+    if len(items) < 2:
+        return [_outcome(write, item) for item in items]
+    futures = [_WRITERS.submit(contextvars.copy_context().run, _outcome, write, item) for item in items]
+    return [future.result() for future in futures]
+
+
+def _outcome(write: Callable[[T], R], item: T) -> R | Exception:
+    try:
+        return write(item)
+    except Exception as exc:
+        return exc
 
 
 def fsync_dir(path: Path) -> None:
