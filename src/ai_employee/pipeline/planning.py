@@ -147,14 +147,18 @@ class PlanningStage:
                 self._announce(plan, written)
                 self._planned(plan.action_path, plan.note.id, plan.auto, to_mark)
         with group_commit():
-            for path, plan_id in to_mark:
-                try:
-                    mark_action(path, plan_id, "planned", self.ctx.tmp_dir)
-                except Exception as exc:
-                    self.ctx.item_failed("plan", path, exc, "marking action planned failed")
-                    continue
-                self._settle(path)
+            marked = in_parallel(self._mark, to_mark)
+        for (path, _), result in zip(to_mark, marked, strict=True):
+            if isinstance(result, Exception):
+                self.ctx.item_failed("plan", path, result, "marking action planned failed")
+                continue
+            self._settle(path)
         return handled
+
+    def _mark(self, item: tuple[Path, str]) -> None:
+        """Mark an action `planned` with its plan's id (on a writer thread)."""
+        path, plan_id = item
+        mark_action(path, plan_id, "planned", self.ctx.tmp_dir)
 
     def _planned(self, path: Path, plan_id: str, auto: bool, to_mark: list[tuple[Path, str]]) -> None:
         if auto:
