@@ -101,6 +101,7 @@ def test_bad_input_corpus_gets_a_clear_outcome_each(vault: Path, tmp_path: Path)
     )
     assert run.returncode == 0, run.stderr[-3000:]
     peak_mib = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    print(f"peak RSS of the engine run: {peak_mib:.0f} MiB")
     assert peak_mib < 400, f"the engine used {peak_mib:.0f} MiB on a 2 GB input"
 
     # Every regular file has exactly one action, named after it (names are recorded NFC-normalised:
