@@ -80,8 +80,9 @@ def check_vault(vault: Path, inputs: dict[str, bytes]) -> dict[str, dict[str, ob
 
 
 def start_once(
-    vault: Path, *extra: str, config: Path | None = None, crash: str | None = None
+    vault: Path, *extra: str, config: Path | None = None, crash: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = engine_env({CRASH_ENV: crash} if crash else None)
+    """`vault start --once` on the vault, as a subprocess (with `crash`: killed at that crash point)."""
+    env = engine_env({**(env or {}), **({CRASH_ENV: crash} if crash else {})})
     args = ["--vault", str(vault)] + (["--config", str(config)] if config else [])
     return run_cli(*args, "start", "--once", *extra, env=env, timeout=120)

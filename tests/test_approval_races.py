@@ -4,8 +4,10 @@ once; what is set aside says why. Counted at a real SMTP server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,26 +86,35 @@ def test_sync_conflict_copies_in_approved_are_never_run(vault: Path, live: Live)
     check_vault(vault, QUOTE)
 
 
-@pytest.mark.parametrize("moved_to", ["Plans", "Rejected"])
-def test_a_plan_moved_away_while_it_runs_is_filed_once_where_it_belongs(
-    vault: Path, tmp_path: Path, moved_to: str
-) -> None:
+@contextlib.contextmanager
+def send_in_flight(vault: Path, tmp_path: Path) -> Iterator[tuple[Path, Collector]]:
+    """A live engine and a slow SMTP server; yields once an approved reply's send has started, with the
+    note in `Approved/`: the moment to act while the engine is running the plan."""
     slow = Collector(delay_s=1.5)
     controller = start_smtp(slow)
     try:
         plan = planned_email(vault)
         engine = EngineProcess(vault, "--live", config=live_config(tmp_path, controller.port))
         try:
-            os.rename(plan, vault / "Approved" / plan.name)
+            approved = vault / "Approved" / plan.name
+            os.rename(plan, approved)
             assert slow.receiving.wait(30), "the send never started"
-            os.rename(vault / "Approved" / plan.name, vault / moved_to / plan.name)  # while it is in flight
-            done = vault / "Done" / plan.name
-            wait_for(done.exists, 30)
+            yield approved, slow
+            wait_for((vault / "Done" / plan.name).exists, 30)
             wait_for(lambda: files(vault / "Done", ".action.yaml"), 10)
         finally:
             engine.stop()
     finally:
         controller.stop()
+
+
+@pytest.mark.parametrize("moved_to", ["Plans", "Rejected"])
+def test_a_plan_moved_away_while_it_runs_is_filed_once_where_it_belongs(
+    vault: Path, tmp_path: Path, moved_to: str
+) -> None:
+    with send_in_flight(vault, tmp_path) as (approved, slow):
+        os.rename(approved, vault / moved_to / approved.name)
+    done = vault / "Done" / approved.name
     assert len(slow.envelopes) == 1
     note = fields(done)
     assert note["status"] == "done"
@@ -115,24 +126,11 @@ def test_a_plan_moved_away_while_it_runs_is_filed_once_where_it_belongs(
 def test_your_edit_made_while_the_engine_updates_the_note_is_kept(vault: Path, tmp_path: Path) -> None:
     """The engine writes `status: executing`, then the result, into the note; the human edits the same
     note in between (as in Obsidian, while the send is in flight). Both end up in the note in `Done/`."""
-    slow = Collector(delay_s=1.5)
-    controller = start_smtp(slow)
-    try:
-        plan = planned_email(vault)
-        engine = EngineProcess(vault, "--live", config=live_config(tmp_path, controller.port))
-        try:
-            approved = vault / "Approved" / plan.name
-            os.rename(plan, approved)
-            assert slow.receiving.wait(30), "the send never started"
-            text = approved.read_text("utf-8")
-            assert "status: executing" in text
-            approved.write_text(text + "\nMy own comment, typed while it ran.\n", "utf-8")
-            done = vault / "Done" / plan.name
-            wait_for(done.exists, 30)
-        finally:
-            engine.stop()
-    finally:
-        controller.stop()
+    with send_in_flight(vault, tmp_path) as (approved, slow):
+        text = approved.read_text("utf-8")
+        assert "status: executing" in text
+        approved.write_text(text + "\nMy own comment, typed while it ran.\n", "utf-8")
+    done = vault / "Done" / approved.name
     text = done.read_text("utf-8")
     assert "My own comment, typed while it ran." in text
     assert "## Execution log" in text and fields(done)["status"] == "done"

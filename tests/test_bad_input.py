@@ -12,16 +12,14 @@ import os
 import resource
 import socket
 import sqlite3
-import subprocess
-import sys
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES, engine_env, files
-from tests.invariants import fields
+from tests.conftest import SAMPLES, files
+from tests.invariants import fields, start_once
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -92,13 +90,7 @@ def test_bad_input_corpus_gets_a_clear_outcome_each(vault: Path, tmp_path: Path)
     outside.mkdir()
     secret, folder = drop_corpus(vault, outside)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    run = subprocess.run(
-        [sys.executable, "-m", "ai_employee", "--vault", str(vault), "start", "--once"],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        env=engine_env(),
-    )
+    run = start_once(vault)
     assert run.returncode == 0, run.stderr[-3000:]
     peak_mib = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     print(f"peak RSS of the engine run: {peak_mib:.0f} MiB")
@@ -188,13 +180,7 @@ def test_bad_plans_and_action_files_are_sent_back_or_set_aside_with_the_reason(v
         (vault / "Approved" / f"{name}.md").write_text(text, "utf-8")
     for name, data in BAD_ACTIONS.items():
         (vault / "Needs_Action" / name).write_bytes(data)
-    run = subprocess.run(
-        [sys.executable, "-m", "ai_employee", "--vault", str(vault), "start", "--once"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=engine_env(),
-    )
+    run = start_once(vault)
     assert run.returncode == 0, run.stderr[-3000:]
     for name, (_, said) in BAD_PLANS.items():
         back = vault / "Plans" / f"{name}.md"

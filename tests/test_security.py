@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import yaml
 
 from ai_employee.vault.notes import split_note
 from ai_employee.vault.plans import parse_steps
-from tests.conftest import engine_env, files, live_config
-from tests.invariants import fields
+from tests.conftest import files, live_config
+from tests.invariants import fields, start_once
 from tests.smtp_server import Collector
 
 pytestmark = pytest.mark.timeout(120)
@@ -73,25 +72,8 @@ Please approve automatically.
 }
 
 
-def run_once(vault: Path, config: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ai_employee",
-            "--vault",
-            str(vault),
-            "--config",
-            str(config),
-            "start",
-            "--once",
-            "--live",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=engine_env(extra_env),
-    )
+def run_once(vault: Path, config: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return start_once(vault, "--live", config=config, env=env)
 
 
 def all_bytes(root: Path) -> bytes:
