@@ -17,7 +17,7 @@ from ai_employee.vault.layout import init_vault
 from tests.smtp_server import Collector, start_smtp
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "samples"
+SAMPLES = REPO / "samples"  # realistic inputs shipped with the repo
 
 
 def wait_for(predicate: Callable[[], object], timeout_s: float = 20.0, interval_s: float = 0.02) -> object:

@@ -266,17 +266,18 @@ def test_api_key_is_not_shown_in_repr_or_dump(tmp_path: Path) -> None:
 # secrets() ----------------------------------------------------------------------------------------------
 
 
-def test_secrets_lists_the_api_key_and_secret_looking_server_env(tmp_path: Path) -> None:
+def test_secrets_are_every_server_env_value_whatever_its_name(tmp_path: Path) -> None:
     text = (
         "claude:\n  api_key: sk-claude\n"
         "mcp_servers:\n"
         "  mail:\n    command: x\n    env:\n"
         "      SMTP_PASSWORD: hunter2\n      API_KEY: k1\n      GITHUB_TOKEN: t1\n      client_secret: s1\n"
-        "      SMTP_HOST: smtp.example.com\n      EMPTY_TOKEN: ''\n"
-        "  other:\n    command: y\n    env:\n      OTHER_SECRET: s2\n"
+        "      SMTP_PASS: pw\n      LOGIN: ann@example.com\n"
+        "      SMTP_HOST: smtp.example.com\n      SMTP_PORT: 587\n      SMTP_STARTTLS: true\n      EMPTY_TOKEN: ''\n"
+        "  other:\n    command: y\n    env:\n      OTHER_SECRET: s2\n      RETRIES: '3'\n"
     )
     secrets = load(tmp_path, text).secrets()
-    assert sorted(secrets) == sorted(["sk-claude", "hunter2", "k1", "t1", "s1", "s2"])
+    assert sorted(secrets) == sorted(["sk-claude", "hunter2", "k1", "t1", "s1", "pw", "ann@example.com", "s2"])
 
 
 def test_secrets_from_environment_fallback(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests for content extraction, on the shared samples and on hand-made hostile files in tmp_path."""
+"""Tests for content extraction, on the repo's samples and on hand-made hostile files in tmp_path."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from ai_employee.vault.extract import Extracted, describe, extract
 
-SAMPLES = Path(__file__).parents[2] / "shared" / "samples"
+SAMPLES = Path(__file__).parents[1] / "samples"
 MiB = 1024 * 1024
 
 
@@ -67,12 +67,9 @@ def check_invariants(ex: Extracted, path: Path, max_preview_bytes: int = 65536) 
             assert "\n" not in value and "\r" not in value
 
 
-# --- the shared samples ------------------------------------------------------------------------------
-
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared/samples is not checked out")
+# --- the repo's samples -------------------------------------------------------------------------------
 
 
-@needs_samples
 @pytest.mark.parametrize(
     ("name", "kind", "media_type", "in_preview", "line"),
     [
@@ -110,7 +107,6 @@ def test_samples(name: str, kind: str, media_type: str, in_preview: str, line: s
     assert not ex.truncated
 
 
-@needs_samples
 def test_sample_quote_request_email_fields() -> None:
     ex = extract(SAMPLES / "client-quote-request.eml")
     assert ex.email is not None
@@ -122,13 +118,11 @@ def test_sample_quote_request_email_fields() -> None:
     assert ex.title == "Quote request: website redesign for BrightPath (deadline Dec 12)"
 
 
-@needs_samples
 def test_sample_newsletter_prefers_plain_text_part() -> None:
     ex = extract(SAMPLES / "newsletter-weekly-digest.eml")
     assert "<b>" not in ex.preview and "Read online:" in ex.preview
 
 
-@needs_samples
 def test_sample_note_with_email_frontmatter() -> None:
     ex = extract(SAMPLES / "q4-numbers-for-board.md")
     assert ex.frontmatter["tags"] == "finance, board"

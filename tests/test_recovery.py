@@ -15,6 +15,7 @@ import yaml
 from ai_employee.config import Config
 from ai_employee.orchestrator import Engine
 from ai_employee.pipeline.context import EngineContext
+from ai_employee.pipeline.decisions import record
 from ai_employee.pipeline.runner import Pipeline
 from ai_employee.vault.layout import Vault
 from ai_employee.vault.plans import parse_steps, steps_hash
@@ -130,7 +131,10 @@ async def test_dry_run_stopped_between_steps_resumes(vault: Path, opened: tuple[
     plan_id = str(frontmatter(plan)["id"])
     approved = vault / "Approved" / plan.name
     os.rename(plan, approved)
-    ctx.ledger.start_run(plan_id, "h", dry_run=True)
+    # The engine took the move as the human's approval, then stopped between steps.
+    steps = parse_steps(approved.read_text().split("---\n", 2)[2])
+    record(ctx.ledger, ctx.bus.publish, plan_id, "approve", "file", "ann", steps)
+    ctx.ledger.start_run(plan_id, steps_hash(steps), dry_run=True)
     pipeline = Pipeline(ctx, lambda: False)
     await pipeline.recover()
     assert approved.exists()

@@ -135,17 +135,22 @@ class Config(_Section):
         return self.execution.dry_run
 
     def secrets(self) -> list[str]:
-        """Secret values this config holds, for log redaction."""
+        """Secret values this config holds, for redaction: the API key, and every value a server's
+        environment holds, whatever its name (`SMTP_PASS` is as secret as `SMTP_PASSWORD`), except
+        numbers, true/false words and the built-in email server's public settings."""
         found = []
         if self.claude.api_key is not None and self.claude.api_key.get_secret_value():
             found.append(self.claude.api_key.get_secret_value())
         for server in self.mcp_servers.values():
-            found.extend(v for k, v in server.env.items() if _looks_secret(k) and v)
+            found.extend(
+                v for k, v in server.env.items() if v and k not in PUBLIC_SERVER_SETTINGS and not _PLAIN_VALUE.match(v)
+            )
         return found
 
 
-def _looks_secret(key: str) -> bool:
-    return any(word in key.upper() for word in ("PASSWORD", "SECRET", "TOKEN", "KEY"))
+# Settings of the built-in email server that say where to connect and who sends, not how to log in.
+PUBLIC_SERVER_SETTINGS = frozenset({"SMTP_HOST", "SMTP_PORT", "SMTP_FROM", "SMTP_STARTTLS"})
+_PLAIN_VALUE = re.compile(r"^\s*(\d+(\.\d+)?|true|false|yes|no|on|off)\s*$", re.IGNORECASE)
 
 
 def interpolate(value: Any, env: dict[str, str]) -> Any:

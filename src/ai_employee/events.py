@@ -84,6 +84,7 @@ class DecisionPayload(Payload):
     channel: str
     actor: str
     feedback: str = ""
+    title: str = ""
 
 
 @dataclass(frozen=True)

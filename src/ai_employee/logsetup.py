@@ -21,14 +21,24 @@ _BEARER = re.compile(r"(Bearer\s+|sk-ant-[A-Za-z0-9_-]*)[A-Za-z0-9._~+/=-]{8,}")
 
 
 class Redactor:
-    """A structlog processor that hides secret values in every field of every record."""
+    """A structlog processor that hides secret values in every field of every record.
+
+    A secret of 4 characters or more is hidden wherever it appears; a shorter one only where it stands
+    alone (a 2-letter password must not cut every word that contains those letters)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        values = {s for s in secrets if s and s.strip()}
+        self.secrets = sorted((s for s in values if len(s) >= 4), key=len, reverse=True)
+        short = sorted((s for s in values if len(s) < 4), key=len, reverse=True)
+        self._short = (
+            re.compile("(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, short)) + ")(?![A-Za-z0-9])") if short else None
+        )
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
+        if self._short is not None:
+            text = self._short.sub(REDACTED, text)
         return _BEARER.sub(REDACTED, text)
 
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

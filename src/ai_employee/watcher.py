@@ -55,14 +55,18 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
             return
+        complete: bool | None = None
         if isinstance(event, FileMovedEvent):
-            self._send(os.fsdecode(event.dest_path), complete=True)
-        if isinstance(event, FileClosedEvent):
-            complete: bool | None = True
+            # A rename is complete by nature: a sync tool's or browser's rename on completion, `mv`, a
+            # file manager's move. From outside the watched folders the source is "" (full events).
+            if event.dest_path:
+                self._send(os.fsdecode(event.dest_path), complete=True)
+            if not event.src_path:
+                return
+        elif isinstance(event, FileClosedEvent):
+            complete = True
         elif isinstance(event, FileCreatedEvent) and self.reports_close:
             complete = False
-        else:
-            complete = None
         self._send(os.fsdecode(event.src_path), complete)
 
     def _send(self, path: str, complete: bool | None) -> None:
@@ -85,6 +89,16 @@ class _Handler(FileSystemEventHandler):
             self.hint(folder, name, complete)
 
 
+def _observer(polling: bool, poll_interval_s: float) -> BaseObserver:
+    """inotify where there is one, with full move events: a file moved in from outside the watched
+    folders arrives as a move (complete), not as a creation (a close would be waited for in vain)."""
+    if polling:
+        return PollingObserver(timeout=min(poll_interval_s, 1.0))
+    if Observer is InotifyObserver:
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
+
+
 class VaultWatcher:
     """A service running a watchdog observer on the pipeline's folders for as long as it runs."""
 
@@ -102,7 +116,7 @@ class VaultWatcher:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        observer: BaseObserver = PollingObserver(timeout=min(self.poll_interval_s, 1.0)) if self.polling else Observer()
+        observer = _observer(self.polling, self.poll_interval_s)
         handler = _Handler(loop, self.hint, reports_close=isinstance(observer, InotifyObserver))
         for name in WATCHED:
             folder = self.vault.folder(name)

@@ -69,11 +69,10 @@ def show(app: AppState, plan: str) -> None:
         click.echo(f"Steps: cannot be read: {exc}")
     if vault.ledger_path.exists():
         with app.ledger(vault) as ledger:
-            rows = [r for r in ledger.decisions(1000) if r["plan_id"] == ref.plan_id]
+            rows = ledger.decisions(1000, plan_id=ref.plan_id)
             runs = ledger.runs(ref.plan_id)
         for row in reversed(rows):
-            note = f" — {row['feedback']}" if row["feedback"] else ""
-            click.echo(f"Decision: {row['ts']} {row['decision']} by {row['actor']} via {row['channel']}{note}")
+            click.echo("Decision: " + decisions.describe(row))
         for run in runs:
             mode = "dry-run" if run.dry_run else "live"
             click.echo(
@@ -132,20 +131,25 @@ def defer(app: AppState, plan: str, minutes: int) -> None:
 
 @click.command()
 @click.option("--limit", default=20, show_default=True, help="How many decisions to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @pass_app
-def history(app: AppState, limit: int) -> None:
-    """Show recent decisions (approve, deny, defer, auto-approve), newest first."""
+def history(app: AppState, limit: int, as_json: bool) -> None:
+    """Show recent decisions (approve, deny, defer, auto-approve), newest first: which plan, who decided,
+    how (command line, moving the note, the policy) and when."""
     vault = app.vault()
     if not vault.ledger_path.exists():
-        click.echo("No history yet: the engine has not run on this vault.")
+        click.echo("[]" if as_json else "No history yet: the engine has not run on this vault.")
         return
     with app.ledger(vault) as ledger:
         rows = ledger.decisions(limit)
+    if as_json:
+        keys = ("ts", "plan_id", "title", "decision", "channel", "actor", "feedback", "until", "plan_hash")
+        click.echo(json.dumps([{k: row[k] for k in keys} for row in rows], indent=2))
+        return
     if not rows:
         click.echo("No decisions yet.")
     for row in rows:
-        note = f" — {row['feedback']}" if row["feedback"] else ""
-        click.echo(f"{row['ts']}  {row['decision']:12} {row['plan_id']}  by {row['actor']} via {row['channel']}{note}")
+        click.echo(decisions.describe(row))
 
 
 @click.command()

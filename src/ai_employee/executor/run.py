@@ -79,7 +79,9 @@ class PlanRunner:
             except Exception as exc:  # the server would not start or answer: nothing has run yet
                 log.warning("mcp server unavailable", server=step.server, error=repr(exc))
                 await self.pool.forget(step.server)
-                problems.append(f"step {number} ({step.tool}): MCP server `{step.server}` is not available: {exc}")
+                problems.append(
+                    self.pool.redact(f"step {number} ({step.tool}): MCP server `{step.server}` is not available: {exc}")
+                )
         return problems
 
     async def run(self, plan_id: str, steps: list[Step], dry_run: bool, should_stop: Callable[[], bool]) -> RunResult:
@@ -136,11 +138,14 @@ class PlanRunner:
         except Exception as exc:  # timeout, server crash, protocol error: the outcome is unknown
             log.warning("tool call outcome unknown", plan_id=plan_id, step=number, tool=step.tool, error=repr(exc))
             await self.pool.forget(step.server)
+            # An error's text can quote what the server was given or said (a password in a URL, say).
+            error = self.pool.redact(repr(exc))
             if step.tool in self.idempotent:
-                self.ledger.step_finished(plan_id, attempt, number, "error", f"failed (safe to retry): {exc!r}")
-                return StepResult(number, step.tool, "error", f"{exc!r} (safe to retry: idempotent tool)", _at())
-            self.ledger.step_finished(plan_id, attempt, number, "unknown", repr(exc))
-            return StepResult(number, step.tool, "unknown", f"{type(exc).__name__}: {exc}", _at())
+                self.ledger.step_finished(plan_id, attempt, number, "error", f"failed (safe to retry): {error}")
+                return StepResult(number, step.tool, "error", f"{error} (safe to retry: idempotent tool)", _at())
+            self.ledger.step_finished(plan_id, attempt, number, "unknown", error)
+            detail = self.pool.redact(f"{type(exc).__name__}: {exc}")
+            return StepResult(number, step.tool, "unknown", detail, _at())
         crash_point("execute.after_call")
         state = "ok" if call.ok else "error"
         self.ledger.step_finished(plan_id, attempt, number, state, call.text)

@@ -110,9 +110,16 @@ def m002_ingest_intents(db: sqlite3.Connection) -> None:
     )
 
 
+def m003_decision_steps(db: sqlite3.Connection) -> None:
+    # The steps a decision saw (canonical JSON), so a plan edited after its approval can show the
+    # human what changed.
+    _run(db, "ALTER TABLE decisions ADD COLUMN steps TEXT")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
+    ("003_decision_steps", m003_decision_steps),
 ]
 
 

@@ -106,21 +106,41 @@ class Ledger:
         plan_hash: str | None = None,
         feedback: str = "",
         until: str | None = None,
-    ) -> None:
-        self.db.execute(
-            "INSERT INTO decisions (ts, plan_id, decision, channel, actor, plan_hash, feedback, until)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (now_iso(), plan_id, decision, channel, actor, plan_hash, feedback, until),
+        steps: str | None = None,
+    ) -> int:
+        """Record a decision (`steps`: the canonical JSON of the steps it saw); returns its row id."""
+        cursor = self.db.execute(
+            "INSERT INTO decisions (ts, plan_id, decision, channel, actor, plan_hash, feedback, until, steps)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_iso(), plan_id, decision, channel, actor, plan_hash, feedback, until, steps),
         )
+        return int(cursor.lastrowid or 0)
 
-    def last_decision(self, plan_id: str) -> sqlite3.Row | None:
+    def retract_decision(self, row_id: int) -> None:
+        """Take back a decision that could not take effect (its note could not be moved)."""
+        self.db.execute("DELETE FROM decisions WHERE id = ?", (row_id,))
+
+    def last_decision(self, plan_id: str, kinds: tuple[str, ...] | None = None) -> sqlite3.Row | None:
+        """The plan's latest decision, or its latest of the given kinds."""
+        where, params = "plan_id = ?", [plan_id]
+        if kinds:
+            where += f" AND decision IN ({', '.join('?' for _ in kinds)})"
+            params += kinds
         row: sqlite3.Row | None = self.db.execute(
-            "SELECT * FROM decisions WHERE plan_id = ? ORDER BY id DESC LIMIT 1", (plan_id,)
+            f"SELECT * FROM decisions WHERE {where} ORDER BY id DESC LIMIT 1", params
         ).fetchone()
         return row
 
-    def decisions(self, limit: int = 50) -> list[sqlite3.Row]:
-        return list(self.db.execute("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (limit,)))
+    def decisions(self, limit: int = 50, plan_id: str | None = None) -> list[sqlite3.Row]:
+        """Decisions newest first, with the plan's title where the ledger knows it."""
+        where, params = ("WHERE d.plan_id = ?", [plan_id, limit]) if plan_id else ("", [limit])
+        return list(
+            self.db.execute(
+                "SELECT d.*, p.title AS title FROM decisions d LEFT JOIN plans p ON p.plan_id = d.plan_id"
+                f" {where} ORDER BY d.id DESC LIMIT ?",
+                params,
+            )
+        )
 
     # plans --------------------------------------------------------------------------------------
     def register_plan(self, plan_id: str, action_id: str, criticality: str, planner: str, title: str) -> None:

@@ -1,4 +1,6 @@
-"""Closing an item: its action file follows its plan into `Done/` or `Rejected/` with a final status."""
+"""Closing an item: its action file follows its plan, always: into `Done/` or `Rejected/` with a final
+status, or back into `Needs_Action/` as `planned` when its plan comes back to the human (a rejected plan
+approved after all, then failed)."""
 
 from __future__ import annotations
 
@@ -8,32 +10,43 @@ import structlog
 
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.vault.fsops import move_file
-from ai_employee.vault.layout import ACTION_SUFFIX, NEEDS_ACTION
+from ai_employee.vault.layout import ACTION_FOLDERS, ACTION_SUFFIX, NEEDS_ACTION
 from ai_employee.vault.notes import edit_file, find_by_id, has_id, update_yaml_text
 
 log = structlog.get_logger(__name__)
 
 
-def find_action(ctx: EngineContext, action_id: str, hint_name: str | None = None) -> Path | None:
+def find_action(
+    ctx: EngineContext, action_id: str, hint_name: str | None = None, folders: tuple[str, ...] = ACTION_FOLDERS
+) -> Path | None:
+    """The action file with this id: in `Needs_Action/` (by its known name first), else wherever its plan
+    took it (`Rejected/`, `Done/`)."""
     folder = ctx.vault.folder(NEEDS_ACTION)
     if hint_name:
         candidate = folder / hint_name
         if has_id(candidate, action_id):
             return candidate
-    return find_by_id([folder], ACTION_SUFFIX, action_id)
+    return find_by_id([ctx.vault.folder(name) for name in folders], ACTION_SUFFIX, action_id)
 
 
 def close_action(
-    ctx: EngineContext, action_id: str, plan_id: str, status: str, to_folder: str, hint_name: str | None
+    ctx: EngineContext,
+    action_id: str,
+    plan_id: str,
+    status: str,
+    to_folder: str,
+    hint_name: str | None,
+    folders: tuple[str, ...] = ACTION_FOLDERS,
 ) -> Path | None:
-    """Set the action's status (and its plan) and move it beside its plan; None if it is not open."""
+    """Set the action's status (and its plan) and move it where its plan's state says; None if there is
+    no such action file."""
     if not action_id:
         return None
-    path = find_action(ctx, action_id, hint_name)
+    path = find_action(ctx, action_id, hint_name, folders)
     if path is None:
         return None
     mark_action(path, plan_id, status, ctx.tmp_dir)
-    dest = move_file(path, ctx.vault.folder(to_folder))
+    dest = move_file(path, ctx.vault.folder(to_folder))  # no move if it is there already
     log.debug("action closed", action_id=action_id, status=status, path=ctx.vault.relative(dest))
     return dest
 

@@ -31,6 +31,15 @@ def now_stamp() -> str:
     return local_now().isoformat(timespec="seconds")
 
 
+def local_time(stamp: str) -> str:
+    """An ISO 8601 time (the ledger's, in UTC) as a person reads it: local, to the minute."""
+    try:
+        when = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return str(stamp)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
 def current_user() -> str:
     try:
         return getpass.getuser()

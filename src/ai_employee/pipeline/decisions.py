@@ -1,31 +1,52 @@
-"""Human decisions: approve, deny and defer a plan (what `vault approve` etc. do), and the reconciler
-that closes items whose plan note was moved into `Rejected/`.
+"""Decisions on plans: one API for every channel (the CLI, a note moved in the file manager, the policy,
+and the channels to come), and the rule that binds them to what runs.
 
-The CLI verbs do the same move a human would do in Obsidian, plus a ledger record of who and why.
+A decision records the hash of the steps it saw. Execution runs a plan only when the plan's latest
+verdict is an approval of exactly its current steps (`binding_approval`); anything else goes back to the
+human. The CLI verbs do the same move a human would do in Obsidian, plus the record of who and why.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from ai_employee.errors import FormatError, NotFoundError, UserError
-from ai_employee.events import DecisionPayload, Event, EventName
+from ai_employee.events import DecisionPayload, Event, EventName, Payload
 from ai_employee.ledger import Ledger
-from ai_employee.pipeline.closing import close_action
-from ai_employee.pipeline.context import EngineContext, current_user, entries, local_now, now_stamp
-from ai_employee.pipeline.planning import PLAN_FOLDERS, FileKey, file_key
+from ai_employee.pipeline.context import current_user, entries, local_now, local_time, now_stamp
+from ai_employee.vault import callouts
 from ai_employee.vault.fsops import move_file
-from ai_employee.vault.layout import APPROVED, PLANS, REJECTED, Vault
+from ai_employee.vault.layout import APPROVED, DONE, PLAN_FOLDERS, PLANS, REJECTED, Vault
 from ai_employee.vault.notes import edit_file, read_frontmatter, read_id, split_note, update_frontmatter
-from ai_employee.vault.plans import parse_steps, steps_hash
+from ai_employee.vault.plans import Step, dump_steps, parse_steps, plan_title, restate, steps_hash
 
-log = structlog.get_logger(__name__)
+# Decisions that let steps run, and those that settle a plan one way or the other (a defer does not).
+APPROVALS = ("approve", "auto_approve")
+VERDICTS = (*APPROVALS, "deny", "expire")
+EVENT_OF = {
+    "approve": EventName.ACTION_APPROVED,
+    "auto_approve": EventName.ACTION_APPROVED,
+    "deny": EventName.ACTION_DENIED,
+    "defer": EventName.ACTION_DEFERRED,
+}
+MAX_DIFF_LINES = 30
+DECISION_WORDS = {
+    "approve": "approved",
+    "auto_approve": "auto-approved",
+    "deny": "denied",
+    "defer": "deferred",
+    "expire": "expired",
+}
+CHANNEL_WORDS = {"cli": "from the command line", "file": "by moving the note", "policy": "by the policy (LOW risk)"}
+Publish = Callable[[EventName, Payload], object]
 
 
 @dataclass(frozen=True)
@@ -39,6 +60,78 @@ class PlanRef:
         return self.path.parent.name
 
 
+def record(
+    ledger: Ledger,
+    publish: Publish | None,
+    plan_id: str,
+    decision: str,
+    channel: str,
+    actor: str,
+    steps: list[Step] | None = None,
+    feedback: str = "",
+    until: str | None = None,
+    title: str = "",
+) -> int:
+    """Record one decision with the hash (and text) of the steps it saw, and announce it (unless
+    `publish` is None: the caller announces it once it has taken effect); returns its row id."""
+    digest = steps_hash(steps) if steps is not None else None
+    # In the steps' own key order, so a diff against them later reads like the note.
+    text = json.dumps([s.to_mapping() for s in steps], ensure_ascii=False, default=str) if steps is not None else None
+    row = ledger.record_decision(plan_id, decision, channel, actor, digest, feedback, until, text)
+    if publish is not None:
+        announce(publish, plan_id, decision, channel, actor, until or feedback, title)
+    return row
+
+
+def announce(
+    publish: Publish, plan_id: str, decision: str, channel: str, actor: str, detail: str = "", title: str = ""
+) -> None:
+    publish(EVENT_OF[decision], DecisionPayload(plan_id, decision, channel, actor, detail, title))
+
+
+def describe(row: sqlite3.Row) -> str:
+    """One decision in words: what, on which plan, by whom, how, and when (for `vault history`)."""
+    what = DECISION_WORDS.get(row["decision"], row["decision"])
+    if row["decision"] == "defer" and row["until"]:
+        what += f" until {local_time(row['until'])}"
+    title = row["title"] or ""
+    plan = f'"{title}" ({row["plan_id"][:10]}…)' if title else row["plan_id"]
+    who = "the policy" if row["channel"] == "policy" else row["actor"]
+    how = "" if row["channel"] == "policy" else " " + CHANNEL_WORDS.get(row["channel"], f"via {row['channel']}")
+    feedback = f' — "{row["feedback"]}"' if row["feedback"] and row["decision"] != "defer" else ""
+    return f"{local_time(row['ts'])}  {plan} {what} by {who}{how}{feedback}"
+
+
+def ledger_publisher(ledger: Ledger) -> Publish:
+    """Publishing for the CLI, which has no event bus: events go straight into the ledger."""
+    return lambda name, payload: ledger.record_event(Event(name, payload))
+
+
+def binding_approval(ledger: Ledger, plan_id: str, steps: list[Step]) -> sqlite3.Row | None:
+    """The decision that lets exactly these steps run: the plan's latest verdict, if it approved them."""
+    last = ledger.last_decision(plan_id, VERDICTS)
+    if last is not None and last["decision"] in APPROVALS and last["plan_hash"] == steps_hash(steps):
+        return last
+    return None
+
+
+def steps_diff(approved_steps: str | None, steps: list[Step]) -> list[str]:
+    """A short diff (a fenced block, as lines) from the steps an approval saw to the current ones."""
+    if not approved_steps:
+        return []
+    try:
+        before = dump_steps([Step(**item) for item in json.loads(approved_steps)]).splitlines()
+    except (ValueError, TypeError):
+        return []
+    lines = list(difflib.unified_diff(before, dump_steps(steps).splitlines(), "approved", "now", n=1, lineterm=""))
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [*lines[:MAX_DIFF_LINES], f"... ({len(lines) - MAX_DIFF_LINES} more lines)"]
+    # A fence longer than any run of backticks inside, so text from an email cannot close it.
+    longest = max((len(run) for run in re.findall(r"`+", "\n".join(lines))), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}diff", *lines, fence] if lines else []
+
+
 def all_plans(vault: Vault, folders: tuple[str, ...] = PLAN_FOLDERS) -> list[tuple[Path, str]]:
     """(path, plan id) of every plan note in the given folders."""
     found = []
@@ -50,8 +143,13 @@ def all_plans(vault: Vault, folders: tuple[str, ...] = PLAN_FOLDERS) -> list[tup
     return found
 
 
+# Where a plan whose id is in two places (a copy) stands: the furthest along wins.
+_FOLDER_RANK = {DONE: 0, REJECTED: 1, APPROVED: 2, PLANS: 3}
+
+
 def resolve_plan(vault: Vault, ref: str) -> PlanRef:
-    """A plan by id, unique id prefix, or note file name (with or without `.md`)."""
+    """A plan by id, unique id prefix, or note file name (with or without `.md`). Copies of one plan (the
+    same id in two notes) are one plan: the note furthest along (`Done/`, `Rejected/`, `Approved/`)."""
     ref = ref.strip()
     if not ref:
         raise UserError("give a plan id, a unique prefix of it, or the note's file name")
@@ -60,10 +158,10 @@ def resolve_plan(vault: Vault, ref: str) -> PlanRef:
     exact = [(p, i) for p, i in plans if i == ref or i.lower() == ref.lower()]
     prefix = [(p, i) for p, i in plans if i.lower().startswith(ref.lower())]
     for matches in (by_name, exact, prefix):
-        if len(matches) == 1:
-            path, plan_id = matches[0]
+        if len({plan_id for _, plan_id in matches}) == 1:
+            path, plan_id = min(matches, key=lambda m: (_FOLDER_RANK.get(m[0].parent.name, 9), m[0].name))
             return PlanRef(path, plan_id, read_frontmatter(split_note(path.read_text("utf-8")), path.name))
-        if len(matches) > 1:
+        if matches:
             names = ", ".join(f"{p.parent.name}/{p.name}" for p, _ in matches[:5])
             raise UserError(f"`{ref}` matches {len(matches)} plans ({names}): give more of the id")
     raise NotFoundError(f"no plan matches `{ref}`: see `vault list` for pending plans")
@@ -77,38 +175,50 @@ def _require_pending(plan: PlanRef, verb: str) -> None:
 
 
 def approve(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None) -> Path:
-    """Approve a pending plan: record the decision, mark it approved and move it to `Approved/`."""
+    """Approve a pending plan's steps as they are now: record the decision, then mark the note approved
+    and move it to `Approved/`. If the note cannot be moved, the decision is taken back."""
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "approved")
-    text = plan.path.read_text("utf-8")
+    parts = split_note(plan.path.read_text("utf-8"))
     try:
-        digest = steps_hash(parse_steps(split_note(text).body))
+        steps = parse_steps(parts.body)
     except FormatError as exc:
         raise UserError(f"plan {plan.plan_id} cannot run: {exc}; fix the note's steps first") from exc
+    who = actor or current_user()
     updates: dict[str, Any] = {"status": "approved"}
     if feedback:
         updates["feedback"] = feedback
-    edit_file(plan.path, lambda t: update_frontmatter(t, updates, remove=("deferred_until",)), vault.tmp_dir)
-    who = actor or current_user()
-    ledger.record_decision(plan.plan_id, "approve", "cli", who, digest, feedback)
-    ledger.record_event(
-        Event(EventName.ACTION_APPROVED, DecisionPayload(plan.plan_id, "approve", "cli", who, feedback))
-    )
-    return move_file(plan.path, vault.folder(APPROVED))
+    callout = callouts.approved(who, "cli", now_stamp())
+    row = record(ledger, None, plan.plan_id, "approve", "cli", who, steps, feedback)
+    try:
+        restate(plan.path, updates, callout, vault.tmp_dir, remove=("deferred_until",))
+        dest = move_file(plan.path, vault.folder(APPROVED))
+    except BaseException:
+        ledger.retract_decision(row)
+        _restore(vault, plan)
+        raise
+    announce(ledger_publisher(ledger), plan.plan_id, "approve", "cli", who, feedback, _title(parts.body, plan))
+    return dest
 
 
 def deny(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None) -> Path:
-    """Decline a pending plan: record the decision, mark it rejected and move it to `Rejected/`."""
+    """Decline a pending plan: mark it rejected, move it to `Rejected/`, and record the decision."""
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "denied")
-    updates: dict[str, Any] = {"status": "rejected", "decided": now_stamp()}
+    who = actor or current_user()
+    at = now_stamp()
+    updates: dict[str, Any] = {"status": "rejected", "decided": at}
     if feedback:
         updates["feedback"] = feedback
-    edit_file(plan.path, lambda t: update_frontmatter(t, updates), vault.tmp_dir)
-    who = actor or current_user()
-    ledger.record_decision(plan.plan_id, "deny", "cli", who, None, feedback)
-    ledger.record_event(Event(EventName.ACTION_DENIED, DecisionPayload(plan.plan_id, "deny", "cli", who, feedback)))
-    return move_file(plan.path, vault.folder(REJECTED))
+    restate(plan.path, updates, callouts.rejected(who, at, feedback), vault.tmp_dir)
+    try:
+        dest = move_file(plan.path, vault.folder(REJECTED))
+    except BaseException:
+        _restore(vault, plan)
+        raise
+    title = _title(split_note(dest.read_text("utf-8")).body, plan)
+    record(ledger, ledger_publisher(ledger), plan.plan_id, "deny", "cli", who, feedback=feedback, title=title)
+    return dest
 
 
 def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | None = None) -> str:
@@ -120,66 +230,18 @@ def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | Non
     until = (local_now() + timedelta(minutes=minutes)).isoformat(timespec="seconds")
     edit_file(plan.path, lambda t: update_frontmatter(t, {"deferred_until": until}), vault.tmp_dir)
     who = actor or current_user()
-    ledger.record_decision(plan.plan_id, "defer", "cli", who, None, "", until)
-    ledger.record_event(Event(EventName.ACTION_DEFERRED, DecisionPayload(plan.plan_id, "defer", "cli", who, until)))
+    title = _title(split_note(plan.path.read_text("utf-8")).body, plan)
+    record(ledger, ledger_publisher(ledger), plan.plan_id, "defer", "cli", who, until=until, title=title)
     return until
 
 
-class RejectionStage:
-    """Closes the items whose plan notes are in `Rejected/`: status `rejected`, action moved beside it."""
+def _title(body: str, plan: PlanRef) -> str:
+    return plan_title(body, plan.frontmatter) or plan.path.stem
 
-    def __init__(self, ctx: EngineContext, action_names: dict[str, str]) -> None:
-        self.ctx = ctx
-        self.folder = ctx.vault.folder(REJECTED)
-        self.settled: dict[str, FileKey] = {}
-        self.action_names = action_names
 
-    def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
-        handled = 0
-        for entry in entries(self.folder, ".md"):
-            if should_stop():
-                break
-            try:
-                key = file_key(entry)
-            except FileNotFoundError:
-                continue
-            if self.settled.get(entry.name) == key:
-                continue
-            try:
-                handled += self._close(Path(entry.path))
-            except Exception as exc:  # one bad item must not stop the stage: report it and go on
-                self.ctx.item_failed("reject", Path(entry.path), exc, "closing rejected plan failed")
-                continue
-            try:
-                self.settled[entry.name] = file_key(entry)
-            except FileNotFoundError:
-                continue
-        return handled
-
-    def _close(self, path: Path) -> int:
-        ctx = self.ctx
-        try:
-            fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
-        except (OSError, UnicodeDecodeError, FormatError):
-            return 0
-        plan_id = str(fm.get("id") or "")
-        if not plan_id:
-            return 0
-        if fm.get("status") != "rejected":
-            edit_file(
-                path,
-                lambda t: update_frontmatter(t, {"status": "rejected", "decided": now_stamp()}),
-                ctx.tmp_dir,
-            )
-        last = ctx.ledger.last_decision(plan_id)
-        moved_by_hand = last is None or last["decision"] != "deny"
-        if moved_by_hand:
-            # `vault deny` records its own decision and event; a move in the file manager does not.
-            ctx.ledger.record_decision(plan_id, "deny", "file", current_user())
-            ctx.bus.publish(EventName.ACTION_DENIED, DecisionPayload(plan_id, "deny", "file", current_user()))
-        action_id = str(fm.get("action_id") or "")
-        closed = close_action(ctx, action_id, plan_id, "rejected", REJECTED, self.action_names.get(action_id))
-        if closed is None and not moved_by_hand:
-            return 0
-        log.info("plan rejected", plan_id=plan_id)
-        return 1
+def _restore(vault: Vault, plan: PlanRef) -> None:
+    """After a failed move: the note, still in `Plans/`, says again that it waits."""
+    if plan.path.exists():
+        level = str(plan.frontmatter.get("criticality") or "high")
+        status = str(plan.frontmatter.get("status") or "pending_approval")
+        restate(plan.path, {"status": status}, callouts.waiting(level, plan.plan_id), vault.tmp_dir)

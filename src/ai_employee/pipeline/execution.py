@@ -14,18 +14,20 @@ from typing import Any
 import structlog
 
 from ai_employee.errors import FormatError
-from ai_employee.events import DecisionPayload, EventName, ExecutionPayload
+from ai_employee.events import DecisionPayload, EventName, ExecutionPayload, PlanPayload
 from ai_employee.executor.run import PlanRunner, RunResult, StepResult
 from ai_employee.faults import crash_point
 from ai_employee.ledger import RunRecord
-from ai_employee.pipeline.closing import close_action, find_action, mark_action
-from ai_employee.pipeline.context import EngineContext, current_user, entries, now_stamp
+from ai_employee.pipeline.closing import close_action
+from ai_employee.pipeline.context import EngineContext, current_user, entries, local_time, now_stamp
+from ai_employee.pipeline.decisions import APPROVALS, binding_approval, record, steps_diff
 from ai_employee.pipeline.planning import find_plan
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.policy import Criticality
+from ai_employee.vault import callouts
 from ai_employee.vault.actions import new_id
 from ai_employee.vault.fsops import group_commit, move_file
-from ai_employee.vault.layout import APPROVED, DONE, PLANS, REJECTED, is_conflict_copy
+from ai_employee.vault.layout import APPROVED, DONE, NEEDS_ACTION, PLANS, REJECTED, is_conflict_copy
 from ai_employee.vault.notes import edit_file, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import (
     ParsedPlan,
@@ -33,7 +35,6 @@ from ai_employee.vault.plans import (
     parse_steps,
     plan_title,
     set_callout,
-    steps_hash,
     tick_checklist,
 )
 
@@ -47,7 +48,9 @@ OUTCOME_WORDS = {
 }
 # Plans handled per call: the pipeline interleaves intake (ingest, planning) with execution in a burst.
 BATCH_SIZE = 64
-RETRY_HELP = "Fix the steps if needed, then move this note back to `Approved/` to try again, or to `Rejected/`."
+# What a note in `Approved/` says when the engine or `vault approve` put it there; any other status means
+# a person moved it there, and the move is their decision.
+CLAIMS_APPROVAL = ("approved", "executing")
 
 
 class ExecutionStage:
@@ -86,6 +89,15 @@ class ExecutionStage:
         return handled
 
     async def _handle(self, path: Path, should_stop: Callable[[], bool]) -> int:
+        if path.is_symlink():
+            # It could point anywhere (outside the vault, at a note that is not a plan): never followed.
+            quarantine(
+                self.ctx,
+                path,
+                f"`{path.name}` is a symbolic link; the engine never runs a plan from a link.",
+                "move the plan note itself (not a link to it) into `Approved/`.",
+            )
+            return 1
         if is_conflict_copy(path.name):
             # Made by a sync tool, not by a person's decision: never run, whatever it says.
             quarantine(
@@ -102,7 +114,7 @@ class ExecutionStage:
         try:
             fm = read_frontmatter(parts, path.name)
         except FormatError as exc:
-            self._send_back(path, "failed", "cannot run this note", [str(exc), RETRY_HELP])
+            self._send_back(path, "failed", callouts.cannot_run("cannot run this note", str(exc)))
             return 1
         plan_id = str(fm.get("id") or "")
         if not plan_id:
@@ -121,12 +133,14 @@ class ExecutionStage:
         try:
             steps = parse_steps(parts.body)
         except FormatError as exc:
-            self._send_back(path, "failed", "cannot run this plan", [f"The steps block is invalid: {exc}", RETRY_HELP])
+            box = callouts.cannot_run("cannot run this plan", f"The steps block is invalid: {exc}")
+            self._send_back(path, "failed", box)
             return 1
-        plan = ParsedPlan(frontmatter=fm, steps=steps, title=plan_title(parts.body, fm))
-        if not self._approved(path, plan):
+        plan = ParsedPlan(frontmatter=fm, steps=steps, title=plan_title(parts.body, fm) or path.stem)
+        channel = self._authorize(path, plan)
+        if channel is None:
             return 1
-        return await self._execute(path, plan, should_stop)
+        return await self._execute(path, plan, channel, should_stop)
 
     def _already_ran(self, plan_id: str) -> bool:
         return any(run.state == "done" and not run.dry_run for run in self.ctx.ledger.runs(plan_id))
@@ -147,36 +161,56 @@ class ExecutionStage:
         }
         edit_file(path, lambda text: update_frontmatter(text, updates), self.ctx.tmp_dir)
         self.ctx.ledger.register_plan(plan_id, "", level, "human", path.stem)
+        try:
+            steps = parse_steps(split_note(path.read_text("utf-8")).body)
+        except FormatError:
+            return plan_id  # nothing can run; the run fails and says why
+        # Writing a plan into `Approved/` is its author's decision: on record like any other.
+        record(
+            self.ctx.ledger, self.ctx.bus.publish, plan_id, "approve", "file", current_user(), steps, title=path.stem
+        )
         return plan_id
 
-    def _approved(self, path: Path, plan: ParsedPlan) -> bool:
-        """Record the human's approval of a note they moved here; refuse a LOW plan changed since the
-        engine auto-approved it (back to `Plans/` for a human decision). True if it may run."""
+    def _authorize(self, path: Path, plan: ParsedPlan) -> str | None:
+        """The channel of the decision that lets exactly these steps run, or None: the note went back to
+        `Plans/` for a decision. One rule for every channel: a decision binds to the hash of the steps it
+        saw, and a note that claims an approval the ledger does not hold for its steps is rated again."""
         ctx = self.ctx
-        digest = steps_hash(plan.steps)
-        last = ctx.ledger.last_decision(plan.id)
-        if plan.status in ("approved", "executing"):
-            if last is not None and last["decision"] == "auto_approve" and last["plan_hash"] != digest:
-                assessment = ctx.policy.assess(plan.steps)
-                if assessment.criticality > Criticality.LOW:
-                    self._send_back(
-                        path,
-                        "pending_approval",
-                        "waiting for your approval",
-                        [
-                            "The steps changed after the engine approved this plan as LOW risk; they are now"
-                            f" **{assessment.criticality.name}**. Move it to `Approved/` to run it, or to `Rejected/`.",
-                        ],
-                        extra={"criticality": assessment.criticality.label},
-                        callout_kind="question",
-                    )
-                    return False
-            return True
-        ctx.ledger.record_decision(plan.id, "approve", "file", current_user(), digest)
-        ctx.bus.publish(EventName.ACTION_APPROVED, DecisionPayload(plan.id, "approve", "file", current_user()))
-        return True
+        binding = binding_approval(ctx.ledger, plan.id, plan.steps)
+        if binding is not None:
+            return str(binding["channel"])
+        if plan.status not in CLAIMS_APPROVAL:
+            # A person moved this note here: the move is their decision on the steps as they are now.
+            record(
+                ctx.ledger, ctx.bus.publish, plan.id, "approve", "file", current_user(), plan.steps, title=plan.title
+            )
+            return "file"
+        # Edited since its approval, or no approval was ever recorded (a crash, a hand-set status): the
+        # policy rates the steps as they are; only a LOW result may run by itself.
+        try:
+            hint: Criticality | None = Criticality.parse(plan.criticality)
+        except ValueError:
+            hint = None
+        assessment = ctx.policy.assess(plan.steps, hint)
+        level = assessment.criticality.label
+        if assessment.criticality == Criticality.LOW and ctx.config.policy.auto_approve == "low":
+            record(
+                ctx.ledger, ctx.bus.publish, plan.id, "auto_approve", "policy", "policy", plan.steps, title=plan.title
+            )
+            return "policy"
+        earlier = ctx.ledger.last_decision(plan.id, APPROVALS)
+        if earlier is not None:
+            when = f"by {earlier['actor']} via {earlier['channel']}, {local_time(earlier['ts'])}"
+            box = callouts.steps_changed(level, assessment.reasons, steps_diff(earlier["steps"], plan.steps), when)
+        else:
+            box = callouts.no_decision(level, assessment.reasons)
+        dest = self._send_back(path, "pending_approval", box, extra={"criticality": level})
+        close_action(ctx, plan.action_id, plan.id, "planned", NEEDS_ACTION, self.action_names.get(plan.action_id))
+        payload = PlanPayload(plan.id, plan.action_id, level, ctx.vault.relative(dest), plan.title)
+        ctx.bus.publish(EventName.APPROVAL_REQUIRED, payload)
+        return None
 
-    async def _execute(self, path: Path, plan: ParsedPlan, should_stop: Callable[[], bool]) -> int:
+    async def _execute(self, path: Path, plan: ParsedPlan, channel: str, should_stop: Callable[[], bool]) -> int:
         ctx = self.ctx
         dry_run = ctx.config.dry_run
         if not dry_run:
@@ -201,14 +235,13 @@ class ExecutionStage:
             hint = self.action_names.get(plan.action_id)
             if result.status == "done":
                 close_action(ctx, plan.action_id, plan.id, "done", DONE, hint)
-            elif plan.action_id:
-                # The item stays open with its plan back in `Plans/`; an auto-approved plan's action
-                # was not marked when it was planned.
-                action = find_action(ctx, plan.action_id, hint)
-                if action is not None:
-                    mark_action(action, plan.id, "planned", ctx.tmp_dir)
+            else:
+                # The item stays open with its plan back in `Plans/` (an auto-approved plan's action was
+                # not marked when it was planned; a rejected one approved after all comes back).
+                close_action(ctx, plan.action_id, plan.id, "planned", NEEDS_ACTION, hint)
         ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
-        self._set_aside_copy(ctx.vault.folder(PLANS) / path.name, dest, plan.id)
+        if channel == "file":
+            self._set_aside_copies(dest, plan.id)
         event = EventName.PLAN_EXECUTION_COMPLETED if result.status == "done" else EventName.PLAN_INTERRUPTED
         if result.status == "failed":
             event = EventName.ACTION_FAILED
@@ -219,20 +252,22 @@ class ExecutionStage:
         log.debug("plan executed", plan_id=plan.id, status=result.status, dry_run=dry_run)
         return 1
 
-    def _set_aside_copy(self, copy: Path, ran: Path, plan_id: str) -> None:
-        """A note copied (not moved) into `Approved/` leaves its original in `Plans/`, which would look
-        like it still waits for approval: once the copy has run, the original is set aside."""
-        if copy == ran or not copy.exists() or read_id(copy) != plan_id:
-            return
-        quarantine(
-            self.ctx,
-            copy,
-            f"plan {plan_id} ran from a copy of this note (now `{self.ctx.vault.relative(ran)}`); this original was"
-            " set aside so it cannot run twice.",
-            "to run it again on purpose, delete the `id` property so it becomes a new plan, then move it to"
-            " `Approved/`.",
-        )
-        self.ctx.bus.publish(EventName.PLAN_DUPLICATE, DecisionPayload(plan_id, "duplicate", "file", "engine"))
+    def _set_aside_copies(self, ran: Path, plan_id: str) -> None:
+        """A note copied (not moved) into `Approved/` leaves its original in `Plans/`, under whatever name,
+        which would look like it still waits for approval: once the copy has run, it is set aside."""
+        for entry in entries(self.ctx.vault.folder(PLANS), ".md"):
+            copy = Path(entry.path)
+            if copy == ran or read_id(copy) != plan_id:
+                continue
+            quarantine(
+                self.ctx,
+                copy,
+                f"plan {plan_id} ran from a copy of this note (now `{self.ctx.vault.relative(ran)}`); this original"
+                " was set aside so it cannot run twice.",
+                "to run it again on purpose, delete the `id` property so it becomes a new plan, then move it to"
+                " `Approved/`.",
+            )
+            self.ctx.bus.publish(EventName.PLAN_DUPLICATE, DecisionPayload(plan_id, "duplicate", "file", "engine"))
 
     def _file_result(self, path: Path, plan: ParsedPlan, result: RunResult, dry_run: bool) -> Path:
         """Write the outcome into the note (callout, log, checklist, status) and move it where it belongs."""
@@ -258,31 +293,23 @@ class ExecutionStage:
         crash_point("execute.after_result")
         return move_file(path, self.ctx.vault.folder(DONE if status == "done" else PLANS))
 
-    def _send_back(
-        self,
-        path: Path,
-        status: str,
-        title: str,
-        lines: list[str],
-        extra: dict[str, Any] | None = None,
-        callout_kind: str = "failure",
-    ) -> Path:
+    def _send_back(self, path: Path, status: str, box: callouts.Callout, extra: dict[str, Any] | None = None) -> Path:
         """Move a note back to `Plans/` with a status and a callout explaining what the human should do."""
         updates = {"status": status, **(extra or {})}
         if status == "failed":
-            updates["error"] = lines[0][:300]
+            updates["error"] = box[2][0][:300]
 
         def change(text: str) -> str:
             parts = split_note(text)
             head = text[: len(text) - len(parts.body)]
-            new = head + set_callout(parts.body, callout_kind, title, lines)
+            new = head + set_callout(parts.body, *box)
             try:
-                return update_frontmatter(new, updates)
+                return update_frontmatter(new, updates, remove=() if status == "failed" else ("error",))
             except FormatError:
                 return new  # the properties themselves are broken: the callout says so; leave them be
 
         edit_file(path, change, self.ctx.tmp_dir)
-        log.warning("plan sent back", path=path.name, status=status, reason=lines[0])
+        log.warning("plan sent back", path=path.name, status=status, reason=box[1])
         return move_file(path, self.ctx.vault.folder(PLANS))
 
     async def recover(self) -> None:
@@ -322,19 +349,8 @@ class ExecutionStage:
             return
         step = in_doubt[0]
         ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", f"step {step.step_index} in doubt")
-        dest = self._send_back(
-            path,
-            "failed",
-            "interrupted: may or may not have happened",
-            [
-                f"The engine stopped while step {step.step_index} (`{step.tool}`) was running, so it may or may"
-                " not have happened. It was not retried.",
-                "Check whether it happened. Then remove the steps that already happened and move this note to"
-                " `Approved/` to run the rest, or move it to `Rejected/`.",
-            ],
-            extra={"interrupted": True},
-            callout_kind="warning",
-        )
+        box = callouts.interrupted_at_restart(step.step_index, step.tool)
+        dest = self._send_back(path, "failed", box, extra={"interrupted": True})
         ctx.bus.publish(
             EventName.PLAN_INTERRUPTED,
             ExecutionPayload(run.plan_id, "interrupted", 0, run.dry_run, ctx.vault.relative(dest), "step in doubt"),
@@ -349,26 +365,9 @@ def _log_line(step: StepResult) -> str:
     return f"- {step.at} · {step.number}. `{step.tool}` · {word}" + (f" — {detail}" if detail else "")
 
 
-def _callout_for(result: RunResult, dry_run: bool) -> tuple[str, str, list[str]]:
-    if result.status == "done" and dry_run:
-        return (
-            "success",
-            "done (dry run)",
-            [
-                "This was a **dry run**: every step was checked against its tool, and nothing outside the vault"
-                " was changed. The log below says what would have been called.",
-                "To run plans for real, start the engine with `--live` (or set `execution.dry_run: false`).",
-            ],
-        )
+def _callout_for(result: RunResult, dry_run: bool) -> callouts.Callout:
     if result.status == "done":
-        return ("success", "done", ["Every step ran. The log below says what happened."])
+        return callouts.done(dry_run)
     if result.status == "interrupted":
-        return (
-            "warning",
-            "interrupted: may or may not have happened",
-            [
-                result.detail,
-                "Check whether it happened, remove the steps that did, then " + RETRY_HELP[0].lower() + RETRY_HELP[1:],
-            ],
-        )
-    return ("failure", "failed", [result.detail, RETRY_HELP])
+        return callouts.interrupted(result.detail)
+    return callouts.failed(result.detail)

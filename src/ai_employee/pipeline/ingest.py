@@ -353,6 +353,8 @@ def _build_action(original_name: str, attachment: str, ex: Extracted, created: d
             "message_id": ex.email.message_id,
             "in_reply_to": ex.email.in_reply_to,
         }
+        if ex.email.sender_warning:
+            email["sender_warning"] = ex.email.sender_warning
     return Action(
         id=new_id(),
         type="email" if email else "file_drop",

@@ -19,29 +19,29 @@ import structlog
 import yaml
 
 from ai_employee.errors import FormatError
-from ai_employee.events import DecisionPayload, EventName, PlanPayload
+from ai_employee.events import EventName, PlanPayload
 from ai_employee.faults import crash_point
 from ai_employee.pipeline.closing import mark_action
 from ai_employee.pipeline.context import EngineContext, entries, now_stamp
+from ai_employee.pipeline.decisions import record
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.planner import PlanningContext
 from ai_employee.policy import Criticality
 from ai_employee.vault.actions import Action, new_id, read_action
 from ai_employee.vault.fsops import create_file, group_commit, in_parallel
 from ai_employee.vault.layout import (
+    ACTION_FOLDERS,
     ACTION_SUFFIX,
     APPROVED,
-    DONE,
     HANDBOOK,
     NEEDS_ACTION,
+    PLAN_FOLDERS,
     PLANS,
-    REJECTED,
 )
-from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, has_id, read_id
-from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan, steps_hash
+from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, has_id, read_id, update_yaml_text
+from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan
 
 log = structlog.get_logger(__name__)
-PLAN_FOLDERS = (PLANS, APPROVED, DONE, REJECTED)
 # Actions planned per group commit (see IngestStage): amortises directory fsyncs over a burst.
 BATCH_SIZE = 64
 FileKey = tuple[int, int, int]
@@ -61,7 +61,6 @@ class NewPlan:
     auto: bool
     file_name: str
     text: bytes
-    steps_digest: str
 
 
 class PlanningStage:
@@ -76,6 +75,7 @@ class PlanningStage:
         # action id -> file name in Needs_Action/, for closing actions when their plan finishes.
         self.by_action_id: dict[str, str] = {}
         self._plan_index: dict[str, Path] | None = None
+        self._action_index: dict[str, list[Path]] | None = None
         self.planning_context = PlanningContext(
             vault_root=ctx.vault.root,
             handbook="",
@@ -127,6 +127,7 @@ class PlanningStage:
         handled = 0
         to_mark: list[tuple[Path, str]] = []
         self._plan_index = None
+        self._action_index = None
         with group_commit():
             new: list[NewPlan] = []
             for path in paths:
@@ -235,7 +236,11 @@ class PlanningStage:
         existing = ctx.ledger.plan_for_action(action.id)
         if existing:
             found = self._find_plan(existing)
-            if found is not None:
+            if found is not None and self._is_copy(path, action.id):
+                # A copy of an action file (a hand-made one reusing an id): its own item, not the plan's.
+                action = self._reidentify(path, action)
+                existing = None
+            elif found is not None:
                 # Planned before a restart: mark it now unless execution is about to close it.
                 return existing, found.parent.name == APPROVED
         draft = ctx.planner.plan(action, self.planning_context)
@@ -248,7 +253,7 @@ class PlanningStage:
         ctx.ledger.register_plan(plan_id, action.id, note.criticality, note.planner, note.title)
         crash_point("plan.after_register")
         name = plan_file_name(created[:10], draft.title)
-        return NewPlan(path, note, auto, name, render_plan(note).encode(), steps_hash(draft.steps))
+        return NewPlan(path, note, auto, name, render_plan(note).encode())
 
     def _write(self, plan: NewPlan) -> Path:
         """Write a registered plan's note (on a writer thread)."""
@@ -270,13 +275,41 @@ class PlanningStage:
         ctx.bus.publish(EventName.PLAN_CREATED, payload)
         if plan.auto:
             self.auto_approved.add(dest.name)
-            ctx.ledger.record_decision(note.id, "auto_approve", "policy", "policy", plan.steps_digest)
-            ctx.bus.publish(
-                EventName.ACTION_APPROVED,
-                DecisionPayload(plan_id=note.id, decision="auto_approve", channel="policy", actor="policy"),
+            record(
+                ctx.ledger, ctx.bus.publish, note.id, "auto_approve", "policy", "policy", note.steps, title=note.title
             )
         else:
             ctx.bus.publish(EventName.APPROVAL_REQUIRED, payload)
+
+    def _is_copy(self, path: Path, action_id: str) -> bool:
+        """Whether an older action file holds this id too (this one was copied from it, or written by hand
+        with its id); the ids of the action folders are indexed once per batch, when first needed."""
+        if self._action_index is None:
+            self._action_index = {}
+            for name in ACTION_FOLDERS:
+                for entry in entries(self.ctx.vault.folder(name), ACTION_SUFFIX):
+                    found = read_id(Path(entry.path))
+                    if found:
+                        self._action_index.setdefault(found, []).append(Path(entry.path))
+        try:
+            mine = path.stat().st_ctime_ns
+            return any(
+                other != path and has_id(other, action_id) and other.stat().st_ctime_ns <= mine
+                for other in self._action_index.get(action_id, [])
+            )
+        except FileNotFoundError:
+            return False
+
+    def _reidentify(self, path: Path, action: Action) -> Action:
+        action.id, action.status = new_id(), "new"
+        edit_file(
+            path,
+            lambda text: update_yaml_text(text, {"id": action.id, "status": "new"}, remove=("plan_id",)),
+            self.ctx.tmp_dir,
+        )
+        self.by_action_id[action.id] = path.name
+        log.info("action file reuses another's id: given its own", path=path.name, action_id=action.id)
+        return action
 
     def _find_plan(self, plan_id: str) -> Path | None:
         """The plan note with this id, from an index of the plan folders built once per batch (after a

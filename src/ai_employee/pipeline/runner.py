@@ -16,10 +16,10 @@ from ai_employee.executor.mcp_pool import McpPool
 from ai_employee.executor.run import PlanRunner
 from ai_employee.logsetup import Redactor
 from ai_employee.pipeline.context import EngineContext
-from ai_employee.pipeline.decisions import RejectionStage
 from ai_employee.pipeline.execution import ExecutionStage
 from ai_employee.pipeline.ingest import IngestStage
 from ai_employee.pipeline.planning import PlanningStage
+from ai_employee.pipeline.rejection import RejectionStage
 from ai_employee.vault.fsops import clean_partials
 from ai_employee.vault.layout import INBOX, NEEDS_ACTION
 

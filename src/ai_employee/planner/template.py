@@ -39,10 +39,13 @@ class TemplatePlanner:
 
     def _reply(self, action: Action, context: PlanningContext) -> PlanDraft:
         email = action.email or {}
-        sender = clean_text(str(email.get("from_name") or "")) or str(email["from_addr"])
+        warning = clean_text(str(email.get("sender_warning") or ""), 300)
+        # A display name that poses as someone else is never believed: the address is who wrote.
+        shown_name = "" if warning else clean_text(str(email.get("from_name") or ""))
+        sender = shown_name or str(email["from_addr"])
         subject = clean_text(str(email.get("subject") or "")) or "(no subject)"
         reply_subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-        greeting_name = sender.split()[0] if email.get("from_name") else "there"
+        greeting_name = sender.split()[0] if shown_name else "there"
         body = (
             f"Hello {greeting_name},\n\n"
             f'Thank you for your message about "{subject}". This is a quick note to confirm it has reached '
@@ -52,7 +55,12 @@ class TemplatePlanner:
         args: dict[str, object] = {"to": [str(email["from_addr"])], "subject": reply_subject, "body": body}
         if email.get("message_id"):
             args["in_reply_to"] = str(email["message_id"])
-        summary = (
+        caution = (
+            f"> [!warning] Suspicious sender\n> {warning}. Check who really wrote before you answer.\n\n"
+            if warning
+            else ""
+        )
+        summary = caution + (
             f"**{sender}** wrote about **{subject}**"
             + (f" on {email['date']}" if email.get("date") else "")
             + ". The template planner suggests a short acknowledgement; a person should follow up with a"

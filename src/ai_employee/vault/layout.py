@@ -25,6 +25,9 @@ STATE_DIR = ".ai_employee"
 
 FOLDERS = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED, DONE, ATTACHMENTS, QUARANTINE, BRIEFINGS, NOTES, DRAFTS)
 # Counted by `vault status`, in the order of the pipeline.
+# The folders a plan note can be in, and those an action file can be in (it follows its plan).
+PLAN_FOLDERS = (PLANS, APPROVED, DONE, REJECTED)
+ACTION_FOLDERS = (NEEDS_ACTION, REJECTED, DONE)
 STATUS_FOLDERS = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED, DONE, QUARANTINE)
 # Folders whose content the engine owns or moves; tools may not write into them.
 ENGINE_FOLDERS = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED, DONE, ATTACHMENTS, QUARANTINE)

@@ -11,13 +11,15 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ai_employee.errors import FormatError
 from ai_employee.vault.actions import clean_text, file_title
-from ai_employee.vault.notes import FAST_DUMPER, load_yaml, read_frontmatter, split_note
+from ai_employee.vault.callouts import runs_by_itself, waiting
+from ai_employee.vault.notes import FAST_DUMPER, edit_file, load_yaml, read_frontmatter, split_note, update_frontmatter
 
 PLAN_STATUSES = ("pending_approval", "approved", "executing", "done", "failed", "rejected", "expired")
 CALLOUT_TITLE = "AI Employee:"
@@ -216,6 +218,24 @@ def set_callout(body: str, kind: str, title: str, lines: list[str]) -> str:
     return new + nl + body
 
 
+def restate(
+    path: Path,
+    updates: dict[str, Any],
+    callout: tuple[str, str, list[str]],
+    tmp_dir: Path,
+    remove: tuple[str, ...] = (),
+) -> None:
+    """A plan note's state changed: set its properties and replace the engine's callout, in one surgical
+    edit (see `vault/callouts.py` for the words)."""
+
+    def change(text: str) -> str:
+        parts = split_note(text)
+        head = text[: len(text) - len(parts.body)]
+        return update_frontmatter(head + set_callout(parts.body, *callout), updates, remove=remove)
+
+    edit_file(path, change, tmp_dir)
+
+
 def append_section(body: str, heading: str, lines: list[str]) -> str:
     """Append a `## heading` section with `lines` at the end of the body, in the note's line ending."""
     nl = _newline(body)
@@ -272,24 +292,9 @@ def render_plan(note: PlanNote) -> str:
         sort_keys=False,
         allow_unicode=True,
     )
-    level = note.criticality.upper()
-    if note.status == "approved":
-        box = callout(
-            "info",
-            "runs by itself",
-            [f"This plan is **{level}** risk, so the engine approved it and runs it without asking."],
-        )
-    else:
-        box = callout(
-            "question",
-            "waiting for your approval",
-            [
-                f"This plan is **{level}** risk. Move this note to `Approved/` to run it, or to `Rejected/`"
-                " to decline it.",
-                "You may edit the steps below first: what runs is exactly what the note says when you approve.",
-                f"From a terminal: `vault approve {note.id}` or `vault deny {note.id}`.",
-            ],
-        )
+    box = callout(
+        *(runs_by_itself(note.criticality) if note.status == "approved" else waiting(note.criticality, note.id))
+    )
     checklist = [
         f"- [ ] {n}. `{step.tool}`" + (f" — {clean_text(step.why, 200)}" if step.why else "")
         for n, step in enumerate(note.steps, 1)

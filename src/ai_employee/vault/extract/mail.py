@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import re
+import unicodedata
 from datetime import date, datetime
 from email import policy
 from email.header import decode_header, make_header
@@ -87,18 +89,62 @@ def _header(msg: EmailMessage, name: str, problems: list[str]) -> Any:
     return value
 
 
+def _address_pairs(msg: EmailMessage, name: str, problems: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs of an address header; names decoded but not yet cleaned.
+
+    An address only ever comes from the header's own structure. A header the parser refuses (an encoded
+    display name holding a line break, say) is split as it was sent, before its encoded words are
+    decoded: decoding first would let a name like `=?utf-8?q?Dana_=3Cdana=40own.example=3E?=` pose as
+    an address."""
+    try:
+        value = msg.get(name)
+        parsed = getattr(value, "addresses", None)
+        if value is not None and parsed is None:
+            str(value)
+    except Exception as exc:
+        problems.append(problem(f"broken MIME: {name} header", exc))
+        value, parsed = None, None
+    if parsed is not None:
+        for defect in getattr(value, "defects", ())[:1]:
+            problems.append(clean_line(f"broken MIME: {name} header: {defect}", MAX_PROBLEM_CHARS))
+        return [(a.display_name, a.addr_spec) for a in parsed]
+    raw = next((str(v) for k, v in msg.raw_items() if k.lower() == name), None)
+    if raw is None:
+        return []
+    return [(_decoded(n), a) for n, a in getaddresses([raw])]
+
+
+def _decoded(words: str) -> str:
+    with contextlib.suppress(Exception):  # unknown charsets, bad encoded words: keep it as sent
+        return str(make_header(decode_header(words)))
+    return words
+
+
 def _addresses(msg: EmailMessage, name: str, problems: list[str]) -> list[tuple[str, str]]:
     """(display name, address) pairs of an address header, cleaned."""
-    value = _header(msg, name, problems)
-    if value is None:
-        return []
-    parsed = getattr(value, "addresses", None)
-    pairs = [(a.display_name, a.addr_spec) for a in parsed] if parsed is not None else None
-    return [(clean_line(n), clean_line(a)) for n, a in pairs or getaddresses([str(value)])]
+    return [(clean_line(n), clean_line(a)) for n, a in _address_pairs(msg, name, problems)]
+
+
+_ADDRESS_LIKE = re.compile(r"[^\s<>@\"',;:()]+@[^\s<>@\"',;:()]+\.[^\s<>@\"',;:()]+")
+
+
+def sender_warning(display_name: str, address: str) -> str | None:
+    """Why a sender's display name is not to be believed, or None: it shows an address other than the
+    one the mail came from, or holds control characters or (encoded) line breaks."""
+    shown = sorted({m.rstrip(".").lower() for m in _ADDRESS_LIKE.findall(display_name)} - {address.lower()})
+    real = clean_line(address) or "an unknown address"
+    if shown:
+        return clean_line(f"the name shows {', '.join(shown)}, the mail came from {real}", MAX_PROBLEM_CHARS)
+    if any(unicodedata.category(ch) == "Cc" for ch in display_name):
+        return clean_line(
+            f"the name holds control characters or line breaks, the mail came from {real}", MAX_PROBLEM_CHARS
+        )
+    return None
 
 
 def _email_info(msg: EmailMessage, problems: list[str]) -> EmailInfo:
-    sender = next(iter(_addresses(msg, "from", problems)), ("", ""))
+    raw_name, raw_addr = next(iter(_address_pairs(msg, "from", problems)), ("", ""))
+    sender = (clean_line(raw_name), clean_line(raw_addr))
     text = {
         name: clean_line(str(_header(msg, name, problems) or ""))
         for name in ("subject", "date", "message-id", "in-reply-to")
@@ -112,6 +158,7 @@ def _email_info(msg: EmailMessage, problems: list[str]) -> EmailInfo:
         date=iso_date(text["date"]),
         message_id=text["message-id"] or None,
         in_reply_to=text["in-reply-to"] or None,
+        sender_warning=sender_warning(raw_name, raw_addr) if raw_addr else None,
     )
 
 

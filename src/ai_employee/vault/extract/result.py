@@ -18,6 +18,9 @@ class EmailInfo:
     date: str | None  # ISO 8601 if parseable, else the raw (cleaned) value
     message_id: str | None
     in_reply_to: str | None
+    # Set when the display name poses as someone else (holds another address, control characters or
+    # line breaks): says what the name shows and where the mail really came from.
+    sender_warning: str | None = None
 
 
 @dataclass(frozen=True)

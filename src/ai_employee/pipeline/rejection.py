@@ -1,0 +1,80 @@
+"""The rejection stage: closes the items whose plan notes are in `Rejected/` (moved there by a person,
+by `vault deny`, or by expiry): status `rejected`, a callout that says so, the action moved beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from ai_employee.errors import FormatError
+from ai_employee.pipeline.closing import close_action
+from ai_employee.pipeline.context import EngineContext, current_user, entries, now_stamp
+from ai_employee.pipeline.decisions import VERDICTS, record
+from ai_employee.pipeline.planning import FileKey, file_key
+from ai_employee.vault import callouts
+from ai_employee.vault.layout import NEEDS_ACTION, REJECTED
+from ai_employee.vault.notes import read_frontmatter, split_note
+from ai_employee.vault.plans import plan_title, restate
+
+log = structlog.get_logger(__name__)
+
+
+class RejectionStage:
+    """Closes the items whose plan notes are in `Rejected/`: status `rejected`, action moved beside it."""
+
+    def __init__(self, ctx: EngineContext, action_names: dict[str, str]) -> None:
+        self.ctx = ctx
+        self.folder = ctx.vault.folder(REJECTED)
+        self.settled: dict[str, FileKey] = {}
+        self.action_names = action_names
+
+    def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        handled = 0
+        for entry in entries(self.folder, ".md"):
+            if should_stop():
+                break
+            try:
+                key = file_key(entry)
+            except FileNotFoundError:
+                continue
+            if self.settled.get(entry.name) == key:
+                continue
+            try:
+                handled += self._close(Path(entry.path))
+            except Exception as exc:  # one bad item must not stop the stage: report it and go on
+                self.ctx.item_failed("reject", Path(entry.path), exc, "closing rejected plan failed")
+                continue
+            try:
+                self.settled[entry.name] = file_key(entry)
+            except FileNotFoundError:
+                continue
+        return handled
+
+    def _close(self, path: Path) -> int:
+        ctx = self.ctx
+        try:
+            fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
+        except (OSError, UnicodeDecodeError, FormatError):
+            return 0
+        plan_id = str(fm.get("id") or "")
+        if not plan_id:
+            return 0
+        last = ctx.ledger.last_decision(plan_id, VERDICTS)
+        moved_by_hand = last is None or last["decision"] != "deny"
+        if fm.get("status") != "rejected":
+            at = now_stamp()
+            restate(path, {"status": "rejected", "decided": at}, callouts.rejected(current_user(), at), ctx.tmp_dir)
+        if moved_by_hand:
+            # `vault deny` records its own decision and event; a move in the file manager does not.
+            title = plan_title(split_note(path.read_text("utf-8")).body, fm) or path.stem
+            record(ctx.ledger, ctx.bus.publish, plan_id, "deny", "file", current_user(), title=title)
+        action_id = str(fm.get("action_id") or "")
+        closed = close_action(
+            ctx, action_id, plan_id, "rejected", REJECTED, self.action_names.get(action_id), (NEEDS_ACTION,)
+        )
+        if closed is None and not moved_by_hand:
+            return 0
+        log.info("plan rejected", plan_id=plan_id)
+        return 1

@@ -1,0 +1,125 @@
+"""The words of the engine's callout in a plan note, one function per state the note can be in.
+
+Every state change replaces the callout (`set_callout`), so the note always says where it stands.
+Each function returns (callout kind, title, lines); the stages decide, these only word it.
+"""
+
+from __future__ import annotations
+
+from ai_employee.vault.actions import clean_text
+
+Callout = tuple[str, str, list[str]]
+RETRY_HELP = "Fix the steps if needed, then move this note back to `Approved/` to try again, or to `Rejected/`."
+CHANNEL_WORDS = {
+    "cli": "with `vault approve`",
+    "file": "by moving the note into `Approved/`",
+    "policy": "by the policy (LOW risk)",
+}
+
+
+def waiting(level: str, plan_id: str) -> Callout:
+    return (
+        "question",
+        "waiting for your approval",
+        [
+            f"This plan is **{level.upper()}** risk. Move this note to `Approved/` to run it, or to `Rejected/`"
+            " to decline it.",
+            "You may edit the steps below first: what runs is exactly what the note says when you approve.",
+            f"From a terminal: `vault approve {plan_id}` or `vault deny {plan_id}`.",
+        ],
+    )
+
+
+def runs_by_itself(level: str) -> Callout:
+    return (
+        "info",
+        "runs by itself",
+        [f"This plan is **{level.upper()}** risk, so the engine approved it and runs it without asking."],
+    )
+
+
+def approved(actor: str, channel: str, at: str) -> Callout:
+    how = CHANNEL_WORDS.get(channel, f"via {channel}")
+    return ("info", "approved", [f"Approved by {clean_text(actor, 80)} {how} at {at}. The engine runs it next."])
+
+
+def rejected(actor: str, at: str, feedback: str = "") -> Callout:
+    lines = [f"Declined by {clean_text(actor, 80)} at {at}. Nothing in it was run."]
+    if feedback:
+        lines.append(f"Feedback: {clean_text(feedback, 500)}")
+    lines.append("To run it after all, move this note to `Approved/`: that is a new approval.")
+    return ("note", "rejected", lines)
+
+
+def steps_changed(level: str, reasons: list[str], diff: list[str], decided: str) -> Callout:
+    """The steps are not the ones the last approval saw: what changed, and the new rating."""
+    lines = [
+        f"The steps changed after they were approved ({decided}), so they did not run. Nothing was run.",
+        f"Rated again, they are **{level.upper()}** risk:",
+        *(f"- {reason}" for reason in reasons),
+    ]
+    if diff:
+        lines += ["", "What changed since the approval:", *diff]
+    lines += ["", "Move this note to `Approved/` to run the steps as they are now, or to `Rejected/`."]
+    return ("question", "waiting for your approval: the steps changed", lines)
+
+
+def no_decision(level: str, reasons: list[str]) -> Callout:
+    """The note says it is approved, but no approval of these steps is on record."""
+    return (
+        "question",
+        "waiting for your approval",
+        [
+            "This note says it is approved, but no approval of these steps is on record, so they did not run.",
+            f"Rated by the policy, they are **{level.upper()}** risk:",
+            *(f"- {reason}" for reason in reasons),
+            "",
+            "Move this note to `Approved/` to run them, or to `Rejected/`.",
+        ],
+    )
+
+
+def done(dry_run: bool) -> Callout:
+    if dry_run:
+        return (
+            "success",
+            "done (dry run)",
+            [
+                "This was a **dry run**: every step was checked against its tool, and nothing outside the vault"
+                " was changed. The log below says what would have been called.",
+                "To run plans for real, start the engine with `--live` (or set `execution.dry_run: false`).",
+            ],
+        )
+    return ("success", "done", ["Every step ran. The log below says what happened."])
+
+
+def failed(detail: str) -> Callout:
+    return ("failure", "failed", [detail, RETRY_HELP])
+
+
+def interrupted(detail: str) -> Callout:
+    return (
+        "warning",
+        "interrupted: may or may not have happened",
+        [
+            detail,
+            "Check whether it happened, remove the steps that did, then " + RETRY_HELP[0].lower() + RETRY_HELP[1:],
+        ],
+    )
+
+
+def interrupted_at_restart(step_index: int, tool: str) -> Callout:
+    return (
+        "warning",
+        "interrupted: may or may not have happened",
+        [
+            f"The engine stopped while step {step_index} (`{tool}`) was running, so it may or may not have"
+            " happened. It was not retried.",
+            "Check whether it happened. Then remove the steps that already happened and move this note to"
+            " `Approved/` to run the rest, or move it to `Rejected/`.",
+        ],
+    )
+
+
+def cannot_run(title: str, problem: str) -> Callout:
+    return ("failure", title, [problem, RETRY_HELP])
