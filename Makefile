@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test check lint typecheck bench stress docs clean
+.PHONY: install run test test-fast check lint typecheck bench stress docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/vault --config config.yaml --vault AI_Employee_Vault start
 
-## Run the whole test suite.
+## Run the whole test suite (what CI runs).
 test: $(STAMP)
 	$(BIN)/pytest
+
+## Everyday work: everything but the tests that run the real engine in a subprocess (`integration`).
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -42,6 +46,7 @@ stress: $(STAMP)
 
 ## Performance figures (prints; never asserts).
 bench: $(STAMP)
+	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/pipeline.py
 
 ## Regenerate docs/cli.md from the CLI's --help.

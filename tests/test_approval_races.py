@@ -16,7 +16,7 @@ from tests.conftest import SAMPLES, EngineProcess, files, live_config, wait_for
 from tests.invariants import check_vault, fields, start_once
 from tests.smtp_server import Collector, start_smtp
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]
 QUOTE = {"quote.eml": (SAMPLES / "client-quote-request.eml").read_bytes()}
 
 

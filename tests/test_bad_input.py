@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import SAMPLES, files
 from tests.invariants import fields, start_once
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.integration]
 
 SECRET = b"outside-the-vault secret 7f3a\n"
 TWO_GB = 2 << 30

@@ -8,17 +8,13 @@ from pathlib import Path
 import pytest
 
 from ai_employee.config import (
-    CONFIG_ENV,
-    DEFAULT_VAULT,
-    MAX_CONFIG_BYTES,
-    VAULT_ENV,
     Config,
-    find_config_file,
-    interpolate,
     load_config,
     resolve_vault_path,
 )
+from ai_employee.config_file import CONFIG_ENV, MAX_CONFIG_BYTES, find_config_file, interpolate
 from ai_employee.errors import ConfigError, UserError
+from ai_employee.vault.layout import DEFAULT_VAULT, VAULT_ENV
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 
@@ -436,3 +432,12 @@ def test_mcp_env_numbers_and_booleans_become_strings(tmp_path: Path) -> None:
     server = load_config(path, env={}).mcp_servers["email"]
     assert server.env == {"SMTP_PORT": "587", "SMTP_STARTTLS": "true", "RATE": "1.5"}
     assert server.cwd == tmp_path / "servers"
+
+
+def test_run_from_inside_a_vault_the_cli_finds_it_upward(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ai_employee.vault.layout import init_vault
+
+    init_vault(tmp_path / "MyVault")
+    monkeypatch.delenv(VAULT_ENV, raising=False)
+    monkeypatch.chdir(tmp_path / "MyVault" / "Plans")
+    assert resolve_vault_path(None, load_config(None, {})) == tmp_path / "MyVault"

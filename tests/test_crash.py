@@ -17,7 +17,7 @@ from tests.conftest import SAMPLES, files, live_config, run_cli
 from tests.invariants import check_vault, drop_inputs, fields, start_once
 from tests.smtp_server import Collector
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.integration]
 KILLED = -9
 
 

@@ -26,7 +26,7 @@ from tests.conftest import SAMPLES, EngineProcess, files, live_config, run_cli, 
 from tests.invariants import check_vault, fields, start_once
 from tests.smtp_server import Collector
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.integration]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import SAMPLES, EngineProcess, files, run_cli, wait_for
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]
 
 
 def frontmatter(path: Path) -> dict[str, object]:
@@ -68,7 +68,7 @@ def test_email_waits_for_approval_then_runs_after_a_move(vault: Path, engine: Ca
     wait_for(lambda: files(vault / "Done", ".action.yaml"))
     assert files(vault / "Needs_Action") == []
     history = run_cli("--vault", str(vault), "history")
-    assert "approve" in history.stdout and "via file" in history.stdout
+    assert "approved by" in history.stdout and "by moving the note" in history.stdout
 
 
 def test_edit_before_approve_runs_what_the_note_says(vault: Path, engine: Callable[..., EngineProcess]) -> None:
@@ -113,7 +113,8 @@ def test_cli_approve_and_deny(vault: Path, engine: Callable[..., EngineProcess])
     assert action["status"] == "rejected"
 
     history = run_cli("--vault", str(vault), "history").stdout
-    assert "looks right" in history and "newsletter" in history and "via cli" in history
+    assert "looks right" in history and "newsletter" in history and "from the command line" in history
+    assert "Reply to Maria Lopez" in history, "history names the plan, not only its id"
     again = run_cli("--vault", str(vault), "approve", news_id)
     assert again.returncode == 1 and "Rejected/" in again.stderr and "Traceback" not in again.stderr
     missing = run_cli("--vault", str(vault), "approve", "nosuchplan")
@@ -195,7 +196,7 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "vault init" in missing.stderr and "Traceback" not in missing.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("watcher:\n  pol_interval: 3\n")
-    result = run_cli("--config", str(bad), "--vault", str(tmp_path), "status")
+    result = run_cli("--config", str(bad), "--vault", str(tmp_path), "start", "--once")
     assert result.returncode == 1 and "watcher.pol_interval" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

@@ -20,6 +20,8 @@ import yaml
 from tests.conftest import EngineProcess, files, run_cli, wait_for
 from tests.invariants import check_vault
 
+pytestmark = pytest.mark.integration
+
 COUNT = int(os.environ.get("MISSED_EVENTS_FILES", "400"))
 
 

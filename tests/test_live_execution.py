@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import SAMPLES, EngineProcess, files, live_config, run_cli, wait_for
 from tests.smtp_server import Collector
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]
 
 
 def test_approved_reply_is_sent_once_in_live_mode(

@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ai_employee.config import Config
 from ai_employee.events import EventName
 from ai_employee.orchestrator import Engine, ServiceState
@@ -58,6 +60,7 @@ async def test_a_crashed_service_is_restarted_with_backoff(vault: Path) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
+@pytest.mark.integration
 def test_restart_services_restarts_one_service_in_a_running_engine(
     vault: Path, engine: Callable[..., EngineProcess]
 ) -> None:

@@ -22,7 +22,7 @@ from tests.conftest import files, live_config
 from tests.invariants import fields, start_once
 from tests.smtp_server import Collector
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]
 
 INJECTIONS: dict[str, bytes] = {
     "ceo-wire.eml": b"""From: "CEO (urgent)" <ceo@example-studio.com>

@@ -21,7 +21,7 @@ from tests.invariants import check_vault, fields, start_once
 from tests.smtp_server import Collector
 
 ITERATIONS = int(os.environ.get("STRESS_ITERATIONS", "2"))
-pytestmark = pytest.mark.timeout(120 + 60 * ITERATIONS)
+pytestmark = [pytest.mark.timeout(120 + 60 * ITERATIONS), pytest.mark.integration]
 
 EMAIL = """From: Client {n} <client{n}@example.org>
 To: me@example.com

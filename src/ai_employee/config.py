@@ -12,16 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from ai_employee.config_file import read_config_file
 from ai_employee.errors import ConfigError
-
-CONFIG_ENV = "AI_EMPLOYEE_CONFIG"
-VAULT_ENV = "VAULT_PATH"
-DEFAULT_VAULT = Path("AI_Employee_Vault")
-MAX_CONFIG_BYTES = 1 << 20
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+from ai_employee.vault.layout import DEFAULT_VAULT, explicit_vault_path, find_vault_upward
 
 
 class _Section(BaseModel):
@@ -153,17 +148,6 @@ PUBLIC_SERVER_SETTINGS = frozenset({"SMTP_HOST", "SMTP_PORT", "SMTP_FROM", "SMTP
 _PLAIN_VALUE = re.compile(r"^\s*(\d+(\.\d+)?|true|false|yes|no|on|off)\s*$", re.IGNORECASE)
 
 
-def interpolate(value: Any, env: dict[str, str]) -> Any:
-    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed YAML tree."""
-    if isinstance(value, str):
-        return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
-    if isinstance(value, dict):
-        return {k: interpolate(v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, env) for v in value]
-    return value
-
-
 def _explain(exc: ValidationError, source: str) -> ConfigError:
     err = exc.errors()[0]
     key = ".".join(str(part) for part in err["loc"]) or "(top level)"
@@ -174,43 +158,12 @@ def _explain(exc: ValidationError, source: str) -> ConfigError:
     return ConfigError(f"{source}: `{key}`: {err['msg']} (see docs/configuration.md)")
 
 
-def find_config_file(explicit: Path | None) -> Path | None:
-    """The config file to use: --config, else $AI_EMPLOYEE_CONFIG, else ./config.yaml if present."""
-    if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(f"config file {explicit} not found: fix the --config path")
-        return explicit
-    from_env = os.environ.get(CONFIG_ENV)
-    if from_env:
-        path = Path(from_env)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} (from ${CONFIG_ENV}) not found: fix or unset the variable")
-        return path
-    default = Path("config.yaml")
-    return default if default.is_file() else None
-
-
 def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
     """Load and validate a config file (None: built-in defaults)."""
     env = dict(os.environ if env is None else env)
     if path is None:
         return _with_env_key(Config(), env)
-    try:
-        raw_bytes = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    if len(raw_bytes) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path} is larger than 1 MiB: is it the right file?")
-    try:
-        raw = yaml.safe_load(raw_bytes) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: fix the syntax") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: must be a mapping of sections (app:, claude:, ...)")
-    # A section whose keys are all commented out parses as null: it means "the defaults".
-    data = {key: value for key, value in interpolate(raw, env).items() if value is not None}
+    data = read_config_file(path, env)
     try:
         config = Config.model_validate({**data, "source": path})
     except ValidationError as exc:
@@ -244,13 +197,11 @@ def _resolve_relative(config: Config, base: Path) -> Config:
 
 
 def resolve_vault_path(cli_value: Path | None, config: Config) -> Path:
-    """--vault, else $VAULT_PATH, else app.vault_path, else ./AI_Employee_Vault; made absolute."""
-    if cli_value is not None:
-        chosen = cli_value
-    elif os.environ.get(VAULT_ENV):
-        chosen = Path(os.environ[VAULT_ENV])
-    elif config.app.vault_path is not None:
-        chosen = config.app.vault_path
-    else:
-        chosen = DEFAULT_VAULT
-    return chosen.expanduser().absolute()
+    """--vault, else $VAULT_PATH, else app.vault_path, else the vault the current folder is in, else
+    ./AI_Employee_Vault; made absolute."""
+    explicit = explicit_vault_path(cli_value)
+    if explicit is not None:
+        return explicit
+    if config.app.vault_path is not None:
+        return config.app.vault_path.expanduser().absolute()
+    return find_vault_upward(Path.cwd().absolute()) or DEFAULT_VAULT.absolute()

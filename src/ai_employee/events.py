@@ -105,6 +105,7 @@ class ExecutionPayload(Payload):
     dry_run: bool
     path: str
     detail: str = ""
+    title: str = ""
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,19 @@ def holder(path: Path) -> LockInfo | None:
     return None
 
 
+def refuse_if_held(path: Path) -> None:
+    """Raise EngineRunningError naming the engine that holds the lock, if one does: checked before a
+    command prints or starts anything."""
+    info = holder(path)
+    if info is not None:
+        raise _running(info)
+
+
+def _running(info: LockInfo | None) -> EngineRunningError:
+    who = f"pid {info.pid} on {info.host}, since {info.started}" if info and info.pid else "another process"
+    return EngineRunningError(f"an engine is already running on this vault ({who}): stop it with `vault stop` first")
+
+
 class EngineLock:
     """Held for the engine's lifetime; `acquire` raises EngineRunningError naming the holder."""
 
@@ -59,11 +72,7 @@ class EngineLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            info = read_lock_info(self.path)
-            who = f"pid {info.pid} on {info.host}, since {info.started}" if info else "another process"
-            raise EngineRunningError(
-                f"an engine is already running on this vault ({who}): stop it with `vault stop` first"
-            ) from None
+            raise _running(read_lock_info(self.path)) from None
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": datetime.now(UTC).isoformat()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ai_employee.clock import local_now
 from ai_employee.errors import FormatError
 from ai_employee.ledger import Ledger
 from ai_employee.lock import holder
-from ai_employee.pipeline.context import entries, local_now
-from ai_employee.vault.layout import ACTION_SUFFIX, NEEDS_ACTION, PLANS, QUARANTINE, STATUS_FOLDERS, Vault
+from ai_employee.vault.layout import ACTION_SUFFIX, NEEDS_ACTION, PLANS, QUARANTINE, STATUS_FOLDERS, Vault, entries
 from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import plan_title
 
@@ -35,6 +35,41 @@ class PlanSummary:
     file: str
     deferred_until: str | None
     error: str | None
+
+    @property
+    def waiting(self) -> bool:
+        """Waiting for the human's decision (not failed or interrupted: those need attention)."""
+        return self.status in ("pending_approval", "")
+
+    def deferred(self, now: datetime) -> bool:
+        """Snoozed with `vault defer` until a time still to come."""
+        if not self.deferred_until:
+            return False
+        try:
+            until = datetime.fromisoformat(self.deferred_until)
+        except ValueError:
+            return False
+        return (until if until.tzinfo else until.astimezone()) > now
+
+
+@dataclass(frozen=True)
+class PlanGroups:
+    """The notes in `Plans/` by what they need: one definition for `vault status`, `vault list` and
+    the dashboard."""
+
+    waiting: list[PlanSummary]  # for a decision, oldest first
+    deferred: list[PlanSummary]  # waiting, but snoozed until `deferred_until`
+    attention: list[PlanSummary]  # failed or interrupted: the human has to look
+
+
+def group_plans(vault: Vault) -> PlanGroups:
+    now = local_now()
+    plans = plans_in(vault, PLANS)
+    return PlanGroups(
+        waiting=[p for p in plans if p.waiting and not p.deferred(now)],
+        deferred=[p for p in plans if p.waiting and p.deferred(now)],
+        attention=[p for p in plans if not p.waiting],
+    )
 
 
 def human_age(seconds: float) -> str:
@@ -144,9 +179,7 @@ def engine_state(vault: Vault) -> dict[str, Any]:
 
 def collect(vault: Vault, ledger: Ledger | None) -> dict[str, Any]:
     """The whole status as plain data (the `vault status --json` shape)."""
-    plans = plans_in(vault, PLANS)
-    pending = [p for p in plans if p.status in ("pending_approval", "")]
-    attention = [p for p in plans if p.status not in ("pending_approval", "")]
+    groups = group_plans(vault)
     quarantined = [e.name for e in entries(vault.folder(QUARANTINE)) if not e.name.endswith(".why.md")]
     midnight = local_now().replace(hour=0, minute=0, second=0, microsecond=0)
     tokens = ledger.tokens_since(midnight.astimezone(UTC).isoformat(timespec="milliseconds")) if ledger else {}
@@ -155,7 +188,8 @@ def collect(vault: Vault, ledger: Ledger | None) -> dict[str, Any]:
         "engine": engine_state(vault),
         "disk_problems": disk_problems(vault),
         "folders": folder_counts(vault),
-        "pending_approvals": [asdict(p) for p in pending],
-        "attention": [asdict(p) for p in attention] + [{"file": f"{QUARANTINE}/{q}"} for q in quarantined],
+        "pending_approvals": [asdict(p) for p in groups.waiting],
+        "deferred": [asdict(p) for p in groups.deferred],
+        "attention": [asdict(p) for p in groups.attention] + [{"file": f"{QUARANTINE}/{q}"} for q in quarantined],
         "tokens_today": tokens,
     }

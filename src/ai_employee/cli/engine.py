@@ -10,17 +10,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ai_employee.cli.app import AppState, pass_app
-from ai_employee.config import resolve_vault_path
+from ai_employee.clock import local_time
 from ai_employee.errors import UserError
-from ai_employee.lock import holder
-from ai_employee.orchestrator import Engine
-from ai_employee.status import collect, human_age
+from ai_employee.lock import holder, refuse_if_held
 from ai_employee.vault.layout import Vault, init_vault
+
+if TYPE_CHECKING:
+    from ai_employee.orchestrator import Engine
 
 STOP_TIMEOUT_S = 45.0
 
@@ -34,7 +35,7 @@ def init(app: AppState, path: Path | None) -> None:
     PATH defaults to the vault chosen by --vault, $VAULT_PATH or config. Running it again only adds what
     is missing; it never overwrites your files.
     """
-    root = path.expanduser().absolute() if path else resolve_vault_path(app.vault_option, app.config)
+    root = path.expanduser().absolute() if path else app.vault(check=False).root
     created = init_vault(root)
     if created:
         click.echo(f"Vault ready at {root} (created {len(created)} items).")
@@ -44,6 +45,8 @@ def init(app: AppState, path: Path | None) -> None:
 
 
 def _engine(app: AppState, live: bool | None) -> tuple[Engine, Vault]:
+    from ai_employee.orchestrator import Engine  # the MCP SDK and the whole pipeline: only to run it
+
     config = app.config
     if live is not None:
         config = config.model_copy(update={"execution": config.execution.model_copy(update={"dry_run": not live})})
@@ -88,13 +91,11 @@ def _detach(app: AppState, vault: Vault, live: bool | None) -> None:
 @pass_app
 def start(app: AppState, once: bool, live: bool | None, detach: bool) -> None:
     """Run the engine on the vault (foreground; Ctrl-C or SIGTERM stop it gracefully)."""
+    if detach and once:
+        raise UserError("--detach and --once do not go together: use one of them")
     engine, vault = _engine(app, live)
+    refuse_if_held(vault.lock_path)  # before anything is printed or started
     if detach:
-        if once:
-            raise UserError("--detach and --once do not go together: use one of them")
-        info = holder(vault.lock_path)
-        if info is not None:
-            raise UserError(f"an engine is already running on this vault (pid {info.pid}): `vault stop` it first")
         _detach(app, vault, live)
         return
     log_file = app.configure_logging(vault)
@@ -172,6 +173,8 @@ def restart(app: AppState, live: bool | None, timeout_s: float, services: tuple[
 
 
 def _print_status(data: dict[str, Any]) -> None:
+    from ai_employee.status import human_age
+
     engine = data["engine"]
     if engine["running"]:
         beat = engine.get("heartbeat_age_s")
@@ -196,6 +199,12 @@ def _print_status(data: dict[str, Any]) -> None:
         click.echo(f"  {plan['id']}  {plan['criticality'].upper():6}  {human_age(plan['age_s']):>5}  {plan['title']}")
     if len(pending) > 20:
         click.echo(f"  ... and {len(pending) - 20} more (`vault list`)")
+    deferred = data["deferred"]
+    if deferred:
+        click.echo(f"Deferred: {len(deferred)}")
+        for plan in deferred[:20]:
+            until = local_time(plan["deferred_until"] or "")
+            click.echo(f"  {plan['id']}  {plan['criticality'].upper():6}  until {until}  {plan['title']}")
     attention = data["attention"]
     if attention:
         click.echo(f"Needs attention: {len(attention)}")
@@ -215,6 +224,8 @@ def status(app: AppState, as_json: bool) -> None:
     The vault's file system is also checked here, so a full disk or a read-only vault is shown even
     when the engine cannot write anything (`disk_problems` in --json).
     """
+    from ai_employee.status import collect
+
     vault = app.vault()
     if vault.ledger_path.exists():
         with app.ledger(vault) as ledger:

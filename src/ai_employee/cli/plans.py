@@ -3,47 +3,40 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import click
 
 from ai_employee.cli.app import AppState, pass_app
+from ai_employee.clock import local_time
 from ai_employee.errors import FormatError
-from ai_employee.pipeline import decisions
-from ai_employee.pipeline.context import local_now
-from ai_employee.status import plans_in
-from ai_employee.vault.layout import PLANS
-from ai_employee.vault.notes import split_note
-from ai_employee.vault.plans import dump_steps, parse_steps
-
-
-def _deferred(until: str | None) -> bool:
-    if not until:
-        return False
-    try:
-        return datetime.fromisoformat(until) > local_now()
-    except ValueError:
-        return False
 
 
 @click.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include deferred plans.")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (each plan with its `state`).")
 @pass_app
-def list_plans(app: AppState, show_all: bool, as_json: bool) -> None:
-    """List the plans in Plans/: waiting for a decision, or needing attention after a failure."""
-    vault = app.vault()
-    plans = [p for p in plans_in(vault, PLANS) if show_all or not _deferred(p.deferred_until)]
+def list_plans(app: AppState, as_json: bool) -> None:
+    """List the plans in Plans/: waiting for your decision (oldest first), then those needing attention
+    after a failure, then those deferred (with until when)."""
+    from dataclasses import asdict
+
+    from ai_employee.status import group_plans, human_age
+
+    groups = group_plans(app.vault())
+    listed = [("waiting", p) for p in groups.waiting]
+    listed += [("attention", p) for p in groups.attention] + [("deferred", p) for p in groups.deferred]
     if as_json:
-        click.echo(json.dumps([p.__dict__ for p in plans], indent=2))
+        click.echo(json.dumps([{**asdict(plan), "state": state} for state, plan in listed], indent=2))
         return
-    if not plans:
+    if not listed:
         click.echo("No plans are waiting for you.")
         return
-    for plan in plans:
-        flag = "  (deferred)" if _deferred(plan.deferred_until) else ""
-        state = "" if plan.status == "pending_approval" else f"  [{plan.status}]"
-        click.echo(f"{plan.id}  {plan.criticality.upper():6}  {plan.title}{state}{flag}")
+    for state, plan in listed:
+        flag = {
+            "waiting": "",
+            "attention": f"  [{plan.status}]",
+            "deferred": f"  (deferred until {local_time(plan.deferred_until or '')})",
+        }[state]
+        click.echo(f"{plan.id}  {plan.criticality.upper():6}  {human_age(plan.age_s):>6}  {plan.title}{flag}")
 
 
 @click.command()
@@ -52,6 +45,10 @@ def list_plans(app: AppState, show_all: bool, as_json: bool) -> None:
 def show(app: AppState, plan: str) -> None:
     """Show a plan: where it is, its status, criticality, steps and decisions. PLAN is an id, a unique
     prefix of one, or the note's file name."""
+    from ai_employee.pipeline import decisions
+    from ai_employee.vault.notes import split_note
+    from ai_employee.vault.plans import dump_steps, parse_steps
+
     vault = app.vault()
     ref = decisions.resolve_plan(vault, plan)
     fm = ref.frontmatter
@@ -85,14 +82,26 @@ def show(app: AppState, plan: str) -> None:
 @click.option("--feedback", default="", help="Why you approved (kept in the ledger and the note).")
 @pass_app
 def approve(app: AppState, plan: str, feedback: str) -> None:
-    """Approve a pending plan: the same as moving its note into Approved/."""
+    """Approve a pending plan's steps as they are now: the same as moving its note into Approved/."""
+    from ai_employee.lock import holder
+    from ai_employee.pipeline import decisions
+
     vault = app.vault()
     with app.ledger(vault) as ledger:
         dest = decisions.approve(vault, ledger, plan, feedback)
-    click.echo(f"Approved: {dest.parent.name}/{dest.name}. The engine runs it next.")
+    click.echo(f"Approved: {dest.parent.name}/{dest.name}.")
+    if holder(vault.lock_path) is not None:
+        click.echo("The engine runs it next.")
+    else:
+        click.echo(
+            f"No engine is running on {vault.root}, so nothing runs yet: start it with `vault start`"
+            " (or `vault start --once` to run what is pending and exit)."
+        )
 
 
 def _deny(app: AppState, plan: str, feedback: str) -> None:
+    from ai_employee.pipeline import decisions
+
     vault = app.vault()
     with app.ledger(vault) as ledger:
         dest = decisions.deny(vault, ledger, plan, feedback)
@@ -122,11 +131,13 @@ def reject(app: AppState, plan: str, feedback: str) -> None:
 @click.option("--minutes", type=int, required=True, help="How long to snooze the plan.")
 @pass_app
 def defer(app: AppState, plan: str, minutes: int) -> None:
-    """Snooze a pending plan: it stays in Plans/ but `vault list` hides it for a while."""
+    """Snooze a pending plan: it stays in Plans/, shown as deferred (not waiting) until then."""
+    from ai_employee.pipeline import decisions
+
     vault = app.vault()
     with app.ledger(vault) as ledger:
         until = decisions.defer(vault, ledger, plan, minutes)
-    click.echo(f"Deferred until {until}.")
+    click.echo(f"Deferred until {local_time(until)}.")
 
 
 @click.command()
@@ -136,6 +147,8 @@ def defer(app: AppState, plan: str, minutes: int) -> None:
 def history(app: AppState, limit: int, as_json: bool) -> None:
     """Show recent decisions (approve, deny, defer, auto-approve), newest first: which plan, who decided,
     how (command line, moving the note, the policy) and when."""
+    from ai_employee.pipeline import decisions
+
     vault = app.vault()
     if not vault.ledger_path.exists():
         click.echo("[]" if as_json else "No history yet: the engine has not run on this vault.")

@@ -9,10 +9,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ai_employee.events import Event
 from ai_employee.ledger.migrations import migrate
+
+if TYPE_CHECKING:
+    from ai_employee.events import Event
 
 
 def now_iso() -> str:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -17,34 +13,9 @@ from ai_employee.events import EventBus, EventName, StageErrorPayload
 from ai_employee.ledger import Ledger
 from ai_employee.planner import Planner
 from ai_employee.policy import Policy
-from ai_employee.vault.layout import Vault, is_ignored
+from ai_employee.vault.layout import Vault
 
 log = structlog.get_logger(__name__)
-
-
-def local_now() -> datetime:
-    return datetime.now().astimezone()
-
-
-def now_stamp() -> str:
-    """Now as ISO 8601 with the local offset, to the second (what notes and action files carry)."""
-    return local_now().isoformat(timespec="seconds")
-
-
-def local_time(stamp: str) -> str:
-    """An ISO 8601 time (the ledger's, in UTC) as a person reads it: local, to the minute."""
-    try:
-        when = datetime.fromisoformat(stamp)
-    except (TypeError, ValueError):
-        return str(stamp)
-    return when.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
 
 
 @dataclass
@@ -82,13 +53,3 @@ class EngineContext:
 
     def clear_problem(self, stage: str, path: Path) -> None:
         self.reported.pop(f"{stage}:{path}", None)
-
-
-def entries(folder: Path, suffix: str = "") -> Iterator[os.DirEntry[str]]:
-    """The non-ignored entries of a folder (ending with `suffix`), in name order; none if it is missing."""
-    try:
-        with os.scandir(folder) as it:
-            found = [e for e in it if not is_ignored(e.name) and e.name.endswith(suffix)]
-    except FileNotFoundError:
-        return
-    yield from sorted(found, key=lambda e: e.name)

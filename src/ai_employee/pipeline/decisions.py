@@ -9,7 +9,9 @@ human. The CLI verbs do the same move a human would do in Obsidian, plus the rec
 from __future__ import annotations
 
 import difflib
+import getpass
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Callable
@@ -18,13 +20,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from ai_employee.clock import local_now, local_time, now_stamp
 from ai_employee.errors import FormatError, NotFoundError, UserError
 from ai_employee.events import DecisionPayload, Event, EventName, Payload
 from ai_employee.ledger import Ledger
-from ai_employee.pipeline.context import current_user, entries, local_now, local_time, now_stamp
 from ai_employee.vault import callouts
 from ai_employee.vault.fsops import move_file
-from ai_employee.vault.layout import APPROVED, DONE, PLAN_FOLDERS, PLANS, REJECTED, Vault
+from ai_employee.vault.layout import APPROVED, DONE, PLAN_FOLDERS, PLANS, REJECTED, Vault, entries
 from ai_employee.vault.notes import edit_file, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import Step, dump_steps, parse_steps, plan_title, restate, steps_hash
 
@@ -58,6 +60,13 @@ class PlanRef:
     @property
     def folder(self) -> str:
         return self.path.parent.name
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def record(

@@ -13,21 +13,22 @@ from typing import Any
 
 import structlog
 
+from ai_employee.clock import local_time, now_stamp
 from ai_employee.errors import FormatError
 from ai_employee.events import DecisionPayload, EventName, ExecutionPayload, PlanPayload
 from ai_employee.executor.run import PlanRunner, RunResult, StepResult
 from ai_employee.faults import crash_point
 from ai_employee.ledger import RunRecord
 from ai_employee.pipeline.closing import close_action
-from ai_employee.pipeline.context import EngineContext, current_user, entries, local_time, now_stamp
-from ai_employee.pipeline.decisions import APPROVALS, binding_approval, record, steps_diff
+from ai_employee.pipeline.context import EngineContext
+from ai_employee.pipeline.decisions import APPROVALS, binding_approval, current_user, record, steps_diff
 from ai_employee.pipeline.planning import find_plan
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.policy import Criticality
 from ai_employee.vault import callouts
 from ai_employee.vault.actions import new_id
 from ai_employee.vault.fsops import group_commit, move_file
-from ai_employee.vault.layout import APPROVED, DONE, NEEDS_ACTION, PLANS, REJECTED, is_conflict_copy
+from ai_employee.vault.layout import APPROVED, DONE, NEEDS_ACTION, PLANS, REJECTED, entries, is_conflict_copy
 from ai_employee.vault.notes import edit_file, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import (
     ParsedPlan,
@@ -247,7 +248,9 @@ class ExecutionStage:
             event = EventName.ACTION_FAILED
         ctx.bus.publish(
             event,
-            ExecutionPayload(plan.id, result.status, len(plan.steps), dry_run, ctx.vault.relative(dest), result.detail),
+            ExecutionPayload(
+                plan.id, result.status, len(plan.steps), dry_run, ctx.vault.relative(dest), result.detail, plan.title
+            ),
         )
         log.debug("plan executed", plan_id=plan.id, status=result.status, dry_run=dry_run)
         return 1

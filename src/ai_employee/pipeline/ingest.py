@@ -18,10 +18,11 @@ from pathlib import Path
 
 import structlog
 
+from ai_employee.clock import local_now
 from ai_employee.errors import machine_fault
 from ai_employee.events import ActionPayload, EventName, FilePayload
 from ai_employee.faults import crash_point
-from ai_employee.pipeline.context import EngineContext, entries, local_now
+from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.vault.actions import Action, clean_text, file_name, file_title, new_id
 from ai_employee.vault.extract import Extracted, describe, extract
@@ -33,7 +34,7 @@ from ai_employee.vault.fsops import (
     in_parallel,
     split_name,
 )
-from ai_employee.vault.layout import ACTION_SUFFIX, ATTACHMENTS, DONE, INBOX, NEEDS_ACTION
+from ai_employee.vault.layout import ACTION_SUFFIX, ATTACHMENTS, DONE, INBOX, NEEDS_ACTION, entries
 from ai_employee.vault.notes import read_id
 
 log = structlog.get_logger(__name__)

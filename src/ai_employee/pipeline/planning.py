@@ -18,11 +18,12 @@ from pathlib import Path
 import structlog
 import yaml
 
+from ai_employee.clock import now_stamp
 from ai_employee.errors import FormatError
 from ai_employee.events import EventName, PlanPayload
 from ai_employee.faults import crash_point
 from ai_employee.pipeline.closing import mark_action
-from ai_employee.pipeline.context import EngineContext, entries, now_stamp
+from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import record
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.planner import PlanningContext
@@ -37,6 +38,7 @@ from ai_employee.vault.layout import (
     NEEDS_ACTION,
     PLAN_FOLDERS,
     PLANS,
+    entries,
 )
 from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, has_id, read_id, update_yaml_text
 from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan
@@ -331,7 +333,8 @@ def _source_links(action: Action, action_file: str) -> list[str]:
     links = []
     if action.source.get("path"):
         links.append(f"Original: [[{action.source['path']}]]")
-    links.append(f"Action: `{NEEDS_ACTION}/{action_file}` (id `{action.id}`)")
+    # By name, not by folder: the link stays right when the action moves on with its plan.
+    links.append(f"Action: [[{action_file}]] (id `{action.id}`)")
     return links
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import structlog
 
+from ai_employee.clock import now_stamp
 from ai_employee.events import EventName, FilePayload
-from ai_employee.pipeline.context import EngineContext, now_stamp
+from ai_employee.pipeline.context import EngineContext
 from ai_employee.vault.actions import clean_text
 from ai_employee.vault.fsops import move_file, replace_file
 from ai_employee.vault.layout import QUARANTINE

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import structlog
 
+from ai_employee.clock import now_stamp
 from ai_employee.errors import FormatError
 from ai_employee.pipeline.closing import close_action
-from ai_employee.pipeline.context import EngineContext, current_user, entries, now_stamp
-from ai_employee.pipeline.decisions import VERDICTS, record
+from ai_employee.pipeline.context import EngineContext
+from ai_employee.pipeline.decisions import VERDICTS, current_user, record
 from ai_employee.pipeline.planning import FileKey, file_key
 from ai_employee.vault import callouts
-from ai_employee.vault.layout import NEEDS_ACTION, REJECTED
+from ai_employee.vault.layout import NEEDS_ACTION, REJECTED, entries
 from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import plan_title, restate
 

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from ai_employee.policy import Assessment, Criticality
 from ai_employee.vault.actions import Action
-from ai_employee.vault.plans import PlanNote, Step
+from ai_employee.vault.plans import PlanNote, Step, readable_args
 
 
 @dataclass
@@ -29,6 +29,12 @@ class PlanDraft:
     planner: str
     planner_note: str
     criticality_hint: Criticality | None = None
+
+    def __post_init__(self) -> None:
+        # Multi-line text in the steps is wrapped for reading, whichever planner wrote it: what the human
+        # reads and approves in the note is exactly what runs.
+        readable = [Step(s.tool, readable_args(s.args), s.why) for s in self.steps]
+        object.__setattr__(self, "steps", readable)
 
     def to_note(
         self, plan_id: str, action_id: str, assessment: Assessment, created: str, status: str, links: list[str]

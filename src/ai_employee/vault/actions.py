@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ulid import ULID
 
 from ai_employee.errors import FormatError
 from ai_employee.vault.notes import FAST_DUMPER, load_yaml
@@ -18,12 +17,15 @@ from ai_employee.vault.notes import FAST_DUMPER, load_yaml
 ACTION_TYPES = ("file_drop", "email", "schedule", "manual")
 ACTION_STATUSES = ("new", "planned", "done", "rejected", "failed")
 MAX_ACTION_BYTES = 1024 * 1024
-MAX_TITLE_CHARS = 120
+# Titles are kept whole up to this (a sanity cap against hostile subjects); file names are shorter.
+MAX_TITLE_CHARS = 300
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#^\[\]]+')
 
 
 def new_id() -> str:
+    from ulid import ULID  # on first use: reading vaults (the CLI's cheap commands) never needs it
+
     return str(ULID())
 
 
@@ -32,14 +34,26 @@ def clean_text(value: str, limit: int = MAX_TITLE_CHARS) -> str:
     # Lone surrogates (an undecodable byte in a file name) become U+FFFD, so the user sees one was there.
     flat = " ".join(unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", value)).split())
     flat = "".join(ch for ch in flat if unicodedata.category(ch)[0] != "C")
-    return flat[:limit].strip()
+    return shorten(flat.strip(), limit)
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters: cut at a word boundary, with an ellipsis, when it is longer."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    space = cut.rfind(" ")
+    if space >= limit // 2:  # a word boundary not too far back; else a very long word is cut inside
+        cut = cut[:space]
+    return cut.rstrip(" .,;:-") + "…"
 
 
 def file_title(title: str, limit: int = 80) -> str:
-    """A file-name-safe title: no path separators, no characters Obsidian links choke on."""
+    """A file-name-safe title: no path separators, no characters Obsidian links choke on; long titles
+    cut at a word boundary with an ellipsis (the whole title stays in the note)."""
     safe = _UNSAFE_NAME.sub(" ", clean_text(title, 400))
     safe = " ".join(safe.split()).strip(" .")
-    return safe[:limit].rstrip(" .") or "untitled"
+    return shorten(safe, limit).rstrip(" .") or "untitled"
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,3 +175,34 @@ def init_vault(root: Path) -> list[Path]:
             continue
         created.append(path)
     return created
+
+
+def entries(folder: Path, suffix: str = "") -> Iterator[os.DirEntry[str]]:
+    """The non-ignored entries of a folder (ending with `suffix`), in name order; none if it is missing."""
+    try:
+        with os.scandir(folder) as it:
+            found = [e for e in it if not is_ignored(e.name) and e.name.endswith(suffix)]
+    except FileNotFoundError:
+        return
+    yield from sorted(found, key=lambda e: e.name)
+
+
+VAULT_ENV = "VAULT_PATH"
+DEFAULT_VAULT = Path("AI_Employee_Vault")
+
+
+def explicit_vault_path(cli_value: Path | None) -> Path | None:
+    """The vault the user named: --vault, else $VAULT_PATH (empty counts as unset); made absolute."""
+    if cli_value is not None:
+        return cli_value.expanduser().absolute()
+    from_env = os.environ.get(VAULT_ENV)
+    return Path(from_env).expanduser().absolute() if from_env else None
+
+
+def find_vault_upward(start: Path) -> Path | None:
+    """The vault `start` is in (it or a parent folder holds the engine's state folder, or the pipeline's
+    folders), as git finds its repository; None if there is none."""
+    for folder in (start, *start.parents):
+        if (folder / STATE_DIR).is_dir() or all((folder / name).is_dir() for name in (INBOX, NEEDS_ACTION, PLANS)):
+            return folder
+    return None

@@ -13,16 +13,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError as RuamelError
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from ai_employee.errors import ConcurrentEditError, FormatError
 from ai_employee.vault.fsops import replace_file
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 # libyaml's C loader and dumper when PyYAML has them: several times faster on every file the engine reads.
 FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -163,6 +162,9 @@ def _detect_indent(text: str) -> tuple[int, int]:
 
 
 def _roundtrip_yaml(text: str) -> YAML:
+    # ruamel.yaml is imported here, for the slow path only: reading notes never needs it.
+    from ruamel.yaml import YAML
+
     rt = YAML(typ="rt")
     rt.preserve_quotes = True
     rt.allow_duplicate_keys = True
@@ -304,6 +306,9 @@ def update_yaml_text(text: str, updates: Mapping[str, Any], remove: tuple[str, .
     fast = _line_update(text, updates, remove)
     if fast is not None:
         return fast
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import YAMLError as RuamelError
+
     newline = "\r\n" if "\r\n" in text else "\n"
     if text.strip():
         load_yaml(text, "the YAML")  # the same limits as every read: no aliases, bounded nesting
@@ -333,6 +338,8 @@ _STR_TAG = "tag:yaml.org,2002:str"
 def _unambiguous(value: Any) -> Any:
     """A string that YAML 1.1 readers would take for something else (`no`, `12:30`) is quoted."""
     if isinstance(value, str) and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:  # type: ignore[no-untyped-call]
+        from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
         return DoubleQuotedScalarString(value)
     return value
 

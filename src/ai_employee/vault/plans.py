@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,62 @@ def _str_representer(dumper: Any, value: str) -> yaml.ScalarNode:
 
 
 _BlockDumper.add_representer(str, _str_representer)
+
+
+READABLE_WIDTH = 76
+_NO_WRAP = re.compile(r"^\s*(#|\||```|~~~|    |\t)")  # headings, tables, fences, code: wrapping breaks them
+
+
+def wrap_for_reading(text: str, width: int = READABLE_WIDTH) -> str:
+    """Multi-line text (an email body, a note) with its long lines wrapped at word boundaries, so the text
+    the human approves reads well in the note. Quoted lines stay quoted; headings, tables and code are
+    left as they are. Single-line strings (a subject, a path) are never passed here."""
+    out: list[str] = []
+    in_fence = False
+    for line in text.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        if in_fence or len(line) <= width or _NO_WRAP.match(line):
+            out.append(line)
+            continue
+        prefix = re.match(r"^(>[ >]*|\s*(?:[-*+]|\d+[.)])\s+)?", line).group(0)  # type: ignore[union-attr]
+        follow = prefix if prefix.startswith(">") else " " * len(prefix)
+        wrapped = textwrap.wrap(
+            line[len(prefix) :],
+            width,
+            initial_indent=prefix,
+            subsequent_indent=follow,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        out += _keep_meaning(wrapped, follow) or [line]
+    return "\n".join(out)
+
+
+# What a line must not start with after a wrap: it would become a heading, a list, a quote, a fence.
+_SIGNIFICANT_START = re.compile(r"^(#|>|[-*+] |\d+[.)] |```|~~~|\||\[!)")
+
+
+def _keep_meaning(lines: list[str], follow: str) -> list[str]:
+    """Wrapped lines, with any break that would start a line with Markdown syntax taken back."""
+    kept: list[str] = []
+    for line in lines:
+        if kept and _SIGNIFICANT_START.match(line[len(follow) :]):
+            kept[-1] += " " + line[len(follow) :]
+        else:
+            kept.append(line)
+    return kept
+
+
+def readable_args(value: Any) -> Any:
+    """Arguments with every multi-line string wrapped for reading (see `wrap_for_reading`)."""
+    if isinstance(value, str):
+        return wrap_for_reading(value) if "\n" in value else value
+    if isinstance(value, dict):
+        return {k: readable_args(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [readable_args(v) for v in value]
+    return value
 
 
 def dump_steps(steps: list[Step]) -> str:
