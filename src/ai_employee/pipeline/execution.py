@@ -35,6 +35,7 @@ from ai_employee.vault.plans import (
     append_section,
     parse_steps,
     plan_title,
+    restate,
     set_callout,
     tick_checklist,
 )
@@ -216,7 +217,7 @@ class ExecutionStage:
         dry_run = ctx.config.dry_run
         if not dry_run:
             # Visible while a slow tool runs; in dry-run nothing is in flight, and the ledger knows anyway.
-            edit_file(path, lambda text: update_frontmatter(text, {"status": "executing"}), ctx.tmp_dir)
+            restate(path, {"status": "executing"}, callouts.running(channel, now_stamp()), ctx.tmp_dir)
         result = await self.runner.run(plan.id, plan.steps, dry_run, should_stop)
         if result.status == "stopped":
             return 1

@@ -43,6 +43,11 @@ def approved(actor: str, channel: str, at: str) -> Callout:
     return ("info", "approved", [f"Approved by {clean_text(actor, 80)} {how} at {at}. The engine runs it next."])
 
 
+def running(channel: str, at: str) -> Callout:
+    how = CHANNEL_WORDS.get(channel, f"via {channel}")
+    return ("info", "running", [f"Approved {how}; running since {at}. The log is added when it finishes."])
+
+
 def rejected(actor: str, at: str, feedback: str = "") -> Callout:
     lines = [f"Declined by {clean_text(actor, 80)} at {at}. Nothing in it was run."]
     if feedback:

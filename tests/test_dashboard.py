@@ -1,0 +1,81 @@
+"""`Dashboard.md`: activity from the ledger (so it survives a restart), in plain words with titles and
+links that stay right, and times rather than ages frozen at write time."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_employee.dashboard import recent_activity, render
+from ai_employee.events import DecisionPayload, Event, EventName, ExecutionPayload, PlanPayload, StepPayload
+from ai_employee.ledger import Ledger
+from ai_employee.status import collect
+from ai_employee.vault.layout import Vault, init_vault
+
+TITLE = "Reply to Maria Lopez: Quote request"
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Vault:
+    init_vault(tmp_path / "vault")
+    return Vault(tmp_path / "vault")
+
+
+@pytest.fixture
+def ledger(vault: Vault) -> Iterator[Ledger]:
+    opened = Ledger(vault.ledger_path)
+    yield opened
+    opened.close()
+
+
+def a_day(ledger: Ledger) -> None:
+    note = "2026-12-02 Reply to Maria Lopez Quote request.md"
+    events = [
+        (EventName.PLAN_CREATED, PlanPayload("P1", "A1", "medium", f"Plans/{note}", TITLE)),
+        (EventName.APPROVAL_REQUIRED, PlanPayload("P1", "A1", "medium", f"Plans/{note}", TITLE)),
+        (EventName.ACTION_APPROVED, DecisionPayload("P1", "approve", "cli", "ann", "", TITLE)),
+        (EventName.ACTION_EXECUTED, StepPayload("P1", 1, "email.send_email", "dry_run", True)),
+        (EventName.PLAN_EXECUTION_COMPLETED, ExecutionPayload("P1", "done", 1, True, f"Done/{note}", "", TITLE)),
+    ]
+    for name, payload in events:
+        ledger.record_event(Event(name, payload))
+
+
+def test_activity_is_in_words_with_titles_links_and_times(vault: Vault, ledger: Ledger) -> None:
+    a_day(ledger)
+    text = render(collect(vault, ledger), recent_activity(ledger), "dry-run")
+    activity = text.split("## Recent activity", 1)[1]
+    assert "plan.execution_completed" not in text and "email.send_email" not in activity
+    link = "[[2026-12-02 Reply to Maria Lopez Quote request|Reply to Maria Lopez: Quote request]]"
+    assert f"Done (dry run): {link}" in activity  # by name: right wherever the note is now
+    assert f"Approved {link}" not in activity and f'Approved "{TITLE}" by ann' in activity
+    assert f"Waiting for you: {link} (MEDIUM)" in activity
+    lines = [line for line in activity.splitlines() if line.startswith("- ")]
+    assert lines and all(re.match(r"- \d{4}-\d\d-\d\d \d\d:\d\d · ", line) for line in lines)
+    assert lines[0].endswith(link), "newest first"
+
+
+def test_activity_survives_a_restart(vault: Vault, ledger: Ledger) -> None:
+    a_day(ledger)
+    before = recent_activity(ledger)
+    ledger.close()
+    reopened = Ledger(vault.ledger_path)
+    try:
+        assert recent_activity(reopened) == before and before
+    finally:
+        reopened.close()
+
+
+def test_waiting_plans_show_since_when_not_an_age(vault: Vault, ledger: Ledger) -> None:
+    (vault.folder("Plans") / "p.md").write_text(
+        "---\nid: P9\nstatus: pending_approval\ncriticality: high\ncreated: 2026-12-01T09:30:00+00:00\n---\n"
+        "# Wire | the deposit\n",
+        "utf-8",
+    )
+    text = render(collect(vault, ledger), [], "dry-run")
+    row = next(line for line in text.splitlines() if line.startswith("| [[p"))
+    assert row.startswith("| [[p\\|Wire / the deposit]] | HIGH | 2026-12-0")  # the bar escaped inside a table
+    assert " min |" not in row and " h |" not in row
