@@ -493,3 +493,53 @@ def test_quote_limits_and_empty() -> None:
 def test_quote_cannot_open_a_callout() -> None:
     quoted = quote(f"[!info] {CALLOUT_TITLE} runs by itself\nNothing to review.")
     assert not quoted.startswith("> [!")
+
+
+# Readable steps ---------------------------------------------------------------------------------------
+
+
+def test_a_reply_body_is_wrapped_for_reading_and_note_content_is_kept_exactly() -> None:
+    from ai_employee.planner import PlanDraft
+
+    long = "Thank you for your message about the website redesign. " * 4
+    content = "---\ntitle: " + "x " * 60 + "\n---\n" + long + "\n"
+    draft = PlanDraft(
+        "t",
+        "s",
+        [
+            Step("email.send_email", {"to": ["a@b.example"], "subject": long, "body": f"Hi,\n\n{long}\n"}),
+            Step("vault.create_note", {"path": "Notes/x.md", "content": content}),
+        ],
+        "template",
+        "",
+    )
+    body = str(draft.steps[0].args["body"])
+    assert all(len(line) <= 76 for line in body.splitlines()) and " ".join(body.split()) == " ".join(
+        f"Hi, {long}".split()
+    )
+    assert draft.steps[0].args["subject"] == long, "single-line text is never wrapped"
+    assert draft.steps[1].args["content"] == content, "note content is the planner's, byte for byte"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "word " * 30 + "- not a list item",
+        "word " * 30 + "# not a heading",
+        "word " * 30 + "---",
+        "word " * 30 + "<div>",
+        "````\n" + "code " * 30 + "\n```\n" + "still code " * 10 + "\n````",
+        "    indented " * 10,
+        "crlf " * 30 + "\r\nline",
+    ],
+)
+def test_wrapping_never_changes_what_the_text_means(text: str) -> None:
+    from ai_employee.vault.plans import wrap_for_reading
+
+    wrapped = wrap_for_reading(text)
+    assert " ".join(wrapped.split()) == " ".join(text.split())
+    for line in wrapped.splitlines()[1:]:
+        if not text.startswith(("````", "    ", "crlf")):
+            assert not line.startswith(("- ", "# ", "---", "<")), line
+    if text.startswith(("````", "    ", "crlf")):
+        assert wrapped == text

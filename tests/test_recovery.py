@@ -217,3 +217,25 @@ async def test_failed_auto_approved_plan_leaves_its_action_planned(
     assert frontmatter(back)["status"] == "failed"
     fields = yaml.safe_load(action.read_text())
     assert fields["status"] == "planned" and fields["plan_id"] == plan_id
+
+
+async def test_a_step_in_doubt_of_a_plan_once_rejected_takes_its_action_back_to_needs_action(
+    vault: Path, opened: tuple[Engine, EngineContext]
+) -> None:
+    """The action follows its plan after a crash too: a plan denied, then approved by a move, whose live
+    step was in flight when the engine died, goes back to Plans/ and its action to Needs_Action/."""
+    _, ctx = opened
+    plan = await plan_waiting(vault, ctx)
+    [action] = files(vault / "Needs_Action", ".action.yaml")
+    os.rename(action, vault / "Rejected" / action.name)  # as the rejection stage left it
+    plan_id = str(frontmatter(plan)["id"])
+    approved = vault / "Approved" / plan.name
+    os.rename(plan, approved)
+    steps = parse_steps(approved.read_text().split("---\n", 2)[2])
+    record(ctx.ledger, ctx.bus.publish, plan_id, "approve", "file", "ann", steps)
+    attempt = ctx.ledger.start_run(plan_id, steps_hash(steps), dry_run=False)
+    ctx.ledger.step_started(plan_id, attempt, 1, f"{plan_id}:1:x", "email.send_email", "x", dry_run=False)
+    await Pipeline(ctx, lambda: False).recover()
+    assert frontmatter(vault / "Plans" / plan.name)["interrupted"] is True
+    assert files(vault / "Rejected") == []
+    assert yaml.safe_load((vault / "Needs_Action" / action.name).read_text())["status"] == "planned"

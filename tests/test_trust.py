@@ -230,3 +230,28 @@ def test_a_forged_display_name_is_shown_as_suspicious_and_never_used_as_the_addr
     [step] = parse_steps(split_note(text).body)
     assert step.args["to"] == ["eve@evil.example"] and "Hello there" in step.args["body"]
     assert "Reply to eve@evil.example" in text
+
+
+def test_vault_deny_while_the_engine_runs_is_one_decision(vault: Path) -> None:
+    engine = EngineProcess(vault)
+    try:
+        shutil.copy(SAMPLES / "client-quote-request.eml", vault / "Inbox" / "quote.eml")
+        [plan] = wait_for(lambda: files(vault / "Plans", ".md"))  # type: ignore[misc]
+        wait_for(lambda: [a for a in files(vault / "Needs_Action", ".action.yaml") if fields(a)["status"] == "planned"])
+        cli(vault, "deny", str(fields(plan)["id"]))
+        wait_for(lambda: files(vault / "Rejected", ".action.yaml"))
+    finally:
+        engine.stop()
+    assert ledger_rows(vault, "SELECT decision, channel FROM decisions") == [("deny", "cli")]
+
+
+def test_a_failed_plan_moved_back_unchanged_is_a_new_decision_by_the_move(vault: Path) -> None:
+    plan = planned_email(vault)
+    edit_steps(plan, "tool: email.send_email", "tool: email.no_such_tool")  # cannot run: fails
+    cli(vault, "approve", str(fields(plan)["id"]))
+    assert start_once(vault).returncode == 0
+    assert fields(vault / "Plans" / plan.name)["status"] == "failed"
+    os.rename(vault / "Plans" / plan.name, vault / "Approved" / plan.name)  # try again, unchanged
+    assert start_once(vault).returncode == 0
+    rows = ledger_rows(vault, "SELECT decision, channel FROM decisions ORDER BY id")
+    assert rows == [("approve", "cli"), ("approve", "file")], "the move is the person's new decision"

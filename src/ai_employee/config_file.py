@@ -65,14 +65,17 @@ def read_config_file(path: Path, env: dict[str, str]) -> dict[str, Any]:
     return {key: value for key, value in interpolate(raw, env).items() if value is not None}
 
 
-def vault_path_in(path: Path) -> Path | None:
-    """`app.vault_path` of a config file (relative to the file's folder), without validating the rest;
-    None if it names none or is not plainly a path (the full config load then says what is wrong)."""
+def vault_path_in(path: Path) -> tuple[bool, Path | None]:
+    """(whether the file could be read, its `app.vault_path` relative to the file's folder), without
+    validating the rest: an unreadable file, or a vault path that is not plainly a path, reads as
+    (False, None), and the full config load then says what is wrong."""
     try:
         app = read_config_file(path, dict(os.environ)).get("app")
     except ConfigError:
-        return None
+        return False, None
     value = app.get("vault_path") if isinstance(app, dict) else None
+    if value is None:
+        return True, None
     if not isinstance(value, str) or not value:
-        return None
-    return (path.parent / Path(value).expanduser()).absolute()
+        return False, None
+    return True, (path.parent / Path(value).expanduser()).absolute()

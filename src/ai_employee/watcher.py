@@ -59,8 +59,9 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, FileMovedEvent):
             # A rename is complete by nature: a sync tool's or browser's rename on completion, `mv`, a
             # file manager's move. From outside the watched folders the source is "" (full events).
-            if event.dest_path:
-                self._send(os.fsdecode(event.dest_path), complete=True)
+            if not event.dest_path:
+                return  # moved out of the watched folders: nothing new to do (like a deletion)
+            self._send(os.fsdecode(event.dest_path), complete=True)
             if not event.src_path:
                 return
         elif isinstance(event, FileClosedEvent):

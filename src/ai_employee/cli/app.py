@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ai_employee.vault.layout import Vault, explicit_vault_path, find_vault_upward
+from ai_employee.vault.layout import DEFAULT_VAULT, Vault, explicit_vault_path, find_vault_upward
 
 if TYPE_CHECKING:
     from ai_employee.config import Config
@@ -44,7 +44,9 @@ class AppState:
             from ai_employee.config_file import find_config_file, vault_path_in
 
             source = find_config_file(self.config_option)
-            root = vault_path_in(source) if source is not None else find_vault_upward(Path.cwd().absolute())
+            readable, root = vault_path_in(source) if source is not None else (True, None)
+            if readable and root is None:
+                root = find_vault_upward(Path.cwd().absolute()) or DEFAULT_VAULT.absolute()
         if root is None:
             from ai_employee.config import resolve_vault_path
 

@@ -109,13 +109,16 @@ class Ledger:
         feedback: str = "",
         until: str | None = None,
         steps: str | None = None,
+        durable: bool = False,
     ) -> int:
-        """Record a decision (`steps`: the canonical JSON of the steps it saw); returns its row id."""
-        cursor = self.db.execute(
-            "INSERT INTO decisions (ts, plan_id, decision, channel, actor, plan_hash, feedback, until, steps)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (now_iso(), plan_id, decision, channel, actor, plan_hash, feedback, until, steps),
-        )
+        """Record a decision (`steps`: the JSON of the steps it saw); returns its row id. A person's
+        decision is `durable` (fsynced): it must not be lost while the move it goes with survives."""
+        with self.durable(durable) as db:
+            cursor = db.execute(
+                "INSERT INTO decisions (ts, plan_id, decision, channel, actor, plan_hash, feedback, until, steps)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now_iso(), plan_id, decision, channel, actor, plan_hash, feedback, until, steps),
+            )
         return int(cursor.lastrowid or 0)
 
     def retract_decision(self, row_id: int) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import structlog
 
+from ai_employee.errors import FormatError
 from ai_employee.pipeline.context import EngineContext
+from ai_employee.vault.actions import read_action
 from ai_employee.vault.fsops import move_file
 from ai_employee.vault.layout import ACTION_FOLDERS, ACTION_SUFFIX, NEEDS_ACTION
 from ai_employee.vault.notes import edit_file, find_by_id, has_id, update_yaml_text
@@ -43,7 +45,7 @@ def close_action(
     if not action_id:
         return None
     path = find_action(ctx, action_id, hint_name, folders)
-    if path is None:
+    if path is None or (path.parent.name != NEEDS_ACTION and _closed_by_another(path, plan_id)):
         return None
     mark_action(path, plan_id, status, ctx.tmp_dir)
     dest = move_file(path, ctx.vault.folder(to_folder))  # no move if it is there already
@@ -55,3 +57,13 @@ def mark_action(path: Path, plan_id: str, status: str, tmp_dir: Path) -> None:
     """Record an action's status and its plan's id in the action file (a surgical update)."""
     updates = {"status": status, "plan_id": plan_id} if plan_id else {"status": status}
     edit_file(path, lambda text: update_yaml_text(text, updates), tmp_dir)
+
+
+def _closed_by_another(path: Path, plan_id: str) -> bool:
+    """Whether a closed action (in `Done/` or `Rejected/`) belongs to another plan than this one (a plan
+    re-run on purpose under a new id): it stays closed where its own plan left it."""
+    try:
+        action, _ = read_action(path)
+    except (OSError, FormatError):
+        return True
+    return action.plan_id not in (None, "", plan_id)

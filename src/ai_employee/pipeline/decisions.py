@@ -86,7 +86,9 @@ def record(
     digest = steps_hash(steps) if steps is not None else None
     # In the steps' own key order, so a diff against them later reads like the note.
     text = json.dumps([s.to_mapping() for s in steps], ensure_ascii=False, default=str) if steps is not None else None
-    row = ledger.record_decision(plan_id, decision, channel, actor, digest, feedback, until, text)
+    # The policy's decisions can be lost to a power cut safely: the note is then rated again.
+    durable = channel != "policy"
+    row = ledger.record_decision(plan_id, decision, channel, actor, digest, feedback, until, text, durable)
     if publish is not None:
         announce(publish, plan_id, decision, channel, actor, until or feedback, title)
     return row
@@ -203,7 +205,7 @@ def approve(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: s
         restate(plan.path, updates, callout, vault.tmp_dir, remove=("deferred_until",))
         dest = move_file(plan.path, vault.folder(APPROVED))
     except BaseException:
-        ledger.retract_decision(row)
+        _take_back(ledger, row, plan)
         _restore(vault, plan)
         raise
     announce(ledger_publisher(ledger), plan.plan_id, "approve", "cli", who, feedback, _title(parts.body, plan))
@@ -211,7 +213,8 @@ def approve(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: s
 
 
 def deny(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None) -> Path:
-    """Decline a pending plan: mark it rejected, move it to `Rejected/`, and record the decision."""
+    """Decline a pending plan: record the decision, then mark the note rejected and move it to
+    `Rejected/` (where the engine finds the decision already made). A failed move takes it back."""
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "denied")
     who = actor or current_user()
@@ -219,14 +222,16 @@ def deny(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str 
     updates: dict[str, Any] = {"status": "rejected", "decided": at}
     if feedback:
         updates["feedback"] = feedback
-    restate(plan.path, updates, callouts.rejected(who, at, feedback), vault.tmp_dir)
+    title = _title(split_note(plan.path.read_text("utf-8")).body, plan)
+    row = record(ledger, None, plan.plan_id, "deny", "cli", who, feedback=feedback)
     try:
+        restate(plan.path, updates, callouts.rejected(who, at, feedback), vault.tmp_dir)
         dest = move_file(plan.path, vault.folder(REJECTED))
     except BaseException:
+        _take_back(ledger, row, plan)
         _restore(vault, plan)
         raise
-    title = _title(split_note(dest.read_text("utf-8")).body, plan)
-    record(ledger, ledger_publisher(ledger), plan.plan_id, "deny", "cli", who, feedback=feedback, title=title)
+    announce(ledger_publisher(ledger), plan.plan_id, "deny", "cli", who, feedback, title)
     return dest
 
 
@@ -246,6 +251,16 @@ def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | Non
 
 def _title(body: str, plan: PlanRef) -> str:
     return plan_title(body, plan.frontmatter) or plan.path.stem
+
+
+def _take_back(ledger: Ledger, row: int, plan: PlanRef) -> None:
+    """A decision whose note could not be moved did not take effect: take it back, unless the engine has
+    run the plan on it meanwhile (the person moved the note themselves at that moment)."""
+    decided = ledger.last_decision(plan.plan_id)
+    if decided is not None and int(decided["id"]) == row and not any(
+        run.started >= decided["ts"] for run in ledger.runs(plan.plan_id)
+    ):
+        ledger.retract_decision(row)
 
 
 def _restore(vault: Vault, plan: PlanRef) -> None:

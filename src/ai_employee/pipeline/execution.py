@@ -29,9 +29,10 @@ from ai_employee.vault import callouts
 from ai_employee.vault.actions import new_id
 from ai_employee.vault.fsops import group_commit, move_file
 from ai_employee.vault.layout import APPROVED, DONE, NEEDS_ACTION, PLANS, REJECTED, entries, is_conflict_copy
-from ai_employee.vault.notes import edit_file, read_frontmatter, read_id, split_note, update_frontmatter
+from ai_employee.vault.notes import edit_file, has_id, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import (
     ParsedPlan,
+    Step,
     append_section,
     parse_steps,
     plan_title,
@@ -65,12 +66,14 @@ class ExecutionStage:
         self.action_names = action_names
         # Names of notes in Approved/ that the policy approved (written by planning in this run).
         self.auto_approved = auto_approved
+        self._plans_index: dict[str, list[Path]] | None = None  # plan id -> notes in Plans/, per batch
 
     async def run_once(self, should_stop: Callable[[], bool] = lambda: False, human_only: bool = False) -> int:
         """Run up to a batch of approved plans; with `human_only` (during a burst) only the ones a person
         approved: the policy's LOW plans wait until intake is idle, a person's approval does not."""
         handled = 0
         present: set[str] = set()
+        self._plans_index = None
         for entry in entries(self.folder, ".md"):
             present.add(entry.name)
             if should_stop() or handled >= BATCH_SIZE:
@@ -148,12 +151,18 @@ class ExecutionStage:
         return any(run.state == "done" and not run.dry_run for run in self.ctx.ledger.runs(plan_id))
 
     def _adopt(self, path: Path) -> str:
-        """A note without an id in `Approved/` is a hand-written plan: give it an id and properties."""
+        """A note without an id in `Approved/` is a hand-written plan: give it an id and properties, and
+        record its author's decision (writing a plan into `Approved/` is one), before the note says so."""
         plan_id = new_id()
         try:
-            level = self.ctx.policy.assess(parse_steps(split_note(path.read_text("utf-8")).body)).criticality.label
+            steps: list[Step] | None = parse_steps(split_note(path.read_text("utf-8")).body)
         except FormatError:
-            level = "high"  # steps that cannot be read; the run will fail and say why
+            steps = None  # nothing can run; the run fails and says why
+        level = self.ctx.policy.assess(steps).criticality.label if steps is not None else "high"
+        self.ctx.ledger.register_plan(plan_id, "", level, "human", path.stem)
+        if steps is not None:
+            ctx = self.ctx
+            record(ctx.ledger, ctx.bus.publish, plan_id, "approve", "file", current_user(), steps, title=path.stem)
         updates = {
             "id": plan_id,
             "status": "approved",
@@ -162,15 +171,6 @@ class ExecutionStage:
             "created": now_stamp(),
         }
         edit_file(path, lambda text: update_frontmatter(text, updates), self.ctx.tmp_dir)
-        self.ctx.ledger.register_plan(plan_id, "", level, "human", path.stem)
-        try:
-            steps = parse_steps(split_note(path.read_text("utf-8")).body)
-        except FormatError:
-            return plan_id  # nothing can run; the run fails and says why
-        # Writing a plan into `Approved/` is its author's decision: on record like any other.
-        record(
-            self.ctx.ledger, self.ctx.bus.publish, plan_id, "approve", "file", current_user(), steps, title=path.stem
-        )
         return plan_id
 
     def _authorize(self, path: Path, plan: ParsedPlan) -> str | None:
@@ -178,15 +178,16 @@ class ExecutionStage:
         `Plans/` for a decision. One rule for every channel: a decision binds to the hash of the steps it
         saw, and a note that claims an approval the ledger does not hold for its steps is rated again."""
         ctx = self.ctx
+        if plan.status not in CLAIMS_APPROVAL:
+            # A person moved this note here: the move is their decision on the steps as they are now. The
+            # note then says so, so the same move is not taken as a second decision after a restart.
+            who = current_user()
+            record(ctx.ledger, ctx.bus.publish, plan.id, "approve", "file", who, plan.steps, title=plan.title)
+            restate(path, {"status": "approved"}, callouts.approved(who, "file", now_stamp()), ctx.tmp_dir)
+            return "file"
         binding = binding_approval(ctx.ledger, plan.id, plan.steps)
         if binding is not None:
             return str(binding["channel"])
-        if plan.status not in CLAIMS_APPROVAL:
-            # A person moved this note here: the move is their decision on the steps as they are now.
-            record(
-                ctx.ledger, ctx.bus.publish, plan.id, "approve", "file", current_user(), plan.steps, title=plan.title
-            )
-            return "file"
         # Edited since its approval, or no approval was ever recorded (a crash, a hand-set status): the
         # policy rates the steps as they are; only a LOW result may run by itself.
         try:
@@ -242,7 +243,7 @@ class ExecutionStage:
                 # not marked when it was planned; a rejected one approved after all comes back).
                 close_action(ctx, plan.action_id, plan.id, "planned", NEEDS_ACTION, hint)
         ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
-        if channel == "file":
+        if channel != "policy":  # a person's decision: they may have copied the note, not moved it
             self._set_aside_copies(dest, plan.id)
         event = EventName.PLAN_EXECUTION_COMPLETED if result.status == "done" else EventName.PLAN_INTERRUPTED
         if result.status == "failed":
@@ -258,10 +259,16 @@ class ExecutionStage:
 
     def _set_aside_copies(self, ran: Path, plan_id: str) -> None:
         """A note copied (not moved) into `Approved/` leaves its original in `Plans/`, under whatever name,
-        which would look like it still waits for approval: once the copy has run, it is set aside."""
-        for entry in entries(self.ctx.vault.folder(PLANS), ".md"):
-            copy = Path(entry.path)
-            if copy == ran or read_id(copy) != plan_id:
+        which would look like it still waits for approval: once the copy has run, it is set aside. The
+        ids in `Plans/` are indexed once per batch, when first needed."""
+        if self._plans_index is None:
+            self._plans_index = {}
+            for entry in entries(self.ctx.vault.folder(PLANS), ".md"):
+                found = read_id(Path(entry.path))
+                if found:
+                    self._plans_index.setdefault(found, []).append(Path(entry.path))
+        for copy in self._plans_index.get(plan_id, []):
+            if copy == ran or not has_id(copy, plan_id):
                 continue
             quarantine(
                 self.ctx,
@@ -329,15 +336,17 @@ class ExecutionStage:
             return
         fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
         status = str(fm.get("status") or "")
+        action_id = str(fm.get("action_id") or "")
         if status == "done":
             if path.parent.name != DONE:
                 move_file(path, ctx.vault.folder(DONE))
-            close_action(ctx, str(fm.get("action_id") or ""), run.plan_id, "done", DONE, None)
+            close_action(ctx, action_id, run.plan_id, "done", DONE, None)
             ctx.ledger.finish_run(run.plan_id, run.attempt, "done", "completed after a restart")
             return
         if status == "failed":
             if path.parent.name == APPROVED:
                 move_file(path, ctx.vault.folder(PLANS))
+            close_action(ctx, action_id, run.plan_id, "planned", NEEDS_ACTION, None)  # it follows its plan
             ctx.ledger.finish_run(run.plan_id, run.attempt, "failed", "filed after a restart")
             return
         in_doubt = [
@@ -355,6 +364,7 @@ class ExecutionStage:
         ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", f"step {step.step_index} in doubt")
         box = callouts.interrupted_at_restart(step.step_index, step.tool)
         dest = self._send_back(path, "failed", box, extra={"interrupted": True})
+        close_action(ctx, action_id, run.plan_id, "planned", NEEDS_ACTION, None)
         ctx.bus.publish(
             EventName.PLAN_INTERRUPTED,
             ExecutionPayload(run.plan_id, "interrupted", 0, run.dry_run, ctx.vault.relative(dest), "step in doubt"),

@@ -31,13 +31,14 @@ from ai_employee.policy import Criticality
 from ai_employee.vault.actions import Action, new_id, read_action
 from ai_employee.vault.fsops import create_file, group_commit, in_parallel
 from ai_employee.vault.layout import (
-    ACTION_FOLDERS,
     ACTION_SUFFIX,
     APPROVED,
+    DONE,
     HANDBOOK,
     NEEDS_ACTION,
     PLAN_FOLDERS,
     PLANS,
+    REJECTED,
     entries,
 )
 from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, has_id, read_id, update_yaml_text
@@ -77,7 +78,7 @@ class PlanningStage:
         # action id -> file name in Needs_Action/, for closing actions when their plan finishes.
         self.by_action_id: dict[str, str] = {}
         self._plan_index: dict[str, Path] | None = None
-        self._action_index: dict[str, list[Path]] | None = None
+        self._ids: dict[str, set[str]] | None = None  # see _open_ids
         self.planning_context = PlanningContext(
             vault_root=ctx.vault.root,
             handbook="",
@@ -129,7 +130,6 @@ class PlanningStage:
         handled = 0
         to_mark: list[tuple[Path, str]] = []
         self._plan_index = None
-        self._action_index = None
         with group_commit():
             new: list[NewPlan] = []
             for path in paths:
@@ -196,6 +196,8 @@ class PlanningStage:
         if not action.id or "status" not in raw or "created" not in raw:
             action = self._adopt(path, action, raw)
         self.by_action_id[action.id] = path.name
+        if self._ids is not None:
+            self._ids.setdefault(action.id, set()).add(path.name)
         if action.status != "new":
             self._settle(path)
             return 0, None
@@ -238,7 +240,7 @@ class PlanningStage:
         existing = ctx.ledger.plan_for_action(action.id)
         if existing:
             found = self._find_plan(existing)
-            if found is not None and self._is_copy(path, action.id):
+            if found is not None and self._is_copy(path, action, found):
                 # A copy of an action file (a hand-made one reusing an id): its own item, not the plan's.
                 action = self._reidentify(path, action)
                 existing = None
@@ -283,24 +285,36 @@ class PlanningStage:
         else:
             ctx.bus.publish(EventName.APPROVAL_REQUIRED, payload)
 
-    def _is_copy(self, path: Path, action_id: str) -> bool:
-        """Whether an older action file holds this id too (this one was copied from it, or written by hand
-        with its id); the ids of the action folders are indexed once per batch, when first needed."""
-        if self._action_index is None:
-            self._action_index = {}
-            for name in ACTION_FOLDERS:
-                for entry in entries(self.ctx.vault.folder(name), ACTION_SUFFIX):
-                    found = read_id(Path(entry.path))
-                    if found:
-                        self._action_index.setdefault(found, []).append(Path(entry.path))
-        try:
-            mine = path.stat().st_ctime_ns
-            return any(
-                other != path and has_id(other, action_id) and other.stat().st_ctime_ns <= mine
-                for other in self._action_index.get(action_id, [])
-            )
-        except FileNotFoundError:
-            return False
+    def _is_copy(self, path: Path, action: Action, plan: Path) -> bool:
+        """Whether this action file (status `new`, its id already planned) copies another's id, by hand or
+        by a file manager, rather than being that plan's own action."""
+        if plan.parent.name in (DONE, REJECTED):
+            # The item is closed: its own action went with the plan, so if it is there, this is a copy.
+            closed = [self.ctx.vault.folder(name) for name in (REJECTED, DONE)]
+            return find_by_id(closed, ACTION_SUFFIX, action.id) is not None
+        others = [
+            self.folder / name
+            for name in self._open_ids().get(action.id, set())
+            if name != path.name and has_id(self.folder / name, action.id)
+        ]
+        for other in others:
+            try:
+                if read_action(other)[0].plan_id:
+                    return True  # the other one is marked with the plan: it is the plan's own action
+            except (OSError, FormatError):
+                continue
+        return bool(others) and min(p.name for p in others) < path.name  # both unmarked: the first is
+
+    def _open_ids(self) -> dict[str, set[str]]:
+        """Action id -> file names in `Needs_Action/`: built by one scan when first needed, then kept up
+        to date by every action file planning reads."""
+        if self._ids is None:
+            self._ids = {}
+            for entry in entries(self.folder, ACTION_SUFFIX):
+                found = read_id(Path(entry.path))
+                if found:
+                    self._ids.setdefault(found, set()).add(entry.name)
+        return self._ids
 
     def _reidentify(self, path: Path, action: Action) -> Action:
         action.id, action.status = new_id(), "new"

@@ -87,22 +87,35 @@ _BlockDumper.add_representer(str, _str_representer)
 
 
 READABLE_WIDTH = 76
-_NO_WRAP = re.compile(r"^\s*(#|\||```|~~~|    |\t)")  # headings, tables, fences, code: wrapping breaks them
+# Arguments that hold prose a person reads (an email's body): the only ones wrapped. Note content,
+# code, CSV and JSON keep their lines exactly as the planner wrote them.
+PROSE_ARGS = frozenset({"body"})
+_NO_WRAP = re.compile(r"^(\s|#|\||```|~~~|<|\[\^)")  # indented or code, headings, tables, fences, HTML
+_FENCE_OPEN = re.compile(r"^(`{3,}|~{3,})")
 
 
 def wrap_for_reading(text: str, width: int = READABLE_WIDTH) -> str:
-    """Multi-line text (an email body, a note) with its long lines wrapped at word boundaries, so the text
-    the human approves reads well in the note. Quoted lines stay quoted; headings, tables and code are
-    left as they are. Single-line strings (a subject, a path) are never passed here."""
+    """Prose with its long lines wrapped at word boundaries, so the text the human approves reads well
+    in the note; what they read is exactly what is sent. Quoted lines stay quoted; indented lines,
+    headings, tables, HTML and fenced blocks are left as they are, and no break may start a line with
+    Markdown syntax or leave a line that is a rule (`---`). Text with CR LF line ends is left alone."""
+    if "\r" in text:
+        return text
     out: list[str] = []
-    in_fence = False
+    fence = ""
     for line in text.split("\n"):
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        if in_fence or len(line) <= width or _NO_WRAP.match(line):
+        opened = _FENCE_OPEN.match(line)
+        if fence:
+            if line.startswith(fence) and not line[len(fence) :].strip(fence[0] + " "):
+                fence = ""
             out.append(line)
             continue
-        prefix = re.match(r"^(>[ >]*|\s*(?:[-*+]|\d+[.)])\s+)?", line).group(0)  # type: ignore[union-attr]
+        if opened:
+            fence = opened.group(1)
+        if fence or len(line) <= width or _NO_WRAP.match(line) or line.endswith("  "):
+            out.append(line)
+            continue
+        prefix = re.match(r"^(>[ >]*|(?:[-*+]|\d+[.)])\s+)?", line).group(0)  # type: ignore[union-attr]
         follow = prefix if prefix.startswith(">") else " " * len(prefix)
         wrapped = textwrap.wrap(
             line[len(prefix) :],
@@ -111,13 +124,16 @@ def wrap_for_reading(text: str, width: int = READABLE_WIDTH) -> str:
             subsequent_indent=follow,
             break_long_words=False,
             break_on_hyphens=False,
+            expand_tabs=False,
+            replace_whitespace=False,
         )
         out += _keep_meaning(wrapped, follow) or [line]
     return "\n".join(out)
 
 
-# What a line must not start with after a wrap: it would become a heading, a list, a quote, a fence.
-_SIGNIFICANT_START = re.compile(r"^(#|>|[-*+] |\d+[.)] |```|~~~|\||\[!)")
+# What a line must not start with after a wrap: it would become a heading, a list, a quote, a fence,
+# a table, HTML, a footnote or a callout; nor be a rule or a setext underline.
+_SIGNIFICANT_START = re.compile(r"^(#|>|[-*+] |\d+[.)] |```|~~~|\||<|\[\^|\[!|[-=*_]+\s*$)")
 
 
 def _keep_meaning(lines: list[str], follow: str) -> list[str]:
@@ -131,15 +147,12 @@ def _keep_meaning(lines: list[str], follow: str) -> list[str]:
     return kept
 
 
-def readable_args(value: Any) -> Any:
-    """Arguments with every multi-line string wrapped for reading (see `wrap_for_reading`)."""
-    if isinstance(value, str):
-        return wrap_for_reading(value) if "\n" in value else value
-    if isinstance(value, dict):
-        return {k: readable_args(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [readable_args(v) for v in value]
-    return value
+def readable_args(args: dict[str, Any]) -> dict[str, Any]:
+    """A step's arguments with its prose (see PROSE_ARGS) wrapped for reading."""
+    return {
+        key: wrap_for_reading(value) if key in PROSE_ARGS and isinstance(value, str) and "\n" in value else value
+        for key, value in args.items()
+    }
 
 
 def dump_steps(steps: list[Step]) -> str:

@@ -128,6 +128,9 @@ def _addresses(msg: EmailMessage, name: str, problems: list[str]) -> list[tuple[
 _ADDRESS_LIKE = re.compile(r"[^\s<>@\"',;:()]+@[^\s<>@\"',;:()]+\.[^\s<>@\"',;:()]+")
 
 
+_ADDR_SPEC = re.compile(r"[^\s<>@\"',;:()]+@[^\s<>@\"',;:()]+")
+
+
 def sender_warning(display_name: str, address: str) -> str | None:
     """Why a sender's display name is not to be believed, or None: it shows an address other than the
     one the mail came from, or holds control characters or (encoded) line breaks."""
@@ -144,6 +147,8 @@ def sender_warning(display_name: str, address: str) -> str | None:
 
 def _email_info(msg: EmailMessage, problems: list[str]) -> EmailInfo:
     raw_name, raw_addr = next(iter(_address_pairs(msg, "from", problems)), ("", ""))
+    if not _ADDR_SPEC.fullmatch(raw_addr.strip()):
+        raw_addr = ""  # no usable address (an encoded word, a bare name): never guessed from anything else
     sender = (clean_line(raw_name), clean_line(raw_addr))
     text = {
         name: clean_line(str(_header(msg, name, problems) or ""))
@@ -158,7 +163,7 @@ def _email_info(msg: EmailMessage, problems: list[str]) -> EmailInfo:
         date=iso_date(text["date"]),
         message_id=text["message-id"] or None,
         in_reply_to=text["in-reply-to"] or None,
-        sender_warning=sender_warning(raw_name, raw_addr) if raw_addr else None,
+        sender_warning=sender_warning(raw_name, raw_addr),
     )
 
 
