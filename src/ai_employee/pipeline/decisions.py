@@ -257,8 +257,10 @@ def _take_back(ledger: Ledger, row: int, plan: PlanRef) -> None:
     """A decision whose note could not be moved did not take effect: take it back, unless the engine has
     run the plan on it meanwhile (the person moved the note themselves at that moment)."""
     decided = ledger.last_decision(plan.plan_id)
-    if decided is not None and int(decided["id"]) == row and not any(
-        run.started >= decided["ts"] for run in ledger.runs(plan.plan_id)
+    if (
+        decided is not None
+        and int(decided["id"]) == row
+        and not any(run.started >= decided["ts"] for run in ledger.runs(plan.plan_id))
     ):
         ledger.retract_decision(row)
 
