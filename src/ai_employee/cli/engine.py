@@ -223,6 +223,11 @@ def status(app: AppState, as_json: bool) -> None:
     Each service is `ok` or `UNHEALTHY: <why>`, followed by the problems the engine is waiting on.
     The vault's file system is also checked here, so a full disk or a read-only vault is shown even
     when the engine cannot write anything (`disk_problems` in --json).
+
+    \b
+    --json keys: vault, engine, disk_problems, folders, pending_approvals (waiting for a decision,
+    oldest first), deferred (waiting, snoozed until `deferred_until`), attention (failed or interrupted
+    plans, and quarantined files), tokens_today. `vault list` shows the same three groups.
     """
     from ai_employee.status import collect
 
