@@ -239,3 +239,22 @@ async def test_a_step_in_doubt_of_a_plan_once_rejected_takes_its_action_back_to_
     assert frontmatter(vault / "Plans" / plan.name)["interrupted"] is True
     assert files(vault / "Rejected") == []
     assert yaml.safe_load((vault / "Needs_Action" / action.name).read_text())["status"] == "planned"
+
+
+def test_after_a_restart_new_work_is_planned_before_old_work_is_rechecked(
+    vault: Path, opened: tuple[Engine, EngineContext]
+) -> None:
+    """Hundreds of actions already planned are read again after a restart, a batch at a time; a new
+    action the watcher reports goes first, and the pipeline goes on at once while any are left."""
+    _, ctx = opened
+    for n in range(300):
+        (vault / "Needs_Action" / f"2026-01-01 old {n:03d}.action.yaml").write_text(
+            f"id: OLD{n:023d}\ntype: manual\nstatus: planned\ncreated: '2026-01-01T00:00:00+00:00'\ntitle: old {n}\n"
+        )
+    new = vault / "Needs_Action" / "2026-12-02 zzz new.action.yaml"  # sorts last by name
+    new.write_text("title: Call the bank\n")
+    pipeline = Pipeline(ctx, lambda: False)
+    pipeline.hint("Needs_Action", new.name, True)
+    assert pipeline.planning.run_once() == 1, "the new action is planned in the first batch"
+    assert yaml.safe_load(new.read_text())["status"] in ("planned", "new")
+    assert pipeline.planning.more, "old actions are left to re-check: the pipeline goes on at once"

@@ -85,6 +85,12 @@ class McpServerConfig(_Section):
     )
 
 
+class McpConfig(_Section):
+    idle_stop_s: float = Field(
+        300.0, gt=0, description="MCP servers unused this long are stopped; the next step starts them again."
+    )
+
+
 def _builtin_servers() -> dict[str, McpServerConfig]:
     return {
         "vault": McpServerConfig(command=sys.executable, args=["-m", "ai_employee.mcp_servers.vault_server"]),
@@ -113,6 +119,7 @@ class Config(_Section):
     execution: ExecutionConfig = ExecutionConfig()
     ingest: IngestConfig = IngestConfig()
     policy: PolicyConfig = PolicyConfig()
+    mcp: McpConfig = McpConfig()
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=_builtin_servers)
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")
 

@@ -129,13 +129,14 @@ def render(status: dict[str, Any], activity: list[str], mode: str) -> str:
 
 
 class DashboardWriter:
-    """A service: marks itself dirty on every event and rewrites the dashboard shortly after."""
+    """A service: marks itself dirty on every event and rewrites the dashboard shortly after, at most once
+    per `MIN_INTERVAL_S`, on a thread of its own with its own ledger connection: however big the vault,
+    writing the dashboard never holds up the event loop (intake, planning, execution)."""
 
     name = "dashboard"
 
-    def __init__(self, vault: Vault, ledger: Ledger, bus: EventBus, mode: Callable[[], str]) -> None:
+    def __init__(self, vault: Vault, bus: EventBus, mode: Callable[[], str]) -> None:
         self.vault = vault
-        self.ledger = ledger
         self.bus = bus
         self.mode = mode
         self._dirty = asyncio.Event()
@@ -150,7 +151,11 @@ class DashboardWriter:
         return self.fault is None
 
     def write(self) -> None:
-        text = render(collect(self.vault, self.ledger), recent_activity(self.ledger), self.mode())
+        ledger = Ledger(self.vault.ledger_path)
+        try:
+            text = render(collect(self.vault, ledger), recent_activity(ledger), self.mode())
+        finally:
+            ledger.close()
         replace_file(self.vault.root / DASHBOARD, text.encode("utf-8"), self.vault.tmp_dir)
 
     async def run(self) -> None:
@@ -158,7 +163,7 @@ class DashboardWriter:
             await self._dirty.wait()
             self._dirty.clear()
             try:
-                self.write()
+                await asyncio.to_thread(self.write)
             except Exception as exc:
                 fault = machine_fault(exc)
                 if fault is None:

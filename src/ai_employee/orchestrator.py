@@ -127,7 +127,7 @@ class Engine:
                 await pipeline.pool.aclose()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
-            DashboardWriter(self.vault, ctx.ledger, self.bus, lambda: self.mode).write()
+            DashboardWriter(self.vault, self.bus, lambda: self.mode).write()
             return handled
         finally:
             self._close()
@@ -147,7 +147,7 @@ class Engine:
             watcher = VaultWatcher(
                 self.vault, pipeline.hint, self.config.watcher.polling, self.config.watcher.poll_interval
             )
-            dashboard = DashboardWriter(self.vault, ctx.ledger, self.bus, lambda: self.mode)
+            dashboard = DashboardWriter(self.vault, self.bus, lambda: self.mode)
             for service in (pipeline, watcher, dashboard):
                 self.services[service.name] = ServiceState(service)
             self.bus.publish(EventName.ENGINE_STARTED, ServicePayload("engine", self.mode))

@@ -3,8 +3,10 @@ decision and items needing attention. Works from the vault alone, whether or not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -15,7 +17,16 @@ from ai_employee.clock import local_now
 from ai_employee.errors import FormatError
 from ai_employee.ledger import Ledger
 from ai_employee.lock import holder
-from ai_employee.vault.layout import ACTION_SUFFIX, NEEDS_ACTION, PLANS, QUARANTINE, STATUS_FOLDERS, Vault, entries
+from ai_employee.vault.layout import (
+    ACTION_SUFFIX,
+    NEEDS_ACTION,
+    PLANS,
+    QUARANTINE,
+    STATUS_FOLDERS,
+    Vault,
+    entries,
+    is_ignored,
+)
 from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import plan_title
 
@@ -62,9 +73,9 @@ class PlanGroups:
     attention: list[PlanSummary]  # failed or interrupted: the human has to look
 
 
-def group_plans(vault: Vault) -> PlanGroups:
+def group_plans(vault: Vault, ledger: Ledger | None = None) -> PlanGroups:
     now = local_now()
-    plans = plans_in(vault, PLANS)
+    plans = plans_in(vault, PLANS, ledger)
     return PlanGroups(
         waiting=[p for p in plans if p.waiting and not p.deferred(now)],
         deferred=[p for p in plans if p.waiting and p.deferred(now)],
@@ -111,45 +122,68 @@ def disk_problems(vault: Vault) -> list[str]:
 def folder_counts(vault: Vault) -> dict[str, int]:
     counts = {}
     for name in STATUS_FOLDERS:
-        folder = vault.folder(name)
+        try:
+            names = [n for n in os.listdir(vault.folder(name)) if not is_ignored(n)]
+        except FileNotFoundError:
+            names = []
         if name == NEEDS_ACTION:
-            counts[name] = sum(1 for _ in entries(folder, ACTION_SUFFIX))
+            counts[name] = sum(1 for n in names if n.endswith(ACTION_SUFFIX))
         elif name == QUARANTINE:
-            counts[name] = sum(1 for e in entries(folder) if not e.name.endswith(".why.md"))
+            counts[name] = sum(1 for n in names if not n.endswith(".why.md"))
         else:
-            counts[name] = sum(1 for _ in entries(folder))
+            counts[name] = len(names)
     return counts
 
 
-def plans_in(vault: Vault, folder: str = PLANS) -> list[PlanSummary]:
-    """Every plan note in a folder, oldest first; notes that cannot be read are listed as such."""
+def plans_in(vault: Vault, folder: str = PLANS, ledger: Ledger | None = None) -> list[PlanSummary]:
+    """Every plan note in a folder, oldest first; notes that cannot be read are listed as such. With a
+    ledger, only notes whose size or modification time changed since they were last read are parsed
+    (the note cache): a big `Plans/` costs a stat per note, not a parse."""
     now = local_now()
+    cached = ledger.cached_notes(folder) if ledger is not None else {}
+    fresh: dict[str, tuple[int, int, str]] = {}
     found = []
     for entry in entries(vault.folder(folder), ".md"):
-        path = Path(entry.path)
         try:
-            text = path.read_text("utf-8")
-            parts = split_note(text)
-            fm = read_frontmatter(parts, path.name)
-            title = plan_title(parts.body, fm) or path.stem
-        except (OSError, UnicodeDecodeError, FormatError) as exc:
-            fm, title = {"status": "unreadable", "error": str(exc)}, path.stem
-        created = str(fm.get("created") or "")
-        deferred = fm.get("deferred_until")
+            st = entry.stat()
+        except FileNotFoundError:
+            continue
+        hit = cached.pop(entry.name, None)
+        if hit is not None and hit[:2] == (st.st_size, st.st_mtime_ns):
+            props = json.loads(hit[2])
+        else:
+            props = _read_plan_props(Path(entry.path))
+            if props["status"] != "unreadable":
+                fresh[entry.name] = (st.st_size, st.st_mtime_ns, json.dumps(props))
         found.append(
             PlanSummary(
-                id=str(fm.get("id") or ""),
-                title=title,
-                criticality=str(fm.get("criticality") or "unrated"),
-                status=str(fm.get("status") or ""),
-                created=created,
-                age_s=round(_age_s(created, now), 1),
-                file=f"{folder}/{path.name}",
-                deferred_until=str(deferred) if deferred else None,
-                error=str(fm["error"]) if fm.get("error") else None,
+                **props, age_s=round(_age_s(props["created"], now), 1), file=f"{folder}/{entry.name}"
             )
         )
+    if ledger is not None:
+        with contextlib.suppress(sqlite3.Error):  # a cache: a read-only or busy ledger just means no cache
+            ledger.cache_notes(folder, fresh, set(cached))
     return sorted(found, key=lambda p: p.created)
+
+
+def _read_plan_props(path: Path) -> dict[str, Any]:
+    """What a plan summary holds besides its age and file, read from the note."""
+    try:
+        parts = split_note(path.read_text("utf-8"))
+        fm = read_frontmatter(parts, path.name)
+        title = plan_title(parts.body, fm) or path.stem
+    except (OSError, UnicodeDecodeError, FormatError) as exc:
+        fm, title = {"status": "unreadable", "error": str(exc)}, path.stem
+    deferred = fm.get("deferred_until")
+    return {
+        "id": str(fm.get("id") or ""),
+        "title": title,
+        "criticality": str(fm.get("criticality") or "unrated"),
+        "status": str(fm.get("status") or ""),
+        "created": str(fm.get("created") or ""),
+        "deferred_until": str(deferred) if deferred else None,
+        "error": str(fm["error"]) if fm.get("error") else None,
+    }
 
 
 def engine_state(vault: Vault) -> dict[str, Any]:
@@ -179,7 +213,7 @@ def engine_state(vault: Vault) -> dict[str, Any]:
 
 def collect(vault: Vault, ledger: Ledger | None) -> dict[str, Any]:
     """The whole status as plain data (the `vault status --json` shape)."""
-    groups = group_plans(vault)
+    groups = group_plans(vault, ledger)
     quarantined = [e.name for e in entries(vault.folder(QUARANTINE)) if not e.name.endswith(".why.md")]
     midnight = local_now().replace(hour=0, minute=0, second=0, microsecond=0)
     tokens = ledger.tokens_since(midnight.astimezone(UTC).isoformat(timespec="milliseconds")) if ledger else {}

@@ -21,7 +21,12 @@ def list_plans(app: AppState, as_json: bool) -> None:
 
     from ai_employee.status import group_plans, human_age
 
-    groups = group_plans(app.vault())
+    vault = app.vault()
+    if vault.ledger_path.exists():
+        with app.ledger(vault) as ledger:
+            groups = group_plans(vault, ledger)
+    else:
+        groups = group_plans(vault)
     listed = [("waiting", p) for p in groups.waiting]
     listed += [("attention", p) for p in groups.attention] + [("deferred", p) for p in groups.deferred]
     if as_json:

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class McpPool:
         self._tools: dict[str, dict[str, Tool]] = {}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self._logs: list[IO[str]] = []
+        self.last_used = time.monotonic()
 
     async def aclose(self) -> None:
         try:
@@ -85,7 +87,17 @@ class McpPool:
             self._validators.clear()
             self._stack = AsyncExitStack()
 
+    async def stop_if_idle(self, idle_s: float) -> bool:
+        """Stop every server when none was used for `idle_s`: an idle engine holds no server processes;
+        the next step starts what it needs again. True if they were stopped."""
+        if not self._sessions or time.monotonic() - self.last_used < idle_s:
+            return False
+        log.info("mcp servers stopped while idle", servers=sorted(self._sessions), idle_s=idle_s)
+        await self.aclose()
+        return True
+
     async def _session(self, server: str) -> ClientSession:
+        self.last_used = time.monotonic()
         if server in self._sessions:
             return self._sessions[server]
         config = self.servers.get(server)

@@ -116,10 +116,29 @@ def m003_decision_steps(db: sqlite3.Connection) -> None:
     _run(db, "ALTER TABLE decisions ADD COLUMN steps TEXT")
 
 
+def m004_note_cache(db: sqlite3.Connection) -> None:
+    # What `vault status`, `vault list` and the dashboard read from each plan note, keyed by the note's
+    # size and modification time: a cache checked against the file system, never the only copy.
+    _run(
+        db,
+        """
+        CREATE TABLE note_cache (
+            folder TEXT NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            data TEXT NOT NULL,       -- JSON: the properties read from the note
+            PRIMARY KEY (folder, name)
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
     ("003_decision_steps", m003_decision_steps),
+    ("004_note_cache", m004_note_cache),
 ]
 
 

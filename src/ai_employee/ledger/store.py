@@ -280,6 +280,23 @@ class Ledger:
             for row in rows
         ]
 
+    # the note cache ------------------------------------------------------------------------------
+    def cached_notes(self, folder: str) -> dict[str, tuple[int, int, str]]:
+        """{note name: (size, mtime_ns, data)} of what was read from the notes of a folder."""
+        rows = self.db.execute("SELECT name, size, mtime_ns, data FROM note_cache WHERE folder = ?", (folder,))
+        return {str(r[0]): (int(r[1]), int(r[2]), str(r[3])) for r in rows}
+
+    def cache_notes(self, folder: str, fresh: dict[str, tuple[int, int, str]], gone: set[str]) -> None:
+        """Store what was read from notes that changed, and forget notes no longer there (one transaction)."""
+        if not fresh and not gone:
+            return
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO note_cache (folder, name, size, mtime_ns, data) VALUES (?, ?, ?, ?, ?)",
+                [(folder, name, *row) for name, row in fresh.items()],
+            )
+            db.executemany("DELETE FROM note_cache WHERE folder = ? AND name = ?", [(folder, n) for n in gone])
+
     # tokens and stats ---------------------------------------------------------------------------
     def tokens_since(self, since_iso: str) -> dict[str, int]:
         row = self.db.execute(

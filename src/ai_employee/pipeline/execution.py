@@ -67,6 +67,7 @@ class ExecutionStage:
         # Names of notes in Approved/ that the policy approved (written by planning in this run).
         self.auto_approved = auto_approved
         self._plans_index: dict[str, list[Path]] | None = None  # plan id -> notes in Plans/, per batch
+        self._finishes: list[Callable[[], None]] = []  # runs to close once the batch is durable
 
     async def run_once(self, should_stop: Callable[[], bool] = lambda: False, human_only: bool = False) -> int:
         """Run up to a batch of approved plans; with `human_only` (during a burst) only the ones a person
@@ -74,23 +75,29 @@ class ExecutionStage:
         handled = 0
         present: set[str] = set()
         self._plans_index = None
-        for entry in entries(self.folder, ".md"):
-            present.add(entry.name)
-            if should_stop() or handled >= BATCH_SIZE:
-                break
-            if human_only and entry.name in self.auto_approved:
-                continue
-            self.auto_approved.discard(entry.name)
-            path = Path(entry.path)
-            await asyncio.sleep(0)  # let signals, the heartbeat and watcher hints in between plans
-            try:
-                handled += await self._handle(path, should_stop)
-            except FileNotFoundError:
-                continue
-            except Exception as exc:  # one bad item must not stop the stage: report it and go on
-                self.ctx.item_failed("execute", path, exc, "execution failed")
-        else:
-            self.auto_approved &= present  # forget notes moved out of Approved/ meanwhile
+        self._finishes = []
+        # One group commit for the batch: the directory fsyncs of every note and action filed are done
+        # once per folder; each run is closed in the ledger (and announced) only after they are durable.
+        with group_commit():
+            for entry in entries(self.folder, ".md"):
+                present.add(entry.name)
+                if should_stop() or handled >= BATCH_SIZE:
+                    break
+                if human_only and entry.name in self.auto_approved:
+                    continue
+                self.auto_approved.discard(entry.name)
+                path = Path(entry.path)
+                await asyncio.sleep(0)  # let signals, the heartbeat and watcher hints in between plans
+                try:
+                    handled += await self._handle(path, should_stop)
+                except FileNotFoundError:
+                    continue
+                except Exception as exc:  # one bad item must not stop the stage: report it and go on
+                    self.ctx.item_failed("execute", path, exc, "execution failed")
+            else:
+                self.auto_approved &= present  # forget notes moved out of Approved/ meanwhile
+        for finish in self._finishes:
+            finish()
         return handled
 
     async def _handle(self, path: Path, should_stop: Callable[[], bool]) -> int:
@@ -232,16 +239,21 @@ class ExecutionStage:
                 return 1
             log.warning("plan note moved while it ran", plan_id=plan.id, now=ctx.vault.relative(moved))
             path = moved
-        with group_commit():
-            dest = self._file_result(path, plan, result, dry_run)
-            crash_point("execute.after_done")
-            hint = self.action_names.get(plan.action_id)
-            if result.status == "done":
-                close_action(ctx, plan.action_id, plan.id, "done", DONE, hint)
-            else:
-                # The item stays open with its plan back in `Plans/` (an auto-approved plan's action was
-                # not marked when it was planned; a rejected one approved after all comes back).
-                close_action(ctx, plan.action_id, plan.id, "planned", NEEDS_ACTION, hint)
+        dest = self._file_result(path, plan, result, dry_run)
+        crash_point("execute.after_done")
+        hint = self.action_names.get(plan.action_id)
+        if result.status == "done":
+            close_action(ctx, plan.action_id, plan.id, "done", DONE, hint)
+        else:
+            # The item stays open with its plan back in `Plans/` (an auto-approved plan's action was not
+            # marked when it was planned; a rejected one approved after all comes back).
+            close_action(ctx, plan.action_id, plan.id, "planned", NEEDS_ACTION, hint)
+        self._finishes.append(lambda: self._finish(plan, result, dest, channel, dry_run))
+        return 1
+
+    def _finish(self, plan: ParsedPlan, result: RunResult, dest: Path, channel: str, dry_run: bool) -> None:
+        """The note and its action are filed durably: close the run in the ledger and announce it."""
+        ctx = self.ctx
         ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
         if channel != "policy":  # a person's decision: they may have copied the note, not moved it
             self._set_aside_copies(dest, plan.id)
@@ -255,7 +267,6 @@ class ExecutionStage:
             ),
         )
         log.debug("plan executed", plan_id=plan.id, status=result.status, dry_run=dry_run)
-        return 1
 
     def _set_aside_copies(self, ran: Path, plan_id: str) -> None:
         """A note copied (not moved) into `Approved/` leaves its original in `Plans/`, under whatever name,

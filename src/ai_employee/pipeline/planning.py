@@ -9,7 +9,9 @@ never plans twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +49,9 @@ from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan
 log = structlog.get_logger(__name__)
 # Actions planned per group commit (see IngestStage): amortises directory fsyncs over a burst.
 BATCH_SIZE = 64
+# Settled action files are stat'ed again on every this many sweeps (a minute, by default): an edit in place
+# is otherwise found through the watcher's hint at once.
+FULL_SWEEP_EVERY = 12
 FileKey = tuple[int, int, int]
 
 
@@ -73,8 +78,11 @@ class PlanningStage:
         # Files already seen in a settled state (planned, or not ours to plan): skipped until they change.
         self.settled: dict[str, FileKey] = {}
         self.hinted: set[str] = set()
+        self.more = False  # files left to look at after this batch: the pipeline calls again at once
+        self._unsettled: dict[str, FileKey] = {}  # tried and not settled (an error): skipped until a sweep
         self.auto_approved: set[str] = set()  # names of the notes it wrote into Approved/ (see execution)
         self._swept_at = float("-inf")
+        self._full_swept_at = float("-inf")
         # action id -> file name in Needs_Action/, for closing actions when their plan finishes.
         self.by_action_id: dict[str, str] = {}
         self._plan_index: dict[str, Path] | None = None
@@ -92,33 +100,62 @@ class PlanningStage:
     def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Plan one batch. A settled action file is looked at again (a stat) only when the watcher hinted
         at it or on a full sweep every `watcher.poll_interval`: during a burst, the hundreds of actions
-        waiting for approval cost no stat per batch."""
-        handled = 0
-        present = set()
-        dirty: list[Path] = []
+        waiting for approval cost no stat per batch. What the watcher just saw (new work) goes before
+        re-checking what was there already (after a restart, thousands of planned actions are read again
+        to know their status), and `more` tells the pipeline to call again at once while files are left,
+        even when a batch had nothing to plan."""
         now = time.monotonic()
-        sweep = now - self._swept_at >= self.ctx.config.watcher.poll_interval
+        interval = self.ctx.config.watcher.poll_interval
+        sweep = now - self._swept_at >= interval
         if sweep:
             self._swept_at = now
+        # Every call finds files planning does not know. Settled ones, whose edits in place inotify reports
+        # (a hint), are stat'ed again only every FULL_SWEEP_EVERY sweeps, in case such an event was lost;
+        # on every sweep where no watcher reports closes (polling, macOS).
+        every = FULL_SWEEP_EVERY if sys.platform.startswith("linux") and not self.ctx.config.watcher.polling else 1
+        full = now - self._full_swept_at >= interval * every
+        if full:
+            self._full_swept_at = now
+        dirty = self._scan(full, retry=sweep)
+        self.more = len(dirty) > BATCH_SIZE
+        if not dirty or should_stop():
+            return 0
+        self.planning_context.handbook = self._handbook()
+        batch = dirty[:BATCH_SIZE]
+        handled = self._plan_batch(batch)
+        for path in batch:  # failed (and reported): looked at again when it changes, or at the next sweep
+            if path.name not in self.settled:
+                with contextlib.suppress(FileNotFoundError):
+                    st = path.stat()
+                    self._unsettled[path.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
+        return handled
+
+    def _scan(self, full: bool, retry: bool) -> list[Path]:
+        """The action files to look at, hinted ones first: every file not settled, and with `full` every
+        settled one that changed; with `retry`, also those that failed before."""
+        present = set()
+        hinted: list[Path] = []
+        dirty: list[Path] = []
         for entry in entries(self.folder, ACTION_SUFFIX):
             present.add(entry.name)
-            if not sweep and entry.name in self.settled and entry.name not in self.hinted:
+            if not full and entry.name in self.settled and entry.name not in self.hinted:
                 continue
             try:
                 key = file_key(entry)
             except FileNotFoundError:
                 continue
-            if self.settled.get(entry.name) != key:
+            if self.settled.get(entry.name) == key:
+                continue
+            if entry.name in self.hinted:
+                hinted.append(Path(entry.path))
+            elif retry or self._unsettled.get(entry.name) != key:
                 dirty.append(Path(entry.path))
+        if retry:
+            self._unsettled.clear()
         self.hinted.clear()
         for gone in set(self.settled) - present:
             del self.settled[gone]
-        if dirty:
-            self.planning_context.handbook = self._handbook()
-        # One batch per call: the pipeline yields to the event loop (signals, heartbeat) between calls.
-        if dirty and not should_stop():
-            handled += self._plan_batch(dirty[:BATCH_SIZE])
-        return handled
+        return hinted + dirty
 
     def _plan_batch(self, paths: list[Path]) -> int:
         """Plan a batch in two group-committed phases: every plan note durable, then every action whose

@@ -103,7 +103,7 @@ class Pipeline:
                 rounds_without_decisions += 1
             self.passes += 1
             total += handled
-            if handled == 0:
+            if handled == 0 and not self.planning.more:
                 break
             await asyncio.sleep(0)
         return total
@@ -148,6 +148,7 @@ class Pipeline:
                     warm = True
                     await self.pool.warm_up()
                     continue
+                await self.pool.stop_if_idle(self.ctx.config.mcp.idle_stop_s)
                 timeout = sweep_s if self._recheck_s is None else min(sweep_s, self._recheck_s + 0.01)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)

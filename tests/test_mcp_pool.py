@@ -1,0 +1,30 @@
+"""The MCP pool against the real built-in `vault` server over stdio: idle servers are stopped and
+started again on demand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_employee.config import Config
+from ai_employee.executor.mcp_pool import McpPool
+from ai_employee.vault.layout import init_vault
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_servers_idle_for_long_enough_are_stopped_and_start_again_on_demand(tmp_path: Path) -> None:
+    init_vault(tmp_path / "vault")
+    servers = {"vault": Config().mcp_servers["vault"]}
+    pool = McpPool(servers, tmp_path / "vault", tmp_path / "logs")
+    try:
+        await pool.validate("vault", "create_note", {"path": "Notes/a.md", "content": "x"})
+        assert not await pool.stop_if_idle(300.0), "used just now: kept running"
+        pool.last_used -= 301.0
+        assert await pool.stop_if_idle(300.0)
+        assert not await pool.stop_if_idle(300.0), "nothing left to stop"
+        await pool.validate("vault", "create_note", {"path": "Notes/a.md", "content": "x"})  # on demand
+        assert await pool.tool("vault", "create_note")
+    finally:
+        await pool.aclose()
