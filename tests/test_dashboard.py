@@ -79,3 +79,28 @@ def test_waiting_plans_show_since_when_not_an_age(vault: Vault, ledger: Ledger) 
     row = next(line for line in text.splitlines() if line.startswith("| [[p"))
     assert row.startswith("| [[p\\|Wire / the deposit]] | HIGH | 2026-12-0")  # the bar escaped inside a table
     assert " min |" not in row and " h |" not in row
+
+
+def test_the_dashboards_view_rereads_only_what_changed(
+    vault: Vault, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import time as clock
+
+    from ai_employee import status
+
+    view = status.VaultView()
+    note = vault.folder("Plans") / "p.md"
+    note.write_text("---\nid: P1\nstatus: pending_approval\ncriticality: medium\n---\n# One\n", "utf-8")
+    old = clock.time() - 10
+    os.utime(vault.folder("Plans"), (old, old))
+    assert [p.title for p in view.plans(vault, ledger)] == ["One"]
+    reads: list[object] = []
+    monkeypatch.setattr(status, "_read_plan_props", lambda path: reads.append(path) or {})
+    assert [p.title for p in view.plans(vault, ledger)] == ["One"] and reads == [], "unchanged: nothing read"
+    (vault.folder("Plans") / "q.md").write_text("---\nid: P2\n---\n# Two\n", "utf-8")
+    monkeypatch.undo()
+    assert sorted(p.title for p in view.plans(vault, ledger)) == ["One", "Two"], "a new note is seen at once"
+    assert view.count(vault, "Plans") == 2
+    (vault.folder("Plans") / "r.md").write_text("# Three\n", "utf-8")
+    assert view.count(vault, "Plans") == 3, "a small folder is counted again when it changed"

@@ -15,7 +15,7 @@ from ai_employee.clock import local_time, now_stamp
 from ai_employee.errors import machine_fault
 from ai_employee.events import Event, EventBus
 from ai_employee.ledger import Ledger
-from ai_employee.status import collect
+from ai_employee.status import VaultView, collect
 from ai_employee.vault.actions import clean_text
 from ai_employee.vault.fsops import replace_file
 from ai_employee.vault.layout import DASHBOARD, Vault
@@ -142,6 +142,7 @@ class DashboardWriter:
         self._dirty = asyncio.Event()
         self._dirty.set()
         self.fault: str | None = None  # why the last write failed (a full disk, a read-only vault)
+        self.view = VaultView()  # what the last write saw: a big vault is not read whole per event
         bus.subscribe(self._on_event)
 
     def _on_event(self, _event: Event) -> None:
@@ -153,7 +154,7 @@ class DashboardWriter:
     def write(self) -> None:
         ledger = Ledger(self.vault.ledger_path)
         try:
-            text = render(collect(self.vault, ledger), recent_activity(ledger), self.mode())
+            text = render(collect(self.vault, ledger, self.view), recent_activity(ledger), self.mode())
         finally:
             ledger.close()
         replace_file(self.vault.root / DASHBOARD, text.encode("utf-8"), self.vault.tmp_dir)

@@ -244,19 +244,29 @@ class Engine:
         }
 
     async def _heartbeat(self) -> None:
+        """Every HEARTBEAT_INTERVAL_S: the file is rewritten when what it says changed, else only touched
+        (`vault status` reads its age from the modification time): an idle engine costs one syscall."""
+        written = b""
         while True:
             beat = {
                 "pid": os.getpid(),
                 "started": datetime.fromtimestamp(self.started_ts, UTC).isoformat(timespec="seconds"),
                 "started_ts": self.started_ts,
-                "updated": datetime.now(UTC).isoformat(timespec="seconds"),
                 "mode": self.mode,
                 "services": self.health(),
                 # Problems the stages are waiting on (an unreadable file, a full disk): shown by `vault status`.
                 "problems": list(self.ctx.reported.values())[-20:] if self.ctx else [],
             }
             # Padded, so that on a full disk it can still be rewritten in place (see _write_heartbeat).
-            self._write_heartbeat(json.dumps(beat).encode().ljust(HEARTBEAT_BYTES))
+            data = json.dumps(beat).encode().ljust(HEARTBEAT_BYTES)
+            if data == written:
+                try:
+                    os.utime(self.vault.heartbeat_path)
+                except OSError:
+                    written = b""  # gone, or not writable: write it whole
+            if data != written:
+                self._write_heartbeat(data)
+                written = data
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def _write_heartbeat(self, data: bytes) -> None:

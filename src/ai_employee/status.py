@@ -73,9 +73,9 @@ class PlanGroups:
     attention: list[PlanSummary]  # failed or interrupted: the human has to look
 
 
-def group_plans(vault: Vault, ledger: Ledger | None = None) -> PlanGroups:
+def group_plans(vault: Vault, ledger: Ledger | None = None, view: VaultView | None = None) -> PlanGroups:
     now = local_now()
-    plans = plans_in(vault, PLANS, ledger)
+    plans = view.plans(vault, ledger) if view is not None else plans_in(vault, PLANS, ledger)
     return PlanGroups(
         waiting=[p for p in plans if p.waiting and not p.deferred(now)],
         deferred=[p for p in plans if p.waiting and p.deferred(now)],
@@ -119,51 +119,125 @@ def disk_problems(vault: Vault) -> list[str]:
     return []
 
 
-def folder_counts(vault: Vault) -> dict[str, int]:
-    counts = {}
-    for name in STATUS_FOLDERS:
-        try:
-            names = [n for n in os.listdir(vault.folder(name)) if not is_ignored(n)]
-        except FileNotFoundError:
-            names = []
-        if name == NEEDS_ACTION:
-            counts[name] = sum(1 for n in names if n.endswith(ACTION_SUFFIX))
-        elif name == QUARANTINE:
-            counts[name] = sum(1 for n in names if not n.endswith(".why.md"))
-        else:
-            counts[name] = len(names)
-    return counts
+def folder_counts(vault: Vault, view: VaultView | None = None) -> dict[str, int]:
+    """How many files each folder holds (for the dashboard, kept between calls by `view`)."""
+    return {name: view.count(vault, name) if view else count_folder(vault, name) for name in STATUS_FOLDERS}
 
 
-def plans_in(vault: Vault, folder: str = PLANS, ledger: Ledger | None = None) -> list[PlanSummary]:
-    """Every plan note in a folder, oldest first; notes that cannot be read are listed as such. With a
-    ledger, only notes whose size or modification time changed since they were last read are parsed
-    (the note cache): a big `Plans/` costs a stat per note, not a parse."""
+def count_folder(vault: Vault, name: str) -> int:
+    try:
+        names = [n for n in os.listdir(vault.folder(name)) if not is_ignored(n)]
+    except FileNotFoundError:
+        return 0
+    if name == NEEDS_ACTION:
+        return sum(1 for n in names if n.endswith(ACTION_SUFFIX))
+    if name == QUARANTINE:
+        return sum(1 for n in names if not n.endswith(".why.md"))
+    return len(names)
+
+
+class VaultView:
+    """What status shows, kept between calls by a long-lived reader (the dashboard writer), so a vault of
+    years costs little per event: a folder is listed again only when its modification time changed, and
+    one of more than BIG_FOLDER files at most every REFRESH_S (its count may lag that long); `Plans/`
+    is re-read only when it changed, or every REFRESH_S (for notes edited in place), and then only the
+    notes whose size or modification time changed are parsed."""
+
+    BIG_FOLDER = 10_000
+    REFRESH_S = 60.0
+
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, float, int]] = {}  # folder -> (its mtime_ns, when, count)
+        self._plans: tuple[int, float, list[PlanSummary]] | None = None
+        self.memo: dict[str, tuple[int, int, dict[str, Any]]] = {}  # note name -> (size, mtime_ns, props)
+
+    def count(self, vault: Vault, name: str) -> int:
+        mtime = _settled_mtime_ns(vault.folder(name))
+        known = self._counts.get(name)
+        now = time.monotonic()
+        if known is not None and (
+            (mtime and known[0] == mtime) or (known[2] > self.BIG_FOLDER and now - known[1] < self.REFRESH_S)
+        ):
+            return known[2]
+        count = count_folder(vault, name)
+        self._counts[name] = (mtime, now, count)
+        return count
+
+    def plans(self, vault: Vault, ledger: Ledger | None) -> list[PlanSummary]:
+        mtime, now = _settled_mtime_ns(vault.folder(PLANS)), time.monotonic()
+        if self._plans is not None and mtime and self._plans[0] == mtime and now - self._plans[1] < self.REFRESH_S:
+            return self._plans[2]
+        found = plans_in(vault, PLANS, ledger, self.memo)
+        self._plans = (mtime, now, found)
+        return found
+
+
+# A folder changed this recently may change again within the same tick of its coarse timestamp clock.
+_MTIME_TICK_NS = 50_000_000
+
+
+def _settled_mtime_ns(folder: Path) -> int:
+    """The folder's modification time, or 0 (never to be trusted) when it is missing or so recent that a
+    later change could still carry the same timestamp."""
+    try:
+        mtime = os.stat(folder).st_mtime_ns
+    except FileNotFoundError:
+        return 0
+    return mtime if time.time_ns() - mtime > _MTIME_TICK_NS else 0
+
+
+def plans_in(
+    vault: Vault,
+    folder: str = PLANS,
+    ledger: Ledger | None = None,
+    memo: dict[str, tuple[int, int, dict[str, Any]]] | None = None,
+) -> list[PlanSummary]:
+    """Every plan note in a folder, oldest first; notes that cannot be read are listed as such. Only notes
+    whose size or modification time changed since they were last read are parsed: `memo` (in memory,
+    kept by a long-lived caller) is checked first, then the ledger's note cache (shared with the CLI)."""
     now = local_now()
-    cached = ledger.cached_notes(folder) if ledger is not None else {}
+    memo = {} if memo is None else memo
+    cached = ledger.cached_notes(folder) if ledger is not None and not memo else {}
     fresh: dict[str, tuple[int, int, str]] = {}
-    found = []
+    found, present = [], set()
     for entry in entries(vault.folder(folder), ".md"):
         try:
             st = entry.stat()
         except FileNotFoundError:
             continue
-        hit = cached.pop(entry.name, None)
-        if hit is not None and hit[:2] == (st.st_size, st.st_mtime_ns):
-            props = json.loads(hit[2])
-        else:
+        present.add(entry.name)
+        key = (st.st_size, st.st_mtime_ns)
+        props = _known(entry.name, key, memo, cached)
+        if props is None:
             props = _read_plan_props(Path(entry.path))
             if props["status"] != "unreadable":
-                fresh[entry.name] = (st.st_size, st.st_mtime_ns, json.dumps(props))
-        found.append(
-            PlanSummary(
-                **props, age_s=round(_age_s(props["created"], now), 1), file=f"{folder}/{entry.name}"
-            )
-        )
+                fresh[entry.name] = (*key, json.dumps(props))
+        memo[entry.name] = (*key, props)
+        found.append(PlanSummary(**props, age_s=round(_age_s(props["created"], now), 1), file=f"{folder}/{entry.name}"))
+    gone = set(memo) - present
+    for name in gone:
+        del memo[name]
     if ledger is not None:
         with contextlib.suppress(sqlite3.Error):  # a cache: a read-only or busy ledger just means no cache
-            ledger.cache_notes(folder, fresh, set(cached))
+            ledger.cache_notes(folder, fresh, gone | (set(cached) - present))
     return sorted(found, key=lambda p: p.created)
+
+
+def _known(
+    name: str,
+    key: tuple[int, int],
+    memo: dict[str, tuple[int, int, dict[str, Any]]],
+    cached: dict[str, tuple[int, int, str]],
+) -> dict[str, Any] | None:
+    """A note's properties as last read, if it has not changed since (same size and mtime)."""
+    remembered = memo.get(name)
+    if remembered is not None and remembered[:2] == key:
+        return remembered[2]
+    stored = cached.get(name)
+    if stored is not None and stored[:2] == key:
+        props: dict[str, Any] = json.loads(stored[2])
+        return props
+    return None
 
 
 def _read_plan_props(path: Path) -> dict[str, Any]:
@@ -211,9 +285,9 @@ def engine_state(vault: Vault) -> dict[str, Any]:
     return state
 
 
-def collect(vault: Vault, ledger: Ledger | None) -> dict[str, Any]:
+def collect(vault: Vault, ledger: Ledger | None, view: VaultView | None = None) -> dict[str, Any]:
     """The whole status as plain data (the `vault status --json` shape)."""
-    groups = group_plans(vault, ledger)
+    groups = group_plans(vault, ledger, view)
     quarantined = [e.name for e in entries(vault.folder(QUARANTINE)) if not e.name.endswith(".why.md")]
     midnight = local_now().replace(hour=0, minute=0, second=0, microsecond=0)
     tokens = ledger.tokens_since(midnight.astimezone(UTC).isoformat(timespec="milliseconds")) if ledger else {}
@@ -221,7 +295,7 @@ def collect(vault: Vault, ledger: Ledger | None) -> dict[str, Any]:
         "vault": str(vault.root),
         "engine": engine_state(vault),
         "disk_problems": disk_problems(vault),
-        "folders": folder_counts(vault),
+        "folders": folder_counts(vault, view),
         "pending_approvals": [asdict(p) for p in groups.waiting],
         "deferred": [asdict(p) for p in groups.deferred],
         "attention": [asdict(p) for p in groups.attention] + [{"file": f"{QUARANTINE}/{q}"} for q in quarantined],
