@@ -55,9 +55,12 @@ class Pass:
 
 
 class IngestStage:
-    def __init__(self, ctx: EngineContext) -> None:
+    def __init__(self, ctx: EngineContext, announce: Callable[[str], None] = lambda name: None) -> None:
         self.ctx = ctx
         self.inbox = ctx.vault.folder(INBOX)
+        # Told the name of each action file written into Needs_Action/ (planning's hint): it is planned
+        # at once, with or without a watcher.
+        self.announce = announce
         # Names the watcher saw closed after writing or renamed into Inbox/: complete, no need to wait.
         self.closed: set[str] = set()
         # Names the watcher saw created and not yet closed: still being written, however long the writer
@@ -269,6 +272,7 @@ class IngestStage:
                 EventName.FILE_DUPLICATE, FilePayload(path=attachment, reason=f"same content as action {first}")
             )
             return
+        self.announce(dest.name)
         bus.publish(EventName.FILE_CREATED, FilePayload(path=attachment))
         bus.publish(
             EventName.ACTION_GENERATED,

@@ -43,7 +43,15 @@ from ai_employee.vault.layout import (
     REJECTED,
     entries,
 )
-from ai_employee.vault.notes import FAST_DUMPER, edit_file, find_by_id, has_id, read_id, update_yaml_text
+from ai_employee.vault.notes import (
+    FAST_DUMPER,
+    edit_file,
+    find_by_id,
+    has_id,
+    read_id,
+    read_id_and_status,
+    update_yaml_text,
+)
 from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan
 
 log = structlog.get_logger(__name__)
@@ -52,6 +60,8 @@ BATCH_SIZE = 64
 # Settled action files are stat'ed again on every this many sweeps (a minute, by default): an edit in place
 # is otherwise found through the watcher's hint at once.
 FULL_SWEEP_EVERY = 12
+# Action statuses that need nothing from planning (everything but `new`).
+SETTLED_STATUSES = ("planned", "done", "rejected", "failed")
 FileKey = tuple[int, int, int]
 
 
@@ -80,6 +90,7 @@ class PlanningStage:
         self.hinted: set[str] = set()
         self.more = False  # files left to look at after this batch: the pipeline calls again at once
         self._unsettled: dict[str, FileKey] = {}  # tried and not settled (an error): skipped until a sweep
+        self._backlog: list[Path] = []  # found by the last scan, not yet taken by a batch
         self.auto_approved: set[str] = set()  # names of the notes it wrote into Approved/ (see execution)
         self._swept_at = float("-inf")
         self._full_swept_at = float("-inf")
@@ -116,8 +127,9 @@ class PlanningStage:
         full = now - self._full_swept_at >= interval * every
         if full:
             self._full_swept_at = now
-        dirty = self._scan(full, retry=sweep)
-        self.more = len(dirty) > BATCH_SIZE
+        dirty = self._candidates(full, retry=sweep)
+        self._backlog = dirty[BATCH_SIZE:]
+        self.more = bool(self._backlog)
         if not dirty or should_stop():
             return 0
         self.planning_context.handbook = self._handbook()
@@ -129,6 +141,32 @@ class PlanningStage:
                     st = path.stat()
                     self._unsettled[path.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
         return handled
+
+    def _candidates(self, full: bool, retry: bool) -> list[Path]:
+        """What to look at, hinted files first. While files found by the last scan are left (the backlog),
+        no new scan (that would cost a stat of every remaining file for each batch of a big backlog):
+        only what was reported since goes before them."""
+        if full or (retry and not self._backlog):
+            return self._scan(full, retry)
+        # Between sweeps, only what the watcher (or ingest) reported is looked at: no listing of a folder
+        # of thousands per round. A file nobody announced is found by the next sweep.
+        hinted = self._hinted_files()
+        taken = set(hinted)
+        return hinted + [path for path in self._backlog if path not in taken]
+
+    def _hinted_files(self) -> list[Path]:
+        """The files the watcher reported since the last call that are not settled as they are."""
+        found = []
+        for name in sorted(self.hinted):
+            path = self.folder / name
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if self.settled.get(name) != (st.st_ino, st.st_mtime_ns, st.st_size):
+                found.append(path)
+        self.hinted.clear()
+        return found
 
     def _scan(self, full: bool, retry: bool) -> list[Path]:
         """The action files to look at, hinted ones first: every file not settled, and with `full` every
@@ -214,6 +252,12 @@ class PlanningStage:
 
     def _handle(self, path: Path) -> tuple[int, tuple[str, bool] | NewPlan | None]:
         """Plan one action file; returns (items handled, what `_plan` returned if it needed a plan)."""
+        action_id, status = read_id_and_status(path)
+        if action_id and status in SETTLED_STATUSES:
+            # Planned or closed (most files after a restart): known from the file's first lines, not parsed.
+            self._known(action_id, path)
+            self._settle(path)
+            return 0, None
         try:
             action, raw = read_action(path)
         except FileNotFoundError:
@@ -232,13 +276,16 @@ class PlanningStage:
         self.ctx.clear_problem("plan", path)
         if not action.id or "status" not in raw or "created" not in raw:
             action = self._adopt(path, action, raw)
-        self.by_action_id[action.id] = path.name
-        if self._ids is not None:
-            self._ids.setdefault(action.id, set()).add(path.name)
+        self._known(action.id, path)
         if action.status != "new":
             self._settle(path)
             return 0, None
         return 1, self._plan(path, action)
+
+    def _known(self, action_id: str, path: Path) -> None:
+        self.by_action_id[action_id] = path.name
+        if self._ids is not None:
+            self._ids.setdefault(action_id, set()).add(path.name)
 
     def _settle(self, path: Path) -> None:
         try:

@@ -36,8 +36,8 @@ class Pipeline:
     def __init__(self, ctx: EngineContext, should_stop: Callable[[], bool]) -> None:
         self.ctx = ctx
         self.should_stop = should_stop
-        self.ingest = IngestStage(ctx)
         self.planning = PlanningStage(ctx)
+        self.ingest = IngestStage(ctx, announce=self.planning.hint)
         self.rejection = RejectionStage(ctx, self.planning.by_action_id)
         self.pool = McpPool(
             ctx.config.mcp_servers, ctx.vault.root, ctx.vault.state_dir / "logs", Redactor(ctx.config.secrets()).scrub

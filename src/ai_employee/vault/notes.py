@@ -382,6 +382,21 @@ def edit_file(path: Path, change: Callable[[str], str], tmp_dir: Path) -> str:
 _ID_LINE = re.compile(r"^\ufeff?id:[ \t]*['\"]?([^'\"\s#]+)['\"]?[ \t]*(?:#.*)?\r?$", re.MULTILINE)
 
 
+_STATUS_LINE = re.compile(r"^status:[ \t]*['\"]?([a-z_]+)['\"]?[ \t]*(?:#.*)?\r?$", re.MULTILINE)
+
+
+def read_id_and_status(path: Path) -> tuple[str | None, str | None]:
+    """The top-level `id:` and `status:` of a YAML file, read from its head without parsing it (the keys
+    the engine writes first); (None, None) if it cannot be read. For skipping files already settled."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return None, None
+    found_id, found_status = _ID_LINE.search(head), _STATUS_LINE.search(head)
+    return (found_id.group(1) if found_id else None, found_status.group(1) if found_status else None)
+
+
 def read_id(path: Path) -> str | None:
     """The top-level `id:` of a note's frontmatter or a YAML file, read from the file's head; None if none."""
     try:
