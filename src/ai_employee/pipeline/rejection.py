@@ -3,6 +3,7 @@ by `vault deny`, or by expiry): status `rejected`, a callout that says so, the a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,13 +14,18 @@ from ai_employee.errors import FormatError
 from ai_employee.pipeline.closing import close_action
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import VERDICTS, current_user, record
-from ai_employee.pipeline.planning import FileKey, file_key
+from ai_employee.pipeline.planning import FileKey
 from ai_employee.vault import callouts
 from ai_employee.vault.layout import NEEDS_ACTION, REJECTED, entries
 from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import plan_title, restate
 
 log = structlog.get_logger(__name__)
+
+
+def _key(path: Path) -> FileKey:
+    st = path.stat(follow_symlinks=False)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class RejectionStage:
@@ -30,25 +36,42 @@ class RejectionStage:
         self.folder = ctx.vault.folder(REJECTED)
         self.settled: dict[str, FileKey] = {}
         self.action_names = action_names
+        self.hinted: set[str] = set()
+        self._swept_at = float("-inf")
+
+    def hint(self, name: str) -> None:
+        """The watcher saw a note arrive in (or change in) `Rejected/`."""
+        self.hinted.add(name)
 
     def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Close what arrived. Every note is looked at (a stat) only on a sweep, every `watcher.poll_interval`
+        (years of declined plans pile up here); in between, only the notes the watcher reported."""
+        now = time.monotonic()
+        sweep = now - self._swept_at >= self.ctx.config.watcher.poll_interval
+        if sweep:
+            self._swept_at = now
+            names = [entry.name for entry in entries(self.folder, ".md")]
+        else:
+            names = sorted(name for name in self.hinted if name.endswith(".md"))
+        self.hinted.clear()
         handled = 0
-        for entry in entries(self.folder, ".md"):
+        for name in names:
             if should_stop():
                 break
+            path = self.folder / name
             try:
-                key = file_key(entry)
+                key = _key(path)
             except FileNotFoundError:
                 continue
-            if self.settled.get(entry.name) == key:
+            if self.settled.get(name) == key:
                 continue
             try:
-                handled += self._close(Path(entry.path))
+                handled += self._close(path)
             except Exception as exc:  # one bad item must not stop the stage: report it and go on
-                self.ctx.item_failed("reject", Path(entry.path), exc, "closing rejected plan failed")
+                self.ctx.item_failed("reject", path, exc, "closing rejected plan failed")
                 continue
             try:
-                self.settled[entry.name] = file_key(entry)
+                self.settled[name] = _key(path)
             except FileNotFoundError:
                 continue
         return handled

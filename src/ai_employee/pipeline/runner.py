@@ -21,7 +21,7 @@ from ai_employee.pipeline.ingest import IngestStage
 from ai_employee.pipeline.planning import PlanningStage
 from ai_employee.pipeline.rejection import RejectionStage
 from ai_employee.vault.fsops import clean_partials
-from ai_employee.vault.layout import INBOX, NEEDS_ACTION
+from ai_employee.vault.layout import INBOX, NEEDS_ACTION, REJECTED
 
 log = structlog.get_logger(__name__)
 # During a burst, rounds of intake (one batch each of ingest and planning) per round of decisions.
@@ -61,6 +61,8 @@ class Pipeline:
             self.ingest.hint(name, complete)
         elif folder == NEEDS_ACTION:
             self.planning.hint(name)
+        elif folder == REJECTED:
+            self.rejection.hint(name)
         self._wake.set()
 
     def wake(self) -> None:
