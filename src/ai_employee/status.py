@@ -126,7 +126,12 @@ def folder_counts(vault: Vault, view: VaultView | None = None) -> dict[str, int]
 
 def count_folder(vault: Vault, name: str) -> int:
     try:
-        names = [n for n in os.listdir(vault.folder(name)) if not is_ignored(n)]
+        # The names the engine writes (notes, action files) cannot be debris: only the rest is checked.
+        names = [
+            n
+            for n in os.listdir(vault.folder(name))
+            if (n.endswith(_OWN_SUFFIXES) and n[0] not in ".~") or not is_ignored(n)
+        ]
     except FileNotFoundError:
         return 0
     if name == NEEDS_ACTION:
@@ -134,6 +139,9 @@ def count_folder(vault: Vault, name: str) -> int:
     if name == QUARANTINE:
         return sum(1 for n in names if not n.endswith(".why.md"))
     return len(names)
+
+
+_OWN_SUFFIXES = (".md", ACTION_SUFFIX)
 
 
 class VaultView:
