@@ -186,52 +186,53 @@ def _require_pending(plan: PlanRef, verb: str) -> None:
 
 
 def approve(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None) -> Path:
-    """Approve a pending plan's steps as they are now: record the decision, then mark the note approved
-    and move it to `Approved/`. If the note cannot be moved, the decision is taken back."""
+    """Approve a pending plan's steps as they are now: the same as moving its note into `Approved/`."""
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "approved")
-    parts = split_note(plan.path.read_text("utf-8"))
     try:
-        steps = parse_steps(parts.body)
+        steps = parse_steps(split_note(plan.path.read_text("utf-8")).body)
     except FormatError as exc:
         raise UserError(f"plan {plan.plan_id} cannot run: {exc}; fix the note's steps first") from exc
     who = actor or current_user()
-    updates: dict[str, Any] = {"status": "approved"}
-    if feedback:
-        updates["feedback"] = feedback
-    callout = callouts.approved(who, "cli", now_stamp())
-    row = record(ledger, None, plan.plan_id, "approve", "cli", who, steps, feedback)
-    try:
-        restate(plan.path, updates, callout, vault.tmp_dir, remove=("deferred_until",))
-        dest = move_file(plan.path, vault.folder(APPROVED))
-    except BaseException:
-        _take_back(ledger, row, plan)
-        _restore(vault, plan)
-        raise
-    announce(ledger_publisher(ledger), plan.plan_id, "approve", "cli", who, feedback, _title(parts.body, plan))
-    return dest
+    updates: dict[str, Any] = {"status": "approved", **({"feedback": feedback} if feedback else {})}
+    box = callouts.approved(who, "cli", now_stamp())
+    return _decide_by_move(vault, ledger, plan, "approve", who, feedback, steps, updates, box, APPROVED)
 
 
 def deny(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None) -> Path:
-    """Decline a pending plan: record the decision, then mark the note rejected and move it to
-    `Rejected/` (where the engine finds the decision already made). A failed move takes it back."""
+    """Decline a pending plan: the same as moving its note into `Rejected/`."""
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "denied")
-    who = actor or current_user()
-    at = now_stamp()
-    updates: dict[str, Any] = {"status": "rejected", "decided": at}
-    if feedback:
-        updates["feedback"] = feedback
+    who, at = actor or current_user(), now_stamp()
+    updates: dict[str, Any] = {"status": "rejected", "decided": at, **({"feedback": feedback} if feedback else {})}
+    box = callouts.rejected(who, at, feedback)
+    return _decide_by_move(vault, ledger, plan, "deny", who, feedback, None, updates, box, REJECTED)
+
+
+def _decide_by_move(
+    vault: Vault,
+    ledger: Ledger,
+    plan: PlanRef,
+    decision: str,
+    who: str,
+    feedback: str,
+    steps: list[Step] | None,
+    updates: dict[str, Any],
+    box: callouts.Callout,
+    folder: str,
+) -> Path:
+    """Record the decision first (the engine, finding the note moved, sees it already made), then mark the
+    note and move it; if that fails, take the decision back and let the note say again that it waits."""
     title = _title(split_note(plan.path.read_text("utf-8")).body, plan)
-    row = record(ledger, None, plan.plan_id, "deny", "cli", who, feedback=feedback)
+    row = record(ledger, None, plan.plan_id, decision, "cli", who, steps, feedback)
     try:
-        restate(plan.path, updates, callouts.rejected(who, at, feedback), vault.tmp_dir)
-        dest = move_file(plan.path, vault.folder(REJECTED))
+        restate(plan.path, updates, box, vault.tmp_dir, remove=("deferred_until",))
+        dest = move_file(plan.path, vault.folder(folder))
     except BaseException:
         _take_back(ledger, row, plan)
         _restore(vault, plan)
         raise
-    announce(ledger_publisher(ledger), plan.plan_id, "deny", "cli", who, feedback, title)
+    announce(ledger_publisher(ledger), plan.plan_id, decision, "cli", who, feedback, title)
     return dest
 
 
