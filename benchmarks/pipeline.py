@@ -6,7 +6,9 @@ Measures (targets from issue 2, on a 2-core machine):
   2. approve-move -> Done latency in dry-run                                 (p99 <= 500 ms)
   3. a burst of files dropped at once: time to drain, inputs unaccounted for (0 lost)
   4. the same file work in a bare loop (the floor), and the engine's burst
-     throughput as a fraction of it                                           (>= 25%)
+     throughput as a fraction of it: planned against the intake floor         (>= 25%)
+     and drained through execution against the floor that also does
+     execution's file work                                                    (>= 40%, issue 9)
 
 Times come from the ledger's event timestamps (the engine's clock) against the drop time taken here
 (the same machine clock). Usage: python benchmarks/pipeline.py [--latency-files 500] [--burst 5000]
@@ -27,7 +29,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ai_employee.vault.fsops import create_file, fsync_dir
+from ai_employee.vault.fsops import create_file, fsync_dir, move_file, replace_file
 from ai_employee.vault.layout import init_vault
 
 EMAIL = """From: Client {n} <client{n}@example.org>
@@ -207,23 +209,31 @@ def plans_created(vault: Path) -> int:
         db.close()
 
 
-def bench_floor(root: Path, n: int) -> float:
-    """The same file work with no engine: read, write action + plan atomically with fsync, move original."""
-    inbox, actions, plans, attachments, tmp = (root / f for f in ("in", "actions", "plans", "att", "tmp"))
-    for folder in (inbox, actions, plans, attachments, tmp):
+def bench_floor(root: Path, n: int, execute: bool = False) -> float:
+    """The same file work with no engine: read, write action + plan atomically with fsync, move original;
+    with `execute`, also what executing a dry-run plan writes: the result into the plan note and the
+    status into the action (atomic replaces with fsync), both moved into the done folder."""
+    inbox, actions, plans, attachments, done, tmp = (root / f for f in ("in", "actions", "plans", "att", "done", "tmp"))
+    for folder in (inbox, actions, plans, attachments, done, tmp):
         folder.mkdir(parents=True)
     for i in range(n):
         (inbox / f"floor-{i:05d}.txt").write_bytes(f"Burst item {i}\nSome text to read and summarise.\n".encode())
     t0 = time.monotonic()
     for entry in sorted(os.scandir(inbox), key=lambda e: e.name):
         data = Path(entry.path).read_bytes()
-        create_file(actions, f"{entry.name}.action.yaml", b"id: x\npreview: " + data[:64], tmp)
-        create_file(plans, f"{entry.name}.md", b"---\nid: y\n---\n# plan\n" + data[:64], tmp)
+        action = create_file(actions, f"{entry.name}.action.yaml", b"id: x\npreview: " + data[:64], tmp)
+        plan = create_file(plans, f"{entry.name}.md", b"---\nid: y\n---\n# plan\n" + data[:64], tmp)
         os.rename(entry.path, attachments / entry.name)
         fsync_dir(attachments)
         fsync_dir(inbox)
+        if execute:
+            replace_file(plan, plan.read_bytes() + b"\n## Execution log\n- done\n", tmp)
+            move_file(plan, done)
+            replace_file(action, action.read_bytes() + b"status: done\n", tmp)
+            move_file(action, done)
     elapsed = time.monotonic() - t0
-    print(f"floor (bare loop, {n} files): {elapsed:.2f} s = {n / elapsed:.0f} files/s")
+    what = "intake and execution" if execute else "intake"
+    print(f"floor (bare loop, {what}, {n} files): {elapsed:.2f} s = {n / elapsed:.0f} files/s")
     return n / elapsed
 
 
@@ -238,6 +248,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; work dir {base}")
     # The disk of a shared VM drifts; the floor is timed before and after the engine, and averaged.
     floor_before = bench_floor(base / "floor-before", args.burst)
+    full_before = bench_floor(base / "floor-full-before", args.burst, execute=True)
     vault = base / "vault"
     init_vault(vault)
     engine = Engine(vault)
@@ -250,11 +261,14 @@ def main() -> None:
     finally:
         engine.stop()
     floor_rate = (floor_before + bench_floor(base / "floor-after", args.burst)) / 2
-    # The floor does ingest + plan; "planned" is the like-for-like figure, "drained" adds execution.
+    full_rate = (full_before + bench_floor(base / "floor-full-after", args.burst, execute=True)) / 2
+    # Like for like: "planned" against the intake floor, "drained" against the floor that also does what
+    # executing the plans writes (and, as before this floor existed, against the intake floor).
     print(
-        f"engine burst throughput: planned = {planned_rate / floor_rate:.0%} of the floor"
-        f" ({floor_rate:.0f} files/s, the mean of the two runs),"
-        f" drained through execution = {drained_rate / floor_rate:.0%}"
+        f"engine burst throughput: planned = {planned_rate / floor_rate:.0%} of the intake floor"
+        f" ({floor_rate:.0f} files/s, the mean of the two runs); drained through execution ="
+        f" {drained_rate / full_rate:.0%} of the floor with execution ({full_rate:.0f} files/s),"
+        f" {drained_rate / floor_rate:.0%} of the intake floor"
     )
     if not args.keep:
         subprocess.run(["rm", "-rf", str(base)], check=False)

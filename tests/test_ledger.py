@@ -372,6 +372,47 @@ def test_durable_restores_normal_sync_even_after_an_error(ledger: Ledger) -> Non
     assert ledger.db.execute("PRAGMA synchronous").fetchone()[0] == 1
 
 
+def _committed_runs(db_path: Path) -> int:
+    with raw(db_path) as other:
+        return int(other.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+
+def test_a_batch_commits_its_writes_and_events_together(ledger: Ledger, db_path: Path) -> None:
+    with ledger.batch():
+        ledger.start_run("P1", "h", dry_run=True)
+        ledger.step_started("P1", 1, 1, "P1:1:x", "vault.create_note", "x", dry_run=True)
+        ledger.record_event(Event(EventName.PLAN_CREATED, PlanPayload("P1", "A1", "low", "Plans/p.md")))
+        assert _committed_runs(db_path) == 0, "nothing is visible before the batch ends"
+    assert _committed_runs(db_path) == 1
+    assert [s.state for s in ledger.steps("P1", 1)] == ["started"]
+    assert not ledger.db.in_transaction
+
+
+def test_a_failed_batch_leaves_nothing(ledger: Ledger, db_path: Path) -> None:
+    with pytest.raises(RuntimeError), ledger.batch():
+        ledger.start_run("P1", "h", dry_run=True)
+        raise RuntimeError("stop")
+    assert _committed_runs(db_path) == 0
+    assert not ledger.db.in_transaction
+
+
+def test_a_durable_write_inside_a_batch_is_durable_when_it_returns(ledger: Ledger, db_path: Path) -> None:
+    with ledger.batch():
+        ledger.start_run("P1", "h", dry_run=True)
+        ledger.start_run("P2", "h", dry_run=False)  # durable: commits the batch so far, then itself
+        assert _committed_runs(db_path) == 2
+        assert ledger.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # back to NORMAL
+        ledger.start_run("P3", "h", dry_run=True)
+        assert _committed_runs(db_path) == 2
+    assert _committed_runs(db_path) == 3
+
+
+def test_batch_off_is_one_transaction_per_write(ledger: Ledger, db_path: Path) -> None:
+    with ledger.batch(really=False):
+        ledger.start_run("P1", "h", dry_run=True)
+        assert _committed_runs(db_path) == 1
+
+
 # ingest intents -------------------------------------------------------------------------------------
 
 

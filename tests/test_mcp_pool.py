@@ -28,3 +28,23 @@ async def test_servers_idle_for_long_enough_are_stopped_and_start_again_on_deman
         assert await pool.tool("vault", "create_note")
     finally:
         await pool.aclose()
+
+
+async def test_warm_up_starts_servers_in_the_background_and_a_broken_one_stays_its_own_problem(
+    tmp_path: Path,
+) -> None:
+    init_vault(tmp_path / "vault")
+    good = Config().mcp_servers["vault"]
+    broken = good.model_copy(update={"command": str(tmp_path / "no-such-server")})
+    pool = McpPool({"vault": good, "broken": broken}, tmp_path / "vault", tmp_path / "logs")
+    try:
+        pool.warm_up()  # returns at once: the pipeline goes on while the servers start
+        with pytest.raises(Exception, match="no-such-server|No such file"):
+            await pool.tool("broken", "anything")
+        await pool.validate("vault", "create_note", {"path": "Notes/a.md", "content": "x"})
+        with pytest.raises(Exception, match="no-such-server|No such file"):
+            await pool.tool("broken", "anything")  # tried again on the next use, still broken
+        await pool.forget("broken")
+        assert await pool.tool("vault", "create_note"), "forgetting one server leaves the others running"
+    finally:
+        await pool.aclose()

@@ -8,16 +8,17 @@ engine records it anywhere.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 import jsonschema
 import structlog
@@ -54,8 +55,53 @@ def resolve_command(command: str) -> str:
     return shutil.which(command) or command
 
 
+class _Connection:
+    """One server's session, owned by a task of its own: the SDK's transports (anyio task groups) must
+    be entered and left in one task, and a task per server lets servers start side by side while the
+    pipeline goes on, and one server's failure stay its own."""
+
+    def __init__(self, server: str, params: StdioServerParameters, errlog: TextIO) -> None:
+        self.server = server
+        self.errlog = errlog
+        self.tools: dict[str, Tool] = {}
+        self.ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
+        self._close = asyncio.Event()
+        self.task = asyncio.create_task(self._serve(params), name=f"mcp {server}")
+
+    async def _serve(self, params: StdioServerParameters) -> None:
+        try:
+            async with stdio_client(params, errlog=self.errlog) as (read, write), ClientSession(read, write) as session:
+                await session.initialize()
+                listed = await session.list_tools()
+                self.tools = {tool.name: tool for tool in listed.tools}
+                log.info("mcp server connected", server=self.server, tools=sorted(self.tools))
+                self.ready.set_result(session)
+                await self._close.wait()
+        except Exception as exc:
+            if not self.ready.done():
+                self.ready.set_exception(exc)
+                self.ready.exception()  # retrieved: the waiters (if any) raise it, none is fine too
+            else:
+                log.warning("mcp connection ended", server=self.server, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if not self.ready.done():  # cancelled while starting (the engine stopping)
+                self.ready.set_exception(ConnectionError(f"MCP server `{self.server}` was stopped while starting"))
+                self.ready.exception()
+            self.errlog.close()
+
+    @property
+    def alive(self) -> bool:
+        return not self.task.done()
+
+    async def close(self) -> None:
+        self._close.set()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await self.task
+
+
 class McpPool:
-    """Open sessions to MCP servers by name. Must be used and closed from one asyncio task."""
+    """Open sessions to MCP servers by name, each started on first use (or by `warm_up`) and kept open
+    until `aclose`, `forget` or `stop_if_idle`."""
 
     def __init__(
         self,
@@ -68,38 +114,29 @@ class McpPool:
         self.vault_root = vault_root
         self.log_dir = log_dir
         self.redact = redact
-        self._stack = AsyncExitStack()
-        self._sessions: dict[str, ClientSession] = {}
-        self._tools: dict[str, dict[str, Tool]] = {}
+        self._connections: dict[str, _Connection] = {}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
-        self._logs: list[IO[str]] = []
         self.last_used = time.monotonic()
 
     async def aclose(self) -> None:
-        try:
-            await self._stack.aclose()
-        finally:
-            for fh in self._logs:
-                fh.close()
-            self._logs.clear()
-            self._sessions.clear()
-            self._tools.clear()
-            self._validators.clear()
-            self._stack = AsyncExitStack()
+        connections, self._connections = list(self._connections.values()), {}
+        self._validators.clear()
+        await asyncio.gather(*(connection.close() for connection in connections))
 
     async def stop_if_idle(self, idle_s: float) -> bool:
         """Stop every server when none was used for `idle_s`: an idle engine holds no server processes;
         the next step starts what it needs again. True if they were stopped."""
-        if not self._sessions or time.monotonic() - self.last_used < idle_s:
+        if not self._connections or time.monotonic() - self.last_used < idle_s:
             return False
-        log.info("mcp servers stopped while idle", servers=sorted(self._sessions), idle_s=idle_s)
+        log.info("mcp servers stopped while idle", servers=sorted(self._connections), idle_s=idle_s)
         await self.aclose()
         return True
 
-    async def _session(self, server: str) -> ClientSession:
-        self.last_used = time.monotonic()
-        if server in self._sessions:
-            return self._sessions[server]
+    def _connect(self, server: str) -> _Connection:
+        """The server's connection, started now if it has none (or its last one ended)."""
+        connection = self._connections.get(server)
+        if connection is not None and connection.alive:
+            return connection
         config = self.servers.get(server)
         if config is None:
             known = ", ".join(sorted(self.servers)) or "none"
@@ -112,28 +149,28 @@ class McpPool:
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         errlog = _redacting_log(self.log_dir / f"mcp-{server}.log", self.redact)
-        self._logs.append(errlog)
-        read, write = await self._stack.enter_async_context(stdio_client(params, errlog=errlog))
-        session = await self._stack.enter_async_context(ClientSession(read, write))
-        await session.initialize()
-        listed = await session.list_tools()
-        self._sessions[server] = session
-        self._tools[server] = {tool.name: tool for tool in listed.tools}
-        log.info("mcp server connected", server=server, tools=sorted(self._tools[server]))
-        return session
+        connection = self._connections[server] = _Connection(server, params, errlog)
+        return connection
 
-    async def warm_up(self) -> None:
-        """Start every configured server now, so the first approved plan does not wait for one.
-        A server that fails to start is logged; the step that needs it reports the error later."""
+    async def _session(self, server: str) -> tuple[ClientSession, _Connection]:
+        self.last_used = time.monotonic()
+        connection = self._connect(server)
+        try:
+            return await asyncio.shield(connection.ready), connection
+        except BaseException:
+            if self._connections.get(server) is connection and connection.ready.done():
+                del self._connections[server]  # it never started: the next use tries again
+            raise
+
+    def warm_up(self) -> None:
+        """Start every configured server now, side by side and without waiting, so the first approved
+        plan does not wait for one. A server that fails to start is retried by the step that needs it."""
         for server in self.servers:
-            try:
-                await self._session(server)
-            except Exception as exc:
-                log.warning("mcp server did not start", server=server, error=f"{type(exc).__name__}: {exc}")
+            self._connect(server)
 
     async def tool(self, server: str, name: str) -> Tool:
-        await self._session(server)
-        tools = self._tools[server]
+        _, connection = await self._session(server)
+        tools = connection.tools
         if name not in tools:
             known = ", ".join(sorted(tools)) or "none"
             raise StepError(f"MCP server `{server}` has no tool `{name}` (it has: {known})")
@@ -154,16 +191,19 @@ class McpPool:
             raise StepError(f"arguments do not fit {server}.{name}: " + "; ".join(problems))
 
     async def call(self, server: str, name: str, args: dict[str, Any], timeout_s: float) -> CallOutcome:
-        session = await self._session(server)
+        session, _ = await self._session(server)
         result = await session.call_tool(name, args, read_timeout_seconds=timeout_s)
         texts = [getattr(block, "text", "") for block in result.content]
         text = self.redact(" ".join(t for t in texts if t))[:MAX_RESULT_CHARS]
         return CallOutcome(ok=not result.is_error, text=text, structured=result.structured_content)
 
     async def forget(self, server: str) -> None:
-        """Drop every connection after a server misbehaved; the next call reconnects."""
-        log.warning("resetting mcp connections", server=server)
-        await self.aclose()
+        """Drop a server's connection after it misbehaved; the next call starts it again."""
+        log.warning("resetting mcp connection", server=server)
+        connection = self._connections.pop(server, None)
+        self._validators = {key: v for key, v in self._validators.items() if not key.startswith(f"{server}.")}
+        if connection is not None:
+            await connection.close()
 
 
 def _redacting_log(path: Path, redact: Callable[[str], str]) -> TextIO:

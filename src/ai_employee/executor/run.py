@@ -85,36 +85,38 @@ class PlanRunner:
         return problems
 
     async def run(self, plan_id: str, steps: list[Step], dry_run: bool, should_stop: Callable[[], bool]) -> RunResult:
-        attempt = self.ledger.start_run(plan_id, steps_hash(steps), dry_run)
-        result = RunResult(status="done", attempt=attempt)
         problems = await self.validate(steps)
-        if problems:
-            result.status = "failed"
-            result.detail = "; ".join(problems)
-            result.steps = [StepResult(n, s.tool, "invalid", "", _at()) for n, s in enumerate(steps, 1)]
-            return result
-        for number, step in enumerate(steps, 1):
-            if should_stop():
-                # Between steps: nothing is in doubt. The run stays open and resumes at next start.
-                result.status = "stopped"
-                return result
-            outcome = await self._step(plan_id, attempt, number, step, dry_run)
-            result.steps.append(outcome)
-            self.bus.publish(
-                EventName.ACTION_EXECUTED
-                if outcome.outcome in ("ok", "dry_run", "skipped")
-                else EventName.ACTION_FAILED,
-                StepPayload(plan_id, number, step.tool, outcome.outcome, dry_run, outcome.detail[:500]),
-            )
-            if outcome.outcome == "error":
+        # In dry-run nothing below awaits anything outside: the run's rows and events are one transaction.
+        with self.ledger.batch(dry_run):
+            attempt = self.ledger.start_run(plan_id, steps_hash(steps), dry_run)
+            result = RunResult(status="done", attempt=attempt)
+            if problems:
                 result.status = "failed"
-                result.detail = f"step {number} ({step.tool}) failed: {outcome.detail}"
-                break
-            if outcome.outcome == "unknown":
-                result.status = "interrupted"
-                result.detail = f"step {number} ({step.tool}) may or may not have happened: {outcome.detail}"
-                break
-        return result
+                result.detail = "; ".join(problems)
+                result.steps = [StepResult(n, s.tool, "invalid", "", _at()) for n, s in enumerate(steps, 1)]
+                return result
+            for number, step in enumerate(steps, 1):
+                if should_stop():
+                    # Between steps: nothing is in doubt. The run stays open and resumes at next start.
+                    result.status = "stopped"
+                    return result
+                outcome = await self._step(plan_id, attempt, number, step, dry_run)
+                result.steps.append(outcome)
+                self.bus.publish(
+                    EventName.ACTION_EXECUTED
+                    if outcome.outcome in ("ok", "dry_run", "skipped")
+                    else EventName.ACTION_FAILED,
+                    StepPayload(plan_id, number, step.tool, outcome.outcome, dry_run, outcome.detail[:500]),
+                )
+                if outcome.outcome == "error":
+                    result.status = "failed"
+                    result.detail = f"step {number} ({step.tool}) failed: {outcome.detail}"
+                    break
+                if outcome.outcome == "unknown":
+                    result.status = "interrupted"
+                    result.detail = f"step {number} ({step.tool}) may or may not have happened: {outcome.detail}"
+                    break
+            return result
 
     async def _step(self, plan_id: str, attempt: int, number: int, step: Step, dry_run: bool) -> StepResult:
         key = idempotency_key(plan_id, number, step)

@@ -59,12 +59,16 @@ class Ledger:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         migrate(self.db)
+        self._batching = False  # inside `batch()`
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._batching:  # inside `batch()`: joins it
+            yield self.db
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -76,17 +80,46 @@ class Ledger:
     @contextmanager
     def durable(self, really: bool = True) -> Iterator[sqlite3.Connection]:
         """A transaction fsynced at commit: for records that must survive a power cut (the live outbox).
-        With `really=False` (dry-run: no side effect to account for) it is an ordinary transaction."""
+        With `really=False` (dry-run: no side effect to account for) it is an ordinary transaction.
+        Inside `batch()` it commits what the batch holds so far, is committed durably on its own, and
+        the batch goes on after it (SQLite cannot change the sync level inside a transaction)."""
         if not really:
             with self.transaction() as db:
                 yield db
             return
+        in_batch = self._batching
+        if in_batch:
+            self.db.execute("COMMIT")
+            self._batching = False
         self.db.execute("PRAGMA synchronous=FULL")
         try:
             with self.transaction() as db:
                 yield db
         finally:
             self.db.execute("PRAGMA synchronous=NORMAL")
+            if in_batch:
+                self.db.execute("BEGIN IMMEDIATE")
+                self._batching = True
+
+    @contextmanager
+    def batch(self, really: bool = True) -> Iterator[None]:
+        """One transaction for many writes (and events) that nothing outside the engine depends on until
+        the block ends, such as a dry-run plan's run, steps and events: they are committed together, or
+        not at all. Only for code that does not await in between (the loop would run other writers'
+        work inside it). With `really=False`, or nested, each write is its own transaction as usual."""
+        if not really or self._batching:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._batching = True
+        try:
+            yield
+        except BaseException:
+            self._batching = False
+            self.db.execute("ROLLBACK")
+            raise
+        self._batching = False
+        self.db.execute("COMMIT")
 
     # events -------------------------------------------------------------------------------------
     def record_event(self, event: Event) -> None:

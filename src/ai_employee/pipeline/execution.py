@@ -7,7 +7,9 @@ never runs again: copies (sync conflicts, a copy instead of a move) are set asid
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.policy import Criticality
 from ai_employee.vault import callouts
 from ai_employee.vault.actions import new_id
-from ai_employee.vault.fsops import group_commit, move_file
+from ai_employee.vault.fsops import group_commit, in_parallel, move_file
 from ai_employee.vault.layout import APPROVED, DONE, NEEDS_ACTION, PLANS, REJECTED, entries, is_conflict_copy
 from ai_employee.vault.notes import edit_file, has_id, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import (
@@ -56,6 +58,16 @@ BATCH_SIZE = 64
 CLAIMS_APPROVAL = ("approved", "executing")
 
 
+@dataclass(frozen=True)
+class _Filing:
+    """A plan that ran, whose result is still to be written into its note."""
+
+    path: Path
+    plan: ParsedPlan
+    result: RunResult
+    channel: str
+
+
 class ExecutionStage:
     def __init__(
         self, ctx: EngineContext, runner: PlanRunner, action_names: dict[str, str], auto_approved: set[str]
@@ -67,6 +79,7 @@ class ExecutionStage:
         # Names of notes in Approved/ that the policy approved (written by planning in this run).
         self.auto_approved = auto_approved
         self._plans_index: dict[str, list[Path]] | None = None  # plan id -> notes in Plans/, per batch
+        self._filings: list[_Filing] = []  # results to write into their notes (see _file_results)
         self._finishes: list[Callable[[], None]] = []  # runs to close once the batch is durable
 
     async def run_once(self, should_stop: Callable[[], bool] = lambda: False, human_only: bool = False) -> int:
@@ -76,6 +89,7 @@ class ExecutionStage:
         present: set[str] = set()
         self._plans_index = None
         self._finishes = []
+        self._filings = []
         # One group commit for the batch: the directory fsyncs of every note and action filed are done
         # once per folder; each run is closed in the ledger (and announced) only after they are durable.
         with group_commit():
@@ -96,9 +110,36 @@ class ExecutionStage:
                     self.ctx.item_failed("execute", path, exc, "execution failed")
             else:
                 self.auto_approved &= present  # forget notes moved out of Approved/ meanwhile
-        for finish in self._finishes:
-            finish()
+            self._file_results()
+        with self.ctx.ledger.batch(self.ctx.config.dry_run):  # in dry-run, one transaction for them all
+            for finish in self._finishes:
+                finish()
         return handled
+
+    def _file_results(self) -> None:
+        """File the results waiting to be filed: on the writer threads, so that the file writes of
+        different plans overlap (a plan's note, then its action, in that order; the plans of one action
+        in the order they ran)."""
+        by_action: dict[str, list[_Filing]] = {}
+        for filing in self._filings:
+            by_action.setdefault(filing.plan.action_id or filing.plan.id, []).append(filing)
+        self._filings = []
+        for filed in in_parallel(self._file_group, list(by_action.values())):
+            assert not isinstance(filed, Exception)  # _file_group returns each filing's own failure
+            for filing, dest in filed:
+                if isinstance(dest, Exception):
+                    self.ctx.item_failed("execute", filing.path, dest, "filing the result failed")
+                else:
+                    self._finishes.append(functools.partial(self._finish, filing, dest))
+
+    def _file_group(self, group: list[_Filing]) -> list[tuple[_Filing, Path | Exception | None]]:
+        filed: list[tuple[_Filing, Path | Exception | None]] = []
+        for filing in group:
+            try:
+                filed.append((filing, self._file(filing)))
+            except Exception as exc:
+                filed.append((filing, exc))
+        return filed
 
     async def _handle(self, path: Path, should_stop: Callable[[], bool]) -> int:
         if path.is_symlink():
@@ -229,17 +270,25 @@ class ExecutionStage:
         result = await self.runner.run(plan.id, plan.steps, dry_run, should_stop)
         if result.status == "stopped":
             return 1
+        self._filings.append(_Filing(path, plan, result, channel))
+        if not dry_run:
+            self._file_results()  # a live plan's result is filed at once, not at the end of the batch
+        return 1
+
+    def _file(self, filing: _Filing) -> Path | None:
+        """On a writer thread: the result into the note, the note where it belongs, its action after it.
+        None if the note is gone (the result is in the ledger)."""
+        ctx, plan, result, path = self.ctx, filing.plan, filing.result, filing.path
         if not path.exists():
             # Moved (back to `Plans/`, to `Rejected/`) while it ran: the run happened, so its result is
             # filed in the note wherever it is now.
             moved = find_plan(ctx, plan.id, (PLANS, REJECTED, APPROVED))
             if moved is None:
                 log.warning("plan note gone while it ran; the result is in the ledger", plan_id=plan.id)
-                ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
-                return 1
+                return None
             log.warning("plan note moved while it ran", plan_id=plan.id, now=ctx.vault.relative(moved))
             path = moved
-        dest = self._file_result(path, plan, result, dry_run)
+        dest = self._file_result(path, plan, result, ctx.config.dry_run)
         crash_point("execute.after_done")
         hint = self.action_names.get(plan.action_id)
         if result.status == "done":
@@ -248,12 +297,16 @@ class ExecutionStage:
             # The item stays open with its plan back in `Plans/` (an auto-approved plan's action was not
             # marked when it was planned; a rejected one approved after all comes back).
             close_action(ctx, plan.action_id, plan.id, "planned", NEEDS_ACTION, hint)
-        self._finishes.append(lambda: self._finish(plan, result, dest, channel, dry_run))
-        return 1
+        return dest
 
-    def _finish(self, plan: ParsedPlan, result: RunResult, dest: Path, channel: str, dry_run: bool) -> None:
-        """The note and its action are filed durably: close the run in the ledger and announce it."""
-        ctx = self.ctx
+    def _finish(self, filing: _Filing, dest: Path | None) -> None:
+        """The note and its action are filed durably (or the note is gone): close the run in the ledger
+        and announce it."""
+        ctx, plan, result, channel = self.ctx, filing.plan, filing.result, filing.channel
+        dry_run = ctx.config.dry_run
+        if dest is None:
+            ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
+            return
         ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
         if channel != "policy":  # a person's decision: they may have copied the note, not moved it
             self._set_aside_copies(dest, plan.id)

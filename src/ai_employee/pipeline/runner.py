@@ -148,8 +148,7 @@ class Pipeline:
                 self._resume()
                 if not warm:
                     warm = True
-                    await self.pool.warm_up()
-                    continue
+                    self.pool.warm_up()  # in the background: new work does not wait for it
                 await self.pool.stop_if_idle(self.ctx.config.mcp.idle_stop_s)
                 timeout = sweep_s if self._recheck_s is None else min(sweep_s, self._recheck_s + 0.01)
                 with contextlib.suppress(TimeoutError):

@@ -174,8 +174,9 @@ def replace_file(path: Path, data: bytes, tmp_dir: Path, expected: bytes | None 
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # keep the user's permissions
             os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # only when it was not renamed: after a rename it is gone
+            raise
         fsync_dir(path.parent)
     except OSError as exc:
         raise FileOpError(f"could not replace {path}: {exc.strerror or exc}") from exc
