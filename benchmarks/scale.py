@@ -135,7 +135,10 @@ class Engine:
         self.log = open(vault.parent / f"{vault.name}.engine.log", "ab")  # noqa: SIM115
         heartbeat = vault / ".ai_employee" / "heartbeat.json"
         heartbeat.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(cli("--vault", str(vault), "start"), stdout=self.log, stderr=self.log)
+        # Run outside the repo, so that its config.yaml (found in the working directory) is not used.
+        self.proc = subprocess.Popen(
+            cli("--vault", str(vault), "start"), stdout=self.log, stderr=self.log, cwd=vault.parent
+        )
         deadline = time.monotonic() + 120
         while not heartbeat.exists():
             if time.monotonic() > deadline or self.proc.poll() is not None:

@@ -39,10 +39,10 @@ async def test_warm_up_starts_servers_in_the_background_and_a_broken_one_stays_i
     pool = McpPool({"vault": good, "broken": broken}, tmp_path / "vault", tmp_path / "logs")
     try:
         pool.warm_up()  # returns at once: the pipeline goes on while the servers start
-        with pytest.raises(Exception, match="no-such-server|No such file"):
+        with pytest.raises(Exception, match=r"no-such-server|No such file"):
             await pool.tool("broken", "anything")
         await pool.validate("vault", "create_note", {"path": "Notes/a.md", "content": "x"})
-        with pytest.raises(Exception, match="no-such-server|No such file"):
+        with pytest.raises(Exception, match=r"no-such-server|No such file"):
             await pool.tool("broken", "anything")  # tried again on the next use, still broken
         await pool.forget("broken")
         assert await pool.tool("vault", "create_note"), "forgetting one server leaves the others running"

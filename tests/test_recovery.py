@@ -92,7 +92,7 @@ async def plan_waiting(vault: Path, ctx: EngineContext) -> Path:
     shutil.copy(SAMPLES / "client-quote-request.eml", vault / "Inbox" / "quote.eml")
     pipeline = Pipeline(ctx, lambda: False)
     ctx.config.watcher.__dict__["settle_s"] = 0.0
-    await pipeline.drain()
+    await pipeline.run(until_idle=True)
     await pipeline.pool.aclose()
     [plan] = files(vault / "Plans", ".md")
     return plan
@@ -138,7 +138,7 @@ async def test_dry_run_stopped_between_steps_resumes(vault: Path, opened: tuple[
     pipeline = Pipeline(ctx, lambda: False)
     await pipeline.recover()
     assert approved.exists()
-    await pipeline.drain()
+    await pipeline.run(until_idle=True)
     await pipeline.pool.aclose()
     [done] = files(vault / "Done", ".md")
     assert "WOULD CALL email.send_email" in done.read_text()
@@ -164,19 +164,19 @@ async def test_crash_after_filing_the_result_before_moving_completes(
     assert yaml.safe_load(action.read_text())["status"] == "done"
     assert [r.state for r in ctx.ledger.runs(plan_id)] == ["done"]
     # The note is not run again by the next pass, and nothing is quarantined.
-    await pipeline.drain()
+    await pipeline.run(until_idle=True)
     await pipeline.pool.aclose()
     assert files(vault / "Quarantine") == []
     assert json.loads(json.dumps([s.state for s in ctx.ledger.steps(plan_id, 1)])) == []
 
 
-def plan_low(vault: Path, ctx: EngineContext) -> tuple[Pipeline, Path, Path]:
+async def plan_low(vault: Path, ctx: EngineContext) -> tuple[Pipeline, Path, Path]:
     """Ingest and plan a plain note (a LOW plan, written into Approved/) without executing it."""
     (vault / "Inbox" / "note.md").write_text("# A note\n\nhello\n")
     ctx.config.watcher.__dict__["settle_s"] = 0.0
     pipeline = Pipeline(ctx, lambda: False)
     assert pipeline.ingest.run_once().handled == 1
-    assert pipeline.planning.run_once() == 1
+    assert await pipeline.planning.run_once() == 1
     [plan] = files(vault / "Approved", ".md")
     [action] = files(vault / "Needs_Action", ".action.yaml")
     return pipeline, plan, action
@@ -186,14 +186,14 @@ async def test_auto_approved_plan_pending_at_a_stop_is_run_once_and_not_planned_
     vault: Path, opened: tuple[Engine, EngineContext]
 ) -> None:
     _, ctx = opened
-    first, plan, action = plan_low(vault, ctx)
+    first, plan, action = await plan_low(vault, ctx)
     # An auto-approved plan's action is left for execution to close: no extra rewrite in between.
     assert yaml.safe_load(action.read_text())["status"] == "new"
-    assert first.planning.run_once() == 0  # settled: not planned twice by the same engine
+    assert await first.planning.run_once() == 0  # settled: not planned twice by the same engine
     plan_id = str(frontmatter(plan)["id"])
     fresh = Pipeline(ctx, lambda: False)  # a restart
     await fresh.recover()
-    await fresh.drain()
+    await fresh.run(until_idle=True)
     await fresh.pool.aclose()
     [done] = files(vault / "Done", ".md")
     assert frontmatter(done)["id"] == plan_id and files(vault / "Plans") == []
@@ -207,11 +207,11 @@ async def test_failed_auto_approved_plan_leaves_its_action_planned(
     vault: Path, opened: tuple[Engine, EngineContext]
 ) -> None:
     _, ctx = opened
-    pipeline, plan, action = plan_low(vault, ctx)
+    pipeline, plan, action = await plan_low(vault, ctx)
     plan_id = str(frontmatter(plan)["id"])
     # Still LOW (a vault tool), but the arguments do not fit the tool's schema: the run fails.
     plan.write_text(plan.read_text().replace("content:", "contents:", 1))
-    await pipeline.drain()
+    await pipeline.run(until_idle=True)
     await pipeline.pool.aclose()
     [back] = files(vault / "Plans", ".md")
     assert frontmatter(back)["status"] == "failed"
@@ -241,7 +241,7 @@ async def test_a_step_in_doubt_of_a_plan_once_rejected_takes_its_action_back_to_
     assert yaml.safe_load((vault / "Needs_Action" / action.name).read_text())["status"] == "planned"
 
 
-def test_after_a_restart_new_work_is_planned_before_old_work_is_rechecked(
+async def test_after_a_restart_new_work_is_planned_before_old_work_is_rechecked(
     vault: Path, opened: tuple[Engine, EngineContext]
 ) -> None:
     """Hundreds of actions already planned are read again after a restart, a batch at a time; a new
@@ -255,6 +255,6 @@ def test_after_a_restart_new_work_is_planned_before_old_work_is_rechecked(
     new.write_text("title: Call the bank\n")
     pipeline = Pipeline(ctx, lambda: False)
     pipeline.hint("Needs_Action", new.name, True)
-    assert pipeline.planning.run_once() == 1, "the new action is planned in the first batch"
+    assert await pipeline.planning.run_once() == 1, "the new action is planned in the first batch"
     assert yaml.safe_load(new.read_text())["status"] in ("planned", "new")
     assert pipeline.planning.more, "old actions are left to re-check: the pipeline goes on at once"

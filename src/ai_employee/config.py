@@ -33,6 +33,7 @@ class ClaudeConfig(_Section):
     api_key: SecretStr | None = Field(None, description="Anthropic API key; empty means the template planner.")
     model: str = "claude-sonnet-4-5"
     max_tokens: int = Field(4096, gt=0)
+    max_concurrency: int = Field(4, gt=0, le=64, description="Plans drafted side by side at most.")
 
 
 class LoggingConfig(_Section):

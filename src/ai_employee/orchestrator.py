@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from ai_employee.composition import build_services, make_context
 from ai_employee.config import Config
 from ai_employee.dashboard import DashboardWriter
 from ai_employee.events import Event, EventBus, EventName, ServicePayload
@@ -26,11 +27,8 @@ from ai_employee.ledger import Ledger
 from ai_employee.lock import EngineLock
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.runner import Pipeline
-from ai_employee.planner import make_planner
-from ai_employee.policy import Policy
 from ai_employee.vault.fsops import FileOpError, replace_file
 from ai_employee.vault.layout import Vault
-from ai_employee.watcher import VaultWatcher
 
 log = structlog.get_logger(__name__)
 HEARTBEAT_INTERVAL_S = 2.0
@@ -42,7 +40,7 @@ MAX_BACKOFF_S = 60.0
 class Service(Protocol):
     name: str
 
-    async def run(self) -> None: ...
+    async def run(self) -> object: ...
 
     def healthy(self) -> bool: ...
 
@@ -74,16 +72,6 @@ class Engine:
     def mode(self) -> str:
         return "dry-run" if self.config.dry_run else "LIVE"
 
-    def _context(self, ledger: Ledger) -> EngineContext:
-        return EngineContext(
-            vault=self.vault,
-            config=self.config,
-            ledger=ledger,
-            bus=self.bus,
-            policy=Policy(self.config.policy.rules),
-            planner=make_planner(),
-        )
-
     def _open(self) -> EngineContext:
         self.vault.check()
         self.vault.ensure_layout()
@@ -95,7 +83,7 @@ class Engine:
             ledger.record_event(event)
 
         self.bus.subscribe(persist)
-        return self._context(ledger)
+        return make_context(self.vault, self.config, ledger, self.bus)
 
     def _close(self) -> None:
         if self.ledger is not None:
@@ -111,52 +99,42 @@ class Engine:
         if self._stop_requested is not None:
             self._stop_requested.set()
 
-    # --once -------------------------------------------------------------------------------------
-    async def run_once_async(self) -> int:
-        """Process everything pending in every stage, then return how many items were handled."""
-        ctx = self._open()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)  # finish the step in progress, then exit
-        try:
-            pipeline = Pipeline(ctx, lambda: self.stopping)
-            try:
-                await pipeline.recover()
-                handled = await pipeline.drain()
-            finally:
-                await pipeline.pool.aclose()
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
-            DashboardWriter(self.vault, self.bus, lambda: self.mode).write()
-            return handled
-        finally:
-            self._close()
-
-    # serve --------------------------------------------------------------------------------------
-    async def serve(self) -> None:
-        """Run every service until a stop is requested."""
+    async def serve(self, once: bool = False) -> int:
+        """Run every service until a stop is requested; with `once` (`vault start --once`), run the same
+        pipeline loop in burst mode, until every stage is idle, then stop. Returns the items handled
+        (counted with `once`)."""
         ctx = self._open()
         self.ctx = ctx
         self._stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self.restart_requested)
+            loop.add_signal_handler(sig, self.request_stop)  # finish the step in progress, then exit
+        if not once:
+            loop.add_signal_handler(signal.SIGHUP, self.restart_requested)
+        handled = 0
         try:
-            pipeline = Pipeline(ctx, lambda: self.stopping)
-            watcher = VaultWatcher(
-                self.vault, pipeline.hint, self.config.watcher.polling, self.config.watcher.poll_interval
-            )
-            dashboard = DashboardWriter(self.vault, self.bus, lambda: self.mode)
-            for service in (pipeline, watcher, dashboard):
+            services = build_services(ctx, lambda: self.stopping, lambda: self.mode, once)
+            pipeline = services[0]
+            assert isinstance(pipeline, Pipeline)
+            for service in services:
                 self.services[service.name] = ServiceState(service)
             self.bus.publish(EventName.ENGINE_STARTED, ServicePayload("engine", self.mode))
-            log.info("engine started", vault=str(self.vault.root), mode=self.mode, pid=os.getpid())
+            log.info("engine started", vault=str(self.vault.root), mode=self.mode, pid=os.getpid(), once=once)
+            beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+            if once:
+                self.services[pipeline.name].state = "running"
+                try:
+                    handled = await pipeline.run(until_idle=True)
+                finally:
+                    beat.cancel()
+                    await asyncio.gather(beat, return_exceptions=True)
+                DashboardWriter(self.vault, self.bus, lambda: self.mode).write()
+                return handled
             for state in self.services.values():
                 state.task = asyncio.create_task(self._supervise(state), name=state.service.name)
-            beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
             await self._stop_requested.wait()
             await self._shutdown(pipeline, beat)
+            return handled
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -293,4 +271,4 @@ class Engine:
         asyncio.run(self.serve())
 
     def run_once(self) -> int:
-        return asyncio.run(self.run_once_async())
+        return asyncio.run(self.serve(once=True))

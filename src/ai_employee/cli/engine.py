@@ -16,6 +16,7 @@ import click
 
 from ai_employee.cli.app import AppState, pass_app
 from ai_employee.clock import local_time
+from ai_employee.composition import SERVICE_NAMES
 from ai_employee.errors import UserError
 from ai_employee.lock import holder, refuse_if_held
 from ai_employee.vault.layout import Vault, init_vault
@@ -142,9 +143,6 @@ def stop(app: AppState, timeout_s: float) -> None:
         click.echo(f"No engine is running on {vault.root}.")
 
 
-SERVICES = ("pipeline", "watcher", "dashboard")
-
-
 @click.command()
 @click.option("--live/--dry-run", "live", default=None, help="Mode for the restarted engine.")
 @click.option("--timeout", "timeout_s", default=STOP_TIMEOUT_S, show_default=True, help="Seconds to wait for the stop.")
@@ -152,7 +150,7 @@ SERVICES = ("pipeline", "watcher", "dashboard")
     "--services",
     "services",
     multiple=True,
-    type=click.Choice(SERVICES),
+    type=click.Choice(SERVICE_NAMES),
     help="Restart only these services inside the running engine (repeatable); the engine keeps running.",
 )
 @pass_app

@@ -25,7 +25,8 @@ import structlog
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import Tool
 
-from ai_employee.config import McpServerConfig
+from ai_employee.config import Config, McpServerConfig
+from ai_employee.vault.layout import Vault
 
 log = structlog.get_logger(__name__)
 MAX_RESULT_CHARS = 2000
@@ -117,6 +118,14 @@ class McpPool:
         self._connections: dict[str, _Connection] = {}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.last_used = time.monotonic()
+
+    @classmethod
+    def for_engine(cls, config: Config, vault: Vault) -> McpPool:
+        """The pool of the configured servers, logging to the vault's state folder, redacting the
+        config's secrets."""
+        from ai_employee.logsetup import Redactor
+
+        return cls(config.mcp_servers, vault.root, vault.state_dir / "logs", Redactor(config.secrets()).scrub)
 
     async def aclose(self) -> None:
         connections, self._connections = list(self._connections.values()), {}

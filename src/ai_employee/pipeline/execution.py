@@ -26,6 +26,7 @@ from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import APPROVALS, binding_approval, current_user, record, steps_diff
 from ai_employee.pipeline.planning import find_plan
 from ai_employee.pipeline.quarantine import quarantine
+from ai_employee.pipeline.state import PipelineState
 from ai_employee.policy import Criticality
 from ai_employee.vault import callouts
 from ai_employee.vault.actions import new_id
@@ -69,15 +70,11 @@ class _Filing:
 
 
 class ExecutionStage:
-    def __init__(
-        self, ctx: EngineContext, runner: PlanRunner, action_names: dict[str, str], auto_approved: set[str]
-    ) -> None:
+    def __init__(self, ctx: EngineContext, runner: PlanRunner, state: PipelineState) -> None:
         self.ctx = ctx
         self.runner = runner
         self.folder = ctx.vault.folder(APPROVED)
-        self.action_names = action_names
-        # Names of notes in Approved/ that the policy approved (written by planning in this run).
-        self.auto_approved = auto_approved
+        self.state = state
         self._plans_index: dict[str, list[Path]] | None = None  # plan id -> notes in Plans/, per batch
         self._filings: list[_Filing] = []  # results to write into their notes (see _file_results)
         self._finishes: list[Callable[[], None]] = []  # runs to close once the batch is durable
@@ -97,9 +94,9 @@ class ExecutionStage:
                 present.add(entry.name)
                 if should_stop() or handled >= BATCH_SIZE:
                     break
-                if human_only and entry.name in self.auto_approved:
+                if human_only and self.state.is_policy_approved(entry.name):
                     continue
-                self.auto_approved.discard(entry.name)
+                self.state.taken_up(entry.name)
                 path = Path(entry.path)
                 await asyncio.sleep(0)  # let signals, the heartbeat and watcher hints in between plans
                 try:
@@ -109,7 +106,7 @@ class ExecutionStage:
                 except Exception as exc:  # one bad item must not stop the stage: report it and go on
                     self.ctx.item_failed("execute", path, exc, "execution failed")
             else:
-                self.auto_approved &= present  # forget notes moved out of Approved/ meanwhile
+                self.state.still_in_approved(present)
             self._file_results()
         with self.ctx.ledger.batch(self.ctx.config.dry_run):  # in dry-run, one transaction for them all
             for finish in self._finishes:
@@ -256,7 +253,7 @@ class ExecutionStage:
         else:
             box = callouts.no_decision(level, assessment.reasons)
         dest = self._send_back(path, "pending_approval", box, extra={"criticality": level})
-        close_action(ctx, plan.action_id, plan.id, "planned", NEEDS_ACTION, self.action_names.get(plan.action_id))
+        close_action(ctx, plan.action_id, plan.id, "planned", NEEDS_ACTION, self.state.action_file(plan.action_id))
         payload = PlanPayload(plan.id, plan.action_id, level, ctx.vault.relative(dest), plan.title)
         ctx.bus.publish(EventName.APPROVAL_REQUIRED, payload)
         return None
@@ -290,7 +287,7 @@ class ExecutionStage:
             path = moved
         dest = self._file_result(path, plan, result, ctx.config.dry_run)
         crash_point("execute.after_done")
-        hint = self.action_names.get(plan.action_id)
+        hint = self.state.action_file(plan.action_id)
         if result.status == "done":
             close_action(ctx, plan.action_id, plan.id, "done", DONE, hint)
         else:

@@ -9,6 +9,7 @@ never plans twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -27,7 +28,9 @@ from ai_employee.faults import crash_point
 from ai_employee.pipeline.closing import mark_action
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import record
+from ai_employee.pipeline.drafts import Draft, Drafts
 from ai_employee.pipeline.quarantine import quarantine
+from ai_employee.pipeline.state import PipelineState
 from ai_employee.planner import PlanningContext
 from ai_employee.policy import Criticality
 from ai_employee.vault.actions import Action, new_id, read_action
@@ -63,6 +66,8 @@ FULL_SWEEP_EVERY = 12
 # Action statuses that need nothing from planning (everything but `new`).
 SETTLED_STATUSES = ("planned", "done", "rejected", "failed")
 FileKey = tuple[int, int, int]
+# Drafts in flight (and finished, not yet committed) at most; more new actions wait in the backlog.
+MAX_DRAFTS = BATCH_SIZE
 
 
 def file_key(entry: os.DirEntry[str]) -> FileKey:
@@ -82,8 +87,10 @@ class NewPlan:
 
 
 class PlanningStage:
-    def __init__(self, ctx: EngineContext) -> None:
+    def __init__(self, ctx: EngineContext, state: PipelineState) -> None:
         self.ctx = ctx
+        self.state = state
+
         self.folder = ctx.vault.folder(NEEDS_ACTION)
         # Files already seen in a settled state (planned, or not ours to plan): skipped until they change.
         self.settled: dict[str, FileKey] = {}
@@ -91,11 +98,8 @@ class PlanningStage:
         self.more = False  # files left to look at after this batch: the pipeline calls again at once
         self._unsettled: dict[str, FileKey] = {}  # tried and not settled (an error): skipped until a sweep
         self._backlog: list[Path] = []  # found by the last scan, not yet taken by a batch
-        self.auto_approved: set[str] = set()  # names of the notes it wrote into Approved/ (see execution)
         self._swept_at = float("-inf")
         self._full_swept_at = float("-inf")
-        # action id -> file name in Needs_Action/, for closing actions when their plan finishes.
-        self.by_action_id: dict[str, str] = {}
         self._plan_index: dict[str, Path] | None = None
         self._ids: dict[str, set[str]] | None = None  # see _open_ids
         self.planning_context = PlanningContext(
@@ -103,12 +107,13 @@ class PlanningStage:
             handbook="",
             signature=ctx.config.app.owner_name or ctx.config.app.name,
         )
+        self.drafts = Drafts(ctx.planner, self.planning_context)
 
     def hint(self, name: str) -> None:
         """The watcher saw this action file created, written or moved in: look at it on the next pass."""
         self.hinted.add(name)
 
-    def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+    async def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Plan one batch. A settled action file is looked at again (a stat) only when the watcher hinted
         at it or on a full sweep every `watcher.poll_interval`: during a burst, the hundreds of actions
         waiting for approval cost no stat per batch. What the watcher just saw (new work) goes before
@@ -130,17 +135,22 @@ class PlanningStage:
         dirty = self._candidates(full, retry=sweep)
         self._backlog = dirty[BATCH_SIZE:]
         self.more = bool(self._backlog)
-        if not dirty or should_stop():
+        if should_stop() or not (dirty or len(self.drafts)):
             return 0
         self.planning_context.handbook = self._handbook()
         batch = dirty[:BATCH_SIZE]
-        handled = self._plan_batch(batch)
-        for path in batch:  # failed (and reported): looked at again when it changes, or at the next sweep
+        handled = await self._plan_batch(batch)
+        for path in batch:
+            # Failed (and reported), or its draft still in flight: looked at again when it changes, or at
+            # the next sweep.
             if path.name not in self.settled:
-                with contextlib.suppress(FileNotFoundError):
-                    st = path.stat()
-                    self._unsettled[path.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
+                self._unsettle(path)
         return handled
+
+    def _unsettle(self, path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            st = path.stat()
+            self._unsettled[path.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _candidates(self, full: bool, retry: bool) -> list[Path]:
         """What to look at, hinted files first. While files found by the last scan are left (the backlog),
@@ -195,29 +205,53 @@ class PlanningStage:
             del self.settled[gone]
         return hinted + dirty
 
-    def _plan_batch(self, paths: list[Path]) -> int:
-        """Plan a batch in two group-committed phases: every plan note durable, then every action whose
-        plan waits for a human marked `planned` (so an action never says planned while its plan could
-        still be lost). An auto-approved plan's action is closed by execution, moments later.
+    async def _plan_batch(self, paths: list[Path]) -> int:
+        """Start a draft for every action in the batch that needs a plan (at most MAX_DRAFTS in flight:
+        the rest go back to the backlog), then commit the drafts that are finished."""
+        planned_before: list[tuple[Path, str, bool]] = []
+        handled = 0
+        for index, path in enumerate(paths):
+            if len(self.drafts) >= MAX_DRAFTS:
+                self._backlog[:0] = paths[index:]
+                break
+            try:
+                count, planned = self._handle(path)
+            except Exception as exc:  # one bad item must not stop the stage: report it and go on
+                self.ctx.item_failed("plan", path, exc, "planning failed")
+                continue
+            handled += count
+            if planned is not None:
+                planned_before.append((path, *planned))
+        if len(self.drafts):
+            await asyncio.sleep(0)  # drafts that wait for nothing (the template planner's) finish now
+        return handled + self._commit(planned_before)
+
+    def _commit(self, planned_before: list[tuple[Path, str, bool]]) -> int:
+        """Commit the finished drafts in two group-committed phases: every plan note durable, then every
+        action whose plan waits for a human marked `planned` (so an action never says planned while its
+        plan could still be lost). An auto-approved plan's action is closed by execution, moments later.
 
         In the first phase each plan is registered in the ledger, then the notes are written together
-        (on the writer threads: their fsyncs overlap), then announced."""
+        (on the writer threads: their fsyncs overlap), then announced. `planned_before` are actions found
+        planned before a restart: they are only marked."""
+        finished = self.drafts.take_finished()
         handled = 0
         to_mark: list[tuple[Path, str]] = []
         self._plan_index = None
         with group_commit():
+            for path, plan_id, auto in planned_before:
+                self._planned(path, plan_id, auto, to_mark)
             new: list[NewPlan] = []
-            for path in paths:
+            for draft in finished:
                 try:
-                    count, planned = self._handle(path)
-                except Exception as exc:  # one bad item must not stop the stage: report it and go on
-                    self.ctx.item_failed("plan", path, exc, "planning failed")
+                    plan = self._new_plan(draft)
+                except Exception as exc:  # the planner failed, or the action changed meanwhile
+                    self.ctx.item_failed("plan", draft.path, exc, "planning failed")
+                    self._unsettle(draft.path)
                     continue
-                handled += count
-                if isinstance(planned, NewPlan):
-                    new.append(planned)
-                elif planned is not None:
-                    self._planned(path, *planned, to_mark)
+                if plan is not None:
+                    new.append(plan)
+                    handled += 1
             for plan, written in zip(new, in_parallel(self._write, new), strict=True):
                 if isinstance(written, Exception):
                     self.ctx.item_failed("plan", plan.action_path, written, "writing the plan note failed")
@@ -250,8 +284,9 @@ class PlanningStage:
         except OSError:
             return ""
 
-    def _handle(self, path: Path) -> tuple[int, tuple[str, bool] | NewPlan | None]:
-        """Plan one action file; returns (items handled, what `_plan` returned if it needed a plan)."""
+    def _handle(self, path: Path) -> tuple[int, tuple[str, bool] | None]:
+        """Look at one action file: settle it, quarantine it, or start its draft; returns (items handled,
+        its plan's id and whether it is auto-approved, if it was planned before a restart)."""
         action_id, status = read_id_and_status(path)
         if action_id and status in SETTLED_STATUSES:
             # Planned or closed (most files after a restart): known from the file's first lines, not parsed.
@@ -280,10 +315,12 @@ class PlanningStage:
         if action.status != "new":
             self._settle(path)
             return 0, None
-        return 1, self._plan(path, action)
+        if action.id in self.drafts:
+            return 0, None  # its draft is in flight
+        return (1, planned) if (planned := self._plan(path, action)) is not None else (0, None)
 
     def _known(self, action_id: str, path: Path) -> None:
-        self.by_action_id[action_id] = path.name
+        self.state.action_seen(action_id, path.name)
         if self._ids is not None:
             self._ids.setdefault(action_id, set()).add(path.name)
 
@@ -317,9 +354,9 @@ class PlanningStage:
         log.info("adopted hand-written action", path=path.name, action_id=action.id)
         return action
 
-    def _plan(self, path: Path, action: Action) -> tuple[str, bool] | NewPlan:
-        """Plan an action: a new plan, registered in the ledger, its note still to write; or, if it was
-        planned before a restart, the existing plan's id and whether it was auto-approved."""
+    def _plan(self, path: Path, action: Action) -> tuple[str, bool] | None:
+        """Plan an action: start its draft (None); or, if it was planned before a restart, return the
+        existing plan's id and whether it was auto-approved."""
         ctx = self.ctx
         existing = ctx.ledger.plan_for_action(action.id)
         if existing:
@@ -331,16 +368,26 @@ class PlanningStage:
             elif found is not None:
                 # Planned before a restart: mark it now unless execution is about to close it.
                 return existing, found.parent.name == APPROVED
-        draft = ctx.planner.plan(action, self.planning_context)
-        assessment = ctx.policy.assess(draft.steps, draft.criticality_hint)
-        plan_id = existing or new_id()
+        self.drafts.start(path, action, existing)
+        return None
+
+    def _new_plan(self, draft: Draft) -> NewPlan | None:
+        """A finished draft, rated by the policy and registered in the ledger; its note still to write.
+        None if its action file is gone or is another item now (it changed while the draft was made)."""
+        ctx, action, path = self.ctx, draft.action, draft.path
+        result = draft.task.result()  # the planner's exception, if it failed
+        if not has_id(path, action.id):
+            log.info("action gone while its plan was drafted", path=path.name, action_id=action.id)
+            return None
+        assessment = ctx.policy.assess(result.steps, result.criticality_hint)
+        plan_id = draft.existing or new_id()
         auto = assessment.criticality == Criticality.LOW and ctx.config.policy.auto_approve == "low"
         created = now_stamp()
         status = "approved" if auto else "pending_approval"
-        note = draft.to_note(plan_id, action.id, assessment, created, status, _source_links(action, path.name))
+        note = result.to_note(plan_id, action.id, assessment, created, status, _source_links(action, path.name))
         ctx.ledger.register_plan(plan_id, action.id, note.criticality, note.planner, note.title)
         crash_point("plan.after_register")
-        name = plan_file_name(created[:10], draft.title)
+        name = plan_file_name(created[:10], result.title)
         return NewPlan(path, note, auto, name, render_plan(note).encode())
 
     def _write(self, plan: NewPlan) -> Path:
@@ -362,7 +409,7 @@ class PlanningStage:
         )
         ctx.bus.publish(EventName.PLAN_CREATED, payload)
         if plan.auto:
-            self.auto_approved.add(dest.name)
+            self.state.approved_by_policy(dest.name)
             record(
                 ctx.ledger, ctx.bus.publish, note.id, "auto_approve", "policy", "policy", note.steps, title=note.title
             )
@@ -407,7 +454,7 @@ class PlanningStage:
             lambda text: update_yaml_text(text, {"id": action.id, "status": "new"}, remove=("plan_id",)),
             self.ctx.tmp_dir,
         )
-        self.by_action_id[action.id] = path.name
+        self.state.action_seen(action.id, path.name)
         log.info("action file reuses another's id: given its own", path=path.name, action_id=action.id)
         return action
 

@@ -15,6 +15,7 @@ from ai_employee.pipeline.closing import close_action
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import VERDICTS, current_user, record
 from ai_employee.pipeline.planning import FileKey
+from ai_employee.pipeline.state import PipelineState
 from ai_employee.vault import callouts
 from ai_employee.vault.layout import NEEDS_ACTION, REJECTED, entries
 from ai_employee.vault.notes import read_frontmatter, split_note
@@ -31,11 +32,11 @@ def _key(path: Path) -> FileKey:
 class RejectionStage:
     """Closes the items whose plan notes are in `Rejected/`: status `rejected`, action moved beside it."""
 
-    def __init__(self, ctx: EngineContext, action_names: dict[str, str]) -> None:
+    def __init__(self, ctx: EngineContext, state: PipelineState) -> None:
         self.ctx = ctx
         self.folder = ctx.vault.folder(REJECTED)
         self.settled: dict[str, FileKey] = {}
-        self.action_names = action_names
+        self.state = state
         self.hinted: set[str] = set()
         self._swept_at = float("-inf")
 
@@ -96,7 +97,7 @@ class RejectionStage:
             record(ctx.ledger, ctx.bus.publish, plan_id, "deny", "file", current_user(), title=title)
         action_id = str(fm.get("action_id") or "")
         closed = close_action(
-            ctx, action_id, plan_id, "rejected", REJECTED, self.action_names.get(action_id), (NEEDS_ACTION,)
+            ctx, action_id, plan_id, "rejected", REJECTED, self.state.action_file(action_id), (NEEDS_ACTION,)
         )
         if closed is None and not moved_by_hand:
             return 0

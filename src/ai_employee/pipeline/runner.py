@@ -14,12 +14,12 @@ from ai_employee.errors import machine_fault
 from ai_employee.events import EventName, PausePayload
 from ai_employee.executor.mcp_pool import McpPool
 from ai_employee.executor.run import PlanRunner
-from ai_employee.logsetup import Redactor
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.execution import ExecutionStage
 from ai_employee.pipeline.ingest import IngestStage
 from ai_employee.pipeline.planning import PlanningStage
 from ai_employee.pipeline.rejection import RejectionStage
+from ai_employee.pipeline.state import PipelineState
 from ai_employee.vault.fsops import clean_partials
 from ai_employee.vault.layout import INBOX, NEEDS_ACTION, REJECTED
 
@@ -33,20 +33,20 @@ MAX_PAUSE_S = 30.0
 class Pipeline:
     name = "pipeline"
 
-    def __init__(self, ctx: EngineContext, should_stop: Callable[[], bool]) -> None:
+    def __init__(self, ctx: EngineContext, should_stop: Callable[[], bool], pool: McpPool | None = None) -> None:
         self.ctx = ctx
         self.should_stop = should_stop
-        self.planning = PlanningStage(ctx)
+        self.state = PipelineState()
+        self.planning = PlanningStage(ctx, self.state)
+        self.planning.drafts.wake = self.wake
         self.ingest = IngestStage(ctx, announce=self.planning.hint)
-        self.rejection = RejectionStage(ctx, self.planning.by_action_id)
-        self.pool = McpPool(
-            ctx.config.mcp_servers, ctx.vault.root, ctx.vault.state_dir / "logs", Redactor(ctx.config.secrets()).scrub
-        )
+        self.rejection = RejectionStage(ctx, self.state)
+        self.pool = pool if pool is not None else McpPool.for_engine(ctx.config, ctx.vault)
         idempotent = {
             f"{server}.{tool}" for server, cfg in ctx.config.mcp_servers.items() for tool in cfg.idempotent_tools
         }
         self.runner = PlanRunner(ctx.ledger, ctx.bus, self.pool, ctx.config.execution.step_timeout_s, idempotent)
-        self.execution = ExecutionStage(ctx, self.runner, self.planning.by_action_id, self.planning.auto_approved)
+        self.execution = ExecutionStage(ctx, self.runner, self.state)
         self._wake = asyncio.Event()
         self._recheck_s: float | None = None
         self.passes = 0
@@ -94,7 +94,7 @@ class Pipeline:
             self._recheck_s = ingested.recheck_s
             handled = ingested.handled
             await asyncio.sleep(0)
-            handled += self.planning.run_once(self.should_stop)
+            handled += await self.planning.run_once(self.should_stop)
             await asyncio.sleep(0)
             if handled == 0 or rounds_without_decisions + 1 >= DECIDE_EVERY:
                 rounds_without_decisions = 0
@@ -110,25 +110,20 @@ class Pipeline:
             await asyncio.sleep(0)
         return total
 
-    async def drain(self) -> int:
-        """Reconcile until nothing is pending, waiting for unsettled files to settle (for `--once`)."""
-        total = await self.reconcile()
-        while self._recheck_s is not None and not self.should_stop():
-            await asyncio.sleep(self._recheck_s + 0.01)
-            total += await self.reconcile()
-        return total
+    async def run(self, until_idle: bool = False) -> int:
+        """Reconcile, then sleep until a hint, the sweep, a settling file or a finished draft, and again;
+        until cancelled or stopped, or with `until_idle` (`vault start --once`) until nothing is left:
+        no draft in flight, no file waiting to settle. Returns the items handled.
 
-    async def run(self) -> None:
-        """Serve until cancelled: reconcile, then sleep until a hint, the sweep or a settling file.
-
-        A fault of the machine (a full disk, a read-only or failing file system) pauses the pipeline:
-        the problem is reported once, inputs stay where they are, and the pipeline retries with a
-        growing pause; once a pass succeeds it resumes by itself, after finishing what the fault
-        interrupted (the same recovery as after a crash).
+        A fault of the machine (a full disk, a read-only or failing file system) pauses the served
+        pipeline: the problem is reported once, inputs stay where they are, and the pipeline retries
+        with a growing pause; once a pass succeeds it resumes by itself, after finishing what the fault
+        interrupted (the same recovery as after a crash). With `until_idle` it is raised instead.
         """
+        total = 0
         try:
             sweep_s = self.ctx.config.watcher.poll_interval
-            warm = False
+            warm = until_idle  # a burst starts the servers it needs on demand
             must_recover = True
             while not self.should_stop():
                 self._wake.clear()
@@ -136,11 +131,11 @@ class Pipeline:
                     if must_recover:
                         await self.recover()
                         must_recover = False
-                    await self.reconcile()
+                    total += await self.reconcile()
                 except Exception as exc:
                     self.last_pass_ok = False
                     fault = machine_fault(exc)
-                    if fault is None:
+                    if fault is None or until_idle:
                         raise
                     must_recover = True
                     await self._pause(fault)
@@ -149,11 +144,15 @@ class Pipeline:
                 if not warm:
                     warm = True
                     self.pool.warm_up()  # in the background: new work does not wait for it
+                if until_idle and not len(self.planning.drafts) and self._recheck_s is None:
+                    break
                 await self.pool.stop_if_idle(self.ctx.config.mcp.idle_stop_s)
                 timeout = sweep_s if self._recheck_s is None else min(sweep_s, self._recheck_s + 0.01)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            return total
         finally:
+            self.planning.drafts.cancel()
             await self.pool.aclose()
 
     async def _pause(self, fault: str) -> None:

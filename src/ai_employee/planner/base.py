@@ -57,6 +57,13 @@ class PlanDraft:
 
 
 class Planner(Protocol):
-    name: str
+    """Drafts a plan for an action. Asynchronous: a model call takes seconds, and planning runs many
+    drafts side by side (`claude.max_concurrency`) while every other stage goes on. A draft writes
+    nothing: planning commits finished drafts durably, so a crash while drafts are in flight loses no
+    input, and each action is planned once after the restart."""
 
-    def plan(self, action: Action, context: PlanningContext) -> PlanDraft: ...
+    name: str
+    # Drafts in flight at most (a model's rate limits), or None: it waits for nothing, so no bound.
+    concurrency: int | None
+
+    async def draft(self, action: Action, context: PlanningContext) -> PlanDraft: ...

@@ -30,8 +30,13 @@ def quote(text: str, limit: int = PREVIEW_IN_PLAN_CHARS) -> str:
 
 class TemplatePlanner:
     name = "template"
+    concurrency: int | None = None
+
+    async def draft(self, action: Action, context: PlanningContext) -> PlanDraft:
+        return self.plan(action, context)
 
     def plan(self, action: Action, context: PlanningContext) -> PlanDraft:
+        """The same draft, synchronously (it needs nothing but the action)."""
         email = action.email or {}
         if email.get("from_addr"):
             return self._reply(action, context)

@@ -1,0 +1,68 @@
+"""The composition root: the one place where the engine's parts are built from config and wired.
+
+The planner (from `claude`: the Claude planner when it has a key, else the template planner), the
+context every stage shares, the MCP pool and the services `vault start` runs are made here and nowhere
+else; sources and notifiers are added here as they come. The CLI takes the service names from
+`SERVICE_NAMES` (this module imports nothing heavy at the top, so commands stay cheap), and
+`build_services` checks that it builds exactly those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ai_employee.config import Config
+    from ai_employee.events import EventBus
+    from ai_employee.ledger import Ledger
+    from ai_employee.orchestrator import Service
+    from ai_employee.pipeline.context import EngineContext
+    from ai_employee.planner import Planner
+    from ai_employee.vault.layout import Vault
+
+# The services `vault start` runs, in the order they start; `vault start --once` runs the first alone.
+SERVICE_NAMES = ("pipeline", "watcher", "dashboard")
+
+
+def make_planner(config: Config) -> Planner:
+    """The planner the config asks for. Only the template planner exists so far; the Claude planner
+    (used when `claude.api_key` is set) plugs in here."""
+    from ai_employee.planner import TemplatePlanner
+
+    return TemplatePlanner()
+
+
+def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:
+    from ai_employee.pipeline.context import EngineContext
+    from ai_employee.policy import Policy
+
+    return EngineContext(
+        vault=vault,
+        config=config,
+        ledger=ledger,
+        bus=bus,
+        policy=Policy(config.policy.rules),
+        planner=make_planner(config),
+    )
+
+
+def build_services(
+    ctx: EngineContext, should_stop: Callable[[], bool], mode: Callable[[], str], once: bool = False
+) -> list[Service]:
+    """The services, wired: the watcher's hints go to the pipeline; the dashboard follows the bus. With
+    `once`, only the pipeline (a burst needs no hints: it works until nothing is left)."""
+    from ai_employee.dashboard import DashboardWriter
+    from ai_employee.executor.mcp_pool import McpPool
+    from ai_employee.pipeline.runner import Pipeline
+    from ai_employee.watcher import VaultWatcher
+
+    pipeline = Pipeline(ctx, should_stop, McpPool.for_engine(ctx.config, ctx.vault))
+    if once:
+        return [pipeline]
+    watcher = VaultWatcher(ctx.vault, pipeline.hint, ctx.config.watcher.polling, ctx.config.watcher.poll_interval)
+    services: list[Service] = [pipeline, watcher, DashboardWriter(ctx.vault, ctx.bus, mode)]
+    names = tuple(service.name for service in services)
+    if names != SERVICE_NAMES:
+        raise AssertionError(f"the services built ({names}) are not the ones named ({SERVICE_NAMES})")
+    return services
