@@ -174,7 +174,7 @@ def test_once_waits_for_every_draft_in_flight(vault: Path, monkeypatch: pytest.M
     """`vault start --once` is the served pipeline loop in burst mode: it ends when nothing is left,
     drafts in flight included."""
     planner = SlowPlanner()
-    monkeypatch.setattr("ai_employee.composition.make_planner", lambda config: planner)
+    monkeypatch.setattr("ai_employee.composition.make_planner", lambda *_: planner)
     config = Config()
     config.watcher.__dict__["settle_s"] = 0.0
     drop(vault, 4)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ai_employee.config import Config
     from ai_employee.events import EventBus
+    from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.ledger import Ledger
     from ai_employee.orchestrator import Service
     from ai_employee.pipeline.context import EngineContext
@@ -25,25 +26,32 @@ if TYPE_CHECKING:
 SERVICE_NAMES = ("pipeline", "watcher", "dashboard")
 
 
-def make_planner(config: Config) -> Planner:
-    """The planner the config asks for. Only the template planner exists so far; the Claude planner
-    (used when `claude.api_key` is set) plugs in here."""
+def make_planner(config: Config, tools: McpPool, ledger: Ledger) -> Planner:
+    """The Claude planner when `claude.api_key` is set (falling back to the template planner, per
+    draft, whenever it cannot plan), else the template planner."""
     from ai_employee.planner import TemplatePlanner
 
-    return TemplatePlanner()
+    if config.claude.api_key is None or not config.claude.api_key.get_secret_value():
+        return TemplatePlanner()
+    from ai_employee.planner.claude import ClaudePlanner
+
+    return ClaudePlanner(config, tools, ledger.record_usage)
 
 
 def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:
+    from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.pipeline.context import EngineContext
     from ai_employee.policy import Policy
 
+    pool = McpPool.for_engine(config, vault)
     return EngineContext(
         vault=vault,
         config=config,
         ledger=ledger,
         bus=bus,
         policy=Policy(config.policy.rules),
-        planner=make_planner(config),
+        planner=make_planner(config, pool, ledger),
+        pool=pool,
     )
 
 
@@ -53,11 +61,10 @@ def build_services(
     """The services, wired: the watcher's hints go to the pipeline; the dashboard follows the bus. With
     `once`, only the pipeline (a burst needs no hints: it works until nothing is left)."""
     from ai_employee.dashboard import DashboardWriter
-    from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.pipeline.runner import Pipeline
     from ai_employee.watcher import VaultWatcher
 
-    pipeline = Pipeline(ctx, should_stop, McpPool.for_engine(ctx.config, ctx.vault))
+    pipeline = Pipeline(ctx, should_stop)
     if once:
         return [pipeline]
     watcher = VaultWatcher(ctx.vault, pipeline.hint, ctx.config.watcher.polling, ctx.config.watcher.poll_interval)

@@ -31,9 +31,20 @@ class AppConfig(_Section):
 
 class ClaudeConfig(_Section):
     api_key: SecretStr | None = Field(None, description="Anthropic API key; empty means the template planner.")
-    model: str = "claude-sonnet-4-5"
+    base_url: str | None = Field(None, description="Another endpoint (a gateway); else $ANTHROPIC_BASE_URL.")
+    model: str = "claude-sonnet-5-5"
     max_tokens: int = Field(4096, gt=0)
+    timeout_s: float = Field(120.0, gt=0, description="The longest a plan may take to draft, retries included.")
     max_concurrency: int = Field(4, gt=0, le=64, description="Plans drafted side by side at most.")
+    max_retry_after_s: float = Field(
+        30.0, ge=0, description="The longest `retry-after` of a 429/529 answer that is waited for."
+    )
+
+
+class PlannerConfig(_Section):
+    min_confidence: float = Field(
+        0.6, ge=0, le=1, description="A plan the model is less sure of waits for you, even if every step is LOW."
+    )
 
 
 class LoggingConfig(_Section):
@@ -114,6 +125,7 @@ class PolicyConfig(_Section):
 class Config(_Section):
     app: AppConfig = AppConfig()
     claude: ClaudeConfig = ClaudeConfig()
+    planner: PlannerConfig = PlannerConfig()
     logging: LoggingConfig = LoggingConfig()
     watcher: WatcherConfig = WatcherConfig()
     approval: ApprovalConfig = ApprovalConfig()
@@ -180,13 +192,18 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
 
 
 def _with_env_key(config: Config, env: dict[str, str]) -> Config:
-    """Fill claude.api_key from CLAUDE_API_KEY / ANTHROPIC_API_KEY when the config leaves it empty."""
+    """Fill claude.api_key from CLAUDE_API_KEY / ANTHROPIC_API_KEY, and claude.base_url from
+    ANTHROPIC_BASE_URL, when the config leaves them empty."""
     current = config.claude.api_key.get_secret_value() if config.claude.api_key else ""
-    if current:
+    updates: dict[str, Any] = {}
+    if not current:
+        key = env.get("CLAUDE_API_KEY") or env.get("ANTHROPIC_API_KEY") or ""
+        updates["api_key"] = SecretStr(key) if key else None
+    if config.claude.base_url is None and env.get("ANTHROPIC_BASE_URL"):
+        updates["base_url"] = env["ANTHROPIC_BASE_URL"]
+    if not updates:
         return config
-    key = env.get("CLAUDE_API_KEY") or env.get("ANTHROPIC_API_KEY") or ""
-    claude = config.claude.model_copy(update={"api_key": SecretStr(key) if key else None})
-    return config.model_copy(update={"claude": claude})
+    return config.model_copy(update={"claude": config.claude.model_copy(update=updates)})
 
 
 def _resolve_relative(config: Config, base: Path) -> Config:

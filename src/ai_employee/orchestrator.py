@@ -119,7 +119,8 @@ class Engine:
             for service in services:
                 self.services[service.name] = ServiceState(service)
             self.bus.publish(EventName.ENGINE_STARTED, ServicePayload("engine", self.mode))
-            log.info("engine started", vault=str(self.vault.root), mode=self.mode, pid=os.getpid(), once=once)
+            if not once:  # a burst says what it did when it ends
+                log.info("engine started", vault=str(self.vault.root), mode=self.mode, pid=os.getpid())
             beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
             if once:
                 self.services[pipeline.name].state = "running"
@@ -141,7 +142,8 @@ class Engine:
             with contextlib.suppress(OSError):
                 self.vault.heartbeat_path.unlink()
             self._close()
-            log.info("engine stopped")
+            if not once:
+                log.info("engine stopped")
 
     def restart_requested(self) -> None:
         """SIGHUP from `vault restart --services`: restart the services named in the request file."""

@@ -177,6 +177,18 @@ class McpPool:
         for server in self.servers:
             self._connect(server)
 
+    async def catalog(self) -> list[tuple[str, Tool]]:
+        """Every tool of every configured server, as (`server.tool`, tool), sorted; servers are started
+        side by side if they are not running, and one that fails to start is left out (and logged)."""
+        results = await asyncio.gather(*(self._session(server) for server in self.servers), return_exceptions=True)
+        found: list[tuple[str, Tool]] = []
+        for server, result in zip(self.servers, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("mcp server left out of the tool list", server=server, error=f"{type(result).__name__}")
+                continue
+            found.extend((f"{server}.{name}", tool) for name, tool in sorted(result[1].tools.items()))
+        return sorted(found, key=lambda item: item[0])
+
     async def tool(self, server: str, name: str) -> Tool:
         _, connection = await self._session(server)
         tools = connection.tools

@@ -134,11 +134,28 @@ def m004_note_cache(db: sqlite3.Connection) -> None:
     )
 
 
+def m005_usage_details(db: sqlite3.Connection) -> None:
+    # Every model call, whatever came of it: what it served (scope, action), what it cost and how long
+    # it took, and its outcome (ok, invalid, error, timeout), for `vault budget` and the budgets.
+    _run(
+        db,
+        """
+        ALTER TABLE token_usage ADD COLUMN scope TEXT NOT NULL DEFAULT 'reactive';
+        ALTER TABLE token_usage ADD COLUMN action_id TEXT;
+        ALTER TABLE token_usage ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
+        ALTER TABLE token_usage ADD COLUMN duration_ms INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE token_usage ADD COLUMN outcome TEXT NOT NULL DEFAULT 'ok';
+        CREATE INDEX token_usage_ts ON token_usage(ts);
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
     ("003_decision_steps", m003_decision_steps),
     ("004_note_cache", m004_note_cache),
+    ("005_usage_details", m005_usage_details),
 ]
 
 

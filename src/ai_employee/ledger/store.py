@@ -46,6 +46,22 @@ class StepRecord:
     result: str
 
 
+@dataclass(frozen=True)
+class Usage:
+    """One model call's tokens, cost and outcome."""
+
+    model: str
+    scope: str  # reactive (planning what arrived) | proactive (scheduled work)
+    action_id: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    cost_usd: float
+    duration_ms: int
+    outcome: str  # ok | invalid | error | timeout
+
+
 class Ledger:
     """History and idempotency records. Never the only copy of where work stands: that is the vault."""
 
@@ -331,6 +347,31 @@ class Ledger:
             db.executemany("DELETE FROM note_cache WHERE folder = ? AND name = ?", [(folder, n) for n in gone])
 
     # tokens and stats ---------------------------------------------------------------------------
+    def record_usage(self, usage: Usage) -> None:
+        """One model call, whatever came of it (each its own small transaction: a call is seconds)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO token_usage (ts, model, plan_id, action_id, scope, input_tokens, output_tokens,"
+                " cache_read_tokens, cache_creation_tokens, cost_usd, duration_ms, outcome)"
+                " VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    now_iso(),
+                    usage.model,
+                    usage.action_id,
+                    usage.scope,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.cache_read_tokens,
+                    usage.cache_creation_tokens,
+                    usage.cost_usd,
+                    usage.duration_ms,
+                    usage.outcome,
+                ),
+            )
+
+    def usage(self, since_iso: str = "") -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM token_usage WHERE ts >= ? ORDER BY id", (since_iso,)))
+
     def tokens_since(self, since_iso: str) -> dict[str, int]:
         row = self.db.execute(
             "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) FROM token_usage WHERE ts >= ?",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -14,6 +15,9 @@ from ai_employee.ledger import Ledger
 from ai_employee.planner import Planner
 from ai_employee.policy import Policy
 from ai_employee.vault.layout import Vault
+
+if TYPE_CHECKING:
+    from ai_employee.executor.mcp_pool import McpPool
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +30,7 @@ class EngineContext:
     bus: EventBus
     policy: Policy
     planner: Planner
+    pool: McpPool  # the MCP servers' connections: execution calls their tools, planners read their list
     # Problems already reported, so a sweep every few seconds does not repeat the same error.
     reported: dict[str, str] = field(default_factory=dict)
 

@@ -381,7 +381,9 @@ class PlanningStage:
             return None
         assessment = ctx.policy.assess(result.steps, result.criticality_hint)
         plan_id = draft.existing or new_id()
-        auto = assessment.criticality == Criticality.LOW and ctx.config.policy.auto_approve == "low"
+        # Only the policy lets a plan run by itself, and only a LOW one the planner did not hold back.
+        low = assessment.criticality == Criticality.LOW
+        auto = low and ctx.config.policy.auto_approve == "low" and not result.holds
         created = now_stamp()
         status = "approved" if auto else "pending_approval"
         note = result.to_note(plan_id, action.id, assessment, created, status, _source_links(action, path.name))

@@ -12,7 +12,6 @@ import structlog
 
 from ai_employee.errors import machine_fault
 from ai_employee.events import EventName, PausePayload
-from ai_employee.executor.mcp_pool import McpPool
 from ai_employee.executor.run import PlanRunner
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.execution import ExecutionStage
@@ -33,7 +32,7 @@ MAX_PAUSE_S = 30.0
 class Pipeline:
     name = "pipeline"
 
-    def __init__(self, ctx: EngineContext, should_stop: Callable[[], bool], pool: McpPool | None = None) -> None:
+    def __init__(self, ctx: EngineContext, should_stop: Callable[[], bool]) -> None:
         self.ctx = ctx
         self.should_stop = should_stop
         self.state = PipelineState()
@@ -41,7 +40,7 @@ class Pipeline:
         self.planning.drafts.wake = self.wake
         self.ingest = IngestStage(ctx, announce=self.planning.hint)
         self.rejection = RejectionStage(ctx, self.state)
-        self.pool = pool if pool is not None else McpPool.for_engine(ctx.config, ctx.vault)
+        self.pool = ctx.pool
         idempotent = {
             f"{server}.{tool}" for server, cfg in ctx.config.mcp_servers.items() for tool in cfg.idempotent_tools
         }

@@ -29,6 +29,9 @@ class PlanDraft:
     planner: str
     planner_note: str
     criticality_hint: Criticality | None = None
+    # Why the plan must wait for the human even if every step is LOW (open questions, low confidence).
+    holds: tuple[str, ...] = ()
+    questions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Multi-line text in the steps is wrapped for reading, whichever planner wrote it: what the human
@@ -41,13 +44,14 @@ class PlanDraft:
     ) -> PlanNote:
         """The plan note for this draft, rated by the policy's `assessment`."""
         return PlanNote(
+            questions=list(self.questions),
             id=plan_id,
             action_id=action_id,
             title=self.title,
             summary=self.summary,
             steps=self.steps,
             criticality=assessment.criticality.label,
-            reasons=assessment.reasons,
+            reasons=[*assessment.reasons, *self.holds],
             planner=self.planner,
             planner_note=self.planner_note,
             created=created,

@@ -344,6 +344,7 @@ class PlanNote:
     created: str
     status: str
     source_links: list[str]
+    questions: list[str] = field(default_factory=list)
 
 
 def render_plan(note: PlanNote) -> str:
@@ -373,6 +374,7 @@ def render_plan(note: PlanNote) -> str:
         f"---\n{fm}---\n",
         f"# {note.title}\n\n",
         box,
+        _questions(note.questions),
         "\n## Summary\n\n",
         note.summary.rstrip() + "\n",
         "\n## Why this criticality\n\n",
@@ -386,6 +388,16 @@ def render_plan(note: PlanNote) -> str:
         f"\n*{note.planner_note}*\n",
     ]
     return "".join(parts)
+
+
+def _questions(questions: list[str]) -> str:
+    if not questions:
+        return ""
+    lines = "".join(f"> - {clean_text(question, 500)}\n" for question in questions)
+    return (
+        "\n> [!question] Questions for you\n> The planner was not sure about these. Check them before you"
+        " approve, and edit the steps if they need it.\n" + lines
+    )
 
 
 def plan_file_name(created_date: str, title: str) -> str:
