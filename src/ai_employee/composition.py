@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ai_employee.budget import Budget
     from ai_employee.config import Config
     from ai_employee.events import EventBus
     from ai_employee.executor.mcp_pool import McpPool
@@ -26,16 +27,25 @@ if TYPE_CHECKING:
 SERVICE_NAMES = ("pipeline", "watcher", "dashboard")
 
 
-def make_planner(config: Config, tools: McpPool, ledger: Ledger) -> Planner:
+def make_planner(config: Config, tools: McpPool, budget: Budget) -> Planner:
     """The Claude planner when `claude.api_key` is set (falling back to the template planner, per
-    draft, whenever it cannot plan), else the template planner."""
+    draft, whenever it cannot plan, or the day's budget is spent), else the template planner."""
     from ai_employee.planner import TemplatePlanner
 
     if config.claude.api_key is None or not config.claude.api_key.get_secret_value():
         return TemplatePlanner()
     from ai_employee.planner.claude import ClaudePlanner
 
-    return ClaudePlanner(config, tools, ledger.record_usage)
+    return ClaudePlanner(config, tools, budget)
+
+
+def make_budget(config: Config, ledger: Ledger, bus: EventBus) -> Budget:
+    """The day's token budgets; reservations a crash left behind are counted as spent here, at start."""
+    from ai_employee.budget import Budget
+
+    budget = Budget(ledger, config.budget, bus.publish)
+    budget.clear_stale()
+    return budget
 
 
 def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:
@@ -50,7 +60,7 @@ def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) ->
         ledger=ledger,
         bus=bus,
         policy=Policy(config.policy.rules),
-        planner=make_planner(config, pool, ledger),
+        planner=make_planner(config, pool, make_budget(config, ledger, bus)),
         pool=pool,
     )
 

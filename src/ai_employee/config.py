@@ -47,6 +47,26 @@ class PlannerConfig(_Section):
     )
 
 
+class BudgetConfig(_Section):
+    reactive_daily_tokens: int | None = Field(
+        None, gt=0, description="Tokens a day for planning what arrives; empty means no limit."
+    )
+    proactive_daily_tokens: int | None = Field(7_000_000, gt=0, description="Tokens a day for scheduled work.")
+    timezone: str | None = Field(None, description="Where a day starts and ends (IANA name); default: local.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Lisbon") from None
+        return value
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file: Path | None = Field(None, description="JSON log file; default <vault>/.ai_employee/logs/app.log.")
@@ -126,6 +146,7 @@ class Config(_Section):
     app: AppConfig = AppConfig()
     claude: ClaudeConfig = ClaudeConfig()
     planner: PlannerConfig = PlannerConfig()
+    budget: BudgetConfig = BudgetConfig()
     logging: LoggingConfig = LoggingConfig()
     watcher: WatcherConfig = WatcherConfig()
     approval: ApprovalConfig = ApprovalConfig()

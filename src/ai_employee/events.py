@@ -129,6 +129,15 @@ class PausePayload(Payload):
 
 
 @dataclass(frozen=True)
+class BudgetPayload(Payload):
+    scope: str
+    percent: int  # the threshold crossed: 80 or 95
+    used: int
+    limit: int
+    day: str
+
+
+@dataclass(frozen=True)
 class Event:
     name: EventName
     payload: Payload

@@ -236,6 +236,12 @@ class Engine:
                 "services": self.health(),
                 # Problems the stages are waiting on (an unreadable file, a full disk): shown by `vault status`.
                 "problems": list(self.ctx.reported.values())[-20:] if self.ctx else [],
+                # The day's token budgets, for `vault status` (which reads no config).
+                "budget": {
+                    "reactive": self.config.budget.reactive_daily_tokens,
+                    "proactive": self.config.budget.proactive_daily_tokens,
+                    "timezone": self.config.budget.timezone,
+                },
             }
             # Padded, so that on a full disk it can still be rewritten in place (see _write_heartbeat).
             data = json.dumps(beat).encode().ljust(HEARTBEAT_BYTES)

@@ -9,9 +9,10 @@ import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ai_employee.clock import local_now
 from ai_employee.errors import FormatError
@@ -290,6 +291,7 @@ def engine_state(vault: Vault) -> dict[str, Any]:
                 s.get("healthy", False) for s in state["services"].values()
             )
         state["last_problems"] = beat.get("problems", [])
+        state["budget"] = beat.get("budget")
     return state
 
 
@@ -299,13 +301,41 @@ def collect(vault: Vault, ledger: Ledger | None, view: VaultView | None = None) 
     quarantined = [e.name for e in entries(vault.folder(QUARANTINE)) if not e.name.endswith(".why.md")]
     midnight = local_now().replace(hour=0, minute=0, second=0, microsecond=0)
     tokens = ledger.tokens_since(midnight.astimezone(UTC).isoformat(timespec="milliseconds")) if ledger else {}
+    engine = engine_state(vault)
     return {
         "vault": str(vault.root),
-        "engine": engine_state(vault),
+        "engine": engine,
         "disk_problems": disk_problems(vault),
         "folders": folder_counts(vault, view),
         "pending_approvals": [asdict(p) for p in groups.waiting],
         "deferred": [asdict(p) for p in groups.deferred],
         "attention": [asdict(p) for p in groups.attention] + [{"file": f"{QUARANTINE}/{q}"} for q in quarantined],
         "tokens_today": tokens,
+        "budget": budget_today(ledger, engine.get("budget")),
     }
+
+
+def budget_today(ledger: Ledger | None, limits: dict[str, Any] | None) -> dict[str, Any]:
+    """Today's tokens per scope, with the running engine's budgets (None: no limit, or no engine running
+    to say), in the budget's time zone."""
+    limits = limits or {}
+    zone_name = limits.get("timezone")
+    zone = ZoneInfo(zone_name) if zone_name else (local_now().tzinfo or UTC)
+    today = datetime.now(zone).date()
+    start = datetime.combine(today, datetime.min.time(), zone).astimezone(UTC)
+    end = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
+    found: dict[str, Any] = {"day": today.isoformat(), "limits_known": bool(limits)}
+    for scope in ("reactive", "proactive"):
+        used, cost = (
+            ledger.tokens_used(scope, start.isoformat(timespec="milliseconds"), end.isoformat(timespec="milliseconds"))
+            if ledger
+            else (0, 0.0)
+        )
+        limit = limits.get(scope)
+        found[scope] = {
+            "used": used,
+            "limit": limit,
+            "remaining": None if limit is None else max(0, int(limit) - used),
+            "cost_usd": round(cost, 4),
+        }
+    return found

@@ -9,7 +9,7 @@ import click
 
 from ai_employee import __version__
 from ai_employee.cli.app import AppState
-from ai_employee.cli.engine import init, restart, start, status, stop
+from ai_employee.cli.engine import budget, init, restart, start, status, stop
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, show, stats
 from ai_employee.errors import AIEmployeeError, machine_fault
 
@@ -58,6 +58,7 @@ for command in (
     defer,
     history,
     stats,
+    budget,
 ):
     cli.add_command(command)
 

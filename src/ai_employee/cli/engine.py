@@ -208,8 +208,52 @@ def _print_status(data: dict[str, Any]) -> None:
         click.echo(f"Needs attention: {len(attention)}")
         for item in attention[:20]:
             click.echo(f"  {item['file']}" + (f"  {item['error']}" if item.get("error") else ""))
-    tokens = data.get("tokens_today") or {}
-    click.echo(f"Tokens today: {tokens.get('input_tokens', 0)} in, {tokens.get('output_tokens', 0)} out")
+    click.echo("Tokens today: " + budget_line(data.get("budget") or {}))
+
+
+def budget_line(budget: dict[str, Any]) -> str:
+    """`planning 12,400 of 500,000 ($0.04); scheduled work 0 (no limit)`: one line for `vault status`."""
+    parts = []
+    for scope, words in (("reactive", "planning"), ("proactive", "scheduled work")):
+        entry = budget.get(scope) or {}
+        used, limit = int(entry.get("used", 0)), entry.get("limit")
+        cost = f", ${entry.get('cost_usd', 0):.2f}" if entry.get("cost_usd") else ""
+        if not budget.get("limits_known"):
+            parts.append(f"{words} {used:,}{cost}")
+        else:
+            parts.append(f"{words} {used:,} " + (f"of {limit:,}" if limit else "(no limit)") + cost)
+    return "; ".join(parts)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@pass_app
+def budget(app: AppState, as_json: bool) -> None:
+    """Show today's token use per scope against the budgets in the config, what calls in flight hold,
+    what is left and what it cost, and the last 7 days.
+
+    \b
+    Scopes: reactive (planning what arrived), proactive (scheduled work). Days start at midnight in
+    budget.timezone (default: this machine's).
+    """
+    from ai_employee.budget import Budget
+
+    vault = app.vault()
+    with app.ledger(vault) as ledger:
+        data = Budget(ledger, app.config.budget).summary()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"Today ({data['day']}, {data['timezone']}):")
+    for scope, entry in data["scopes"].items():
+        limit = f"of {entry['limit']:,}" if entry["limit"] else "(no limit)"
+        left = f", {entry['remaining']:,} left" if entry["remaining"] is not None else ""
+        held = f", {entry['reserved']:,} held by calls in flight" if entry["reserved"] else ""
+        click.echo(f"  {scope:9}  {entry['used']:>12,} {limit}{left}{held}  ${entry['cost_usd']:.2f}")
+    click.echo("Last 7 days:")
+    for day in data["history"]:
+        tokens = f"reactive {day['reactive']:>12,}  proactive {day['proactive']:>12,}"
+        click.echo(f"  {day['day']}  {tokens}  ${day['cost_usd']:.2f}")
 
 
 @click.command()
@@ -225,7 +269,8 @@ def status(app: AppState, as_json: bool) -> None:
     \b
     --json keys: vault, engine, disk_problems, folders, pending_approvals (waiting for a decision,
     oldest first), deferred (waiting, snoozed until `deferred_until`), attention (failed or interrupted
-    plans, and quarantined files), tokens_today. `vault list` shows the same three groups.
+    plans, and quarantined files), tokens_today, budget (today's tokens per scope with the running
+    engine's limits). `vault list` shows the same three groups.
     """
     from ai_employee.status import collect
 

@@ -150,12 +150,36 @@ def m005_usage_details(db: sqlite3.Connection) -> None:
     )
 
 
+def m006_budget(db: sqlite3.Connection) -> None:
+    # Tokens held for model calls in flight (their worst case), so budgets are never exceeded even by
+    # calls side by side; and the budget warnings already given, once per scope, level and day.
+    _run(
+        db,
+        """
+        CREATE TABLE budget_reservations (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            tokens INTEGER NOT NULL,
+            action_id TEXT
+        );
+        CREATE TABLE budget_warnings (
+            day TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            percent INTEGER NOT NULL,
+            PRIMARY KEY (day, scope, percent)
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
     ("003_decision_steps", m003_decision_steps),
     ("004_note_cache", m004_note_cache),
     ("005_usage_details", m005_usage_details),
+    ("006_budget", m006_budget),
 ]
 
 

@@ -347,15 +347,18 @@ class Ledger:
             db.executemany("DELETE FROM note_cache WHERE folder = ? AND name = ?", [(folder, n) for n in gone])
 
     # tokens and stats ---------------------------------------------------------------------------
-    def record_usage(self, usage: Usage) -> None:
-        """One model call, whatever came of it (each its own small transaction: a call is seconds)."""
+    def record_usage(self, usage: Usage, ts: str | None = None, release: int | None = None) -> None:
+        """One model call, whatever came of it, at `ts` (default: now); in the same transaction the
+        budget reservation `release` it was made under is dropped."""
         with self.transaction() as db:
+            if release is not None:
+                db.execute("DELETE FROM budget_reservations WHERE id = ?", (release,))
             db.execute(
                 "INSERT INTO token_usage (ts, model, plan_id, action_id, scope, input_tokens, output_tokens,"
                 " cache_read_tokens, cache_creation_tokens, cost_usd, duration_ms, outcome)"
                 " VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    now_iso(),
+                    ts or now_iso(),
                     usage.model,
                     usage.action_id,
                     usage.scope,
@@ -368,6 +371,16 @@ class Ledger:
                     usage.outcome,
                 ),
             )
+
+    def tokens_used(self, scope: str, start_iso: str, end_iso: str) -> tuple[int, float]:
+        """Tokens a scope's calls were billed for in [start, end) (fresh input, cache reads and writes,
+        output), and their estimated cost."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(input_tokens + output_tokens + cache_read_tokens + cache_creation_tokens), 0),"
+            " COALESCE(SUM(cost_usd), 0) FROM token_usage WHERE scope = ? AND ts >= ? AND ts < ?",
+            (scope, start_iso, end_iso),
+        ).fetchone()
+        return int(row[0]), float(row[1])
 
     def usage(self, since_iso: str = "") -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM token_usage WHERE ts >= ? ORDER BY id", (since_iso,)))

@@ -13,7 +13,6 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,6 +20,7 @@ import anthropic
 import structlog
 from pydantic import BaseModel, Field, ValidationError
 
+from ai_employee.budget import Budget, BudgetSpent, estimate_tokens
 from ai_employee.config import Config
 from ai_employee.executor.mcp_pool import McpPool, StepError
 from ai_employee.ledger import Usage
@@ -126,16 +126,12 @@ class ClaudePlanner:
     name = "claude"
 
     def __init__(
-        self,
-        config: Config,
-        tools: McpPool,
-        record_usage: Callable[[Usage], None],
-        client: anthropic.AsyncAnthropic | None = None,
+        self, config: Config, tools: McpPool, budget: Budget, client: anthropic.AsyncAnthropic | None = None
     ) -> None:
         claude = config.claude
         self.config = config
         self.tools = tools
-        self.record_usage = record_usage
+        self.budget = budget
         self.concurrency: int | None = claude.max_concurrency
         self.fallback = TemplatePlanner()
         key = claude.api_key.get_secret_value() if claude.api_key else None
@@ -151,7 +147,7 @@ class ClaudePlanner:
                 return await self._draft(action, context)
         except TimeoutError:
             reason = f"no answer within {self.config.claude.timeout_s:g} s"
-        except PlanningFailed as exc:
+        except (PlanningFailed, BudgetSpent) as exc:
             reason = str(exc)
         except anthropic.APIError as exc:
             reason = _api_reason(exc)
@@ -184,9 +180,12 @@ class ClaudePlanner:
 
     async def _ask(self, call: _Call, system: list[dict[str, Any]], tool: dict[str, Any]) -> Any:
         """One answer from the model, retrying what may pass (rate limits, overload, 5xx, the network)
-        with backoff and jitter; each call, answered or not, is recorded in the ledger."""
+        with backoff and jitter. Each call first reserves its worst case in the day's budget, and is
+        then recorded in the ledger with what it really used, answered or not."""
         claude = self.config.claude
+        worst = estimate_tokens(json.dumps(system), json.dumps(call.messages), json.dumps(tool)) + claude.max_tokens
         for retry in range(6):
+            reservation = self.budget.reserve("reactive", worst, call.action.id)
             started = time.monotonic()
             try:
                 messages: Any = self.client.messages  # the SDK's typed dicts, built here as plain dicts
@@ -198,8 +197,11 @@ class ClaudePlanner:
                     tools=[tool],
                     tool_choice={"type": "tool", "name": TOOL_NAME},
                 )
+            except anthropic.APITimeoutError:
+                self.budget.settle_unknown(reservation, self._usage(call.action, None, started, "timeout"))
+                raise
             except RETRIABLE as exc:
-                self._record(call.action, None, started, "error")
+                self.budget.settle(reservation, self._usage(call.action, None, started, "error"))
                 wait = _retry_wait(exc, retry, claude.max_retry_after_s)
                 if wait is None or retry == 5:
                     raise
@@ -207,9 +209,12 @@ class ClaudePlanner:
                 await asyncio.sleep(wait)
                 continue
             except anthropic.APIError:
-                self._record(call.action, None, started, "error")
+                self.budget.settle(reservation, self._usage(call.action, None, started, "error"))
                 raise
-            self._record(call.action, message.usage, started, "ok")
+            except BaseException:  # cut off in flight (the draft's deadline, the engine stopping)
+                self.budget.settle_unknown(reservation, self._usage(call.action, None, started, "timeout"))
+                raise
+            self.budget.settle(reservation, self._usage(call.action, message.usage, started, "ok"))
             return message
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -235,23 +240,21 @@ class ClaudePlanner:
             problems.append(str(exc))
         return answer, problems
 
-    def _record(self, action: Action, usage: Any, started: float, outcome: str) -> None:
+    def _usage(self, action: Action, usage: Any, started: float, outcome: str) -> Usage:
         model = self.config.claude.model
         tokens = [int(getattr(usage, name, 0) or 0) for name in _USAGE_FIELDS] if usage else [0, 0, 0, 0]
         fresh_in, out, cache_read, cache_write = tokens
-        self.record_usage(
-            Usage(
-                model=model,
-                scope="reactive",
-                action_id=action.id,
-                input_tokens=fresh_in,
-                output_tokens=out,
-                cache_read_tokens=cache_read,
-                cache_creation_tokens=cache_write,
-                cost_usd=_cost(model, fresh_in, out, cache_read, cache_write),
-                duration_ms=_ms_since(started),
-                outcome=outcome,
-            )
+        return Usage(
+            model=model,
+            scope="reactive",
+            action_id=action.id,
+            input_tokens=fresh_in,
+            output_tokens=out,
+            cache_read_tokens=cache_read,
+            cache_creation_tokens=cache_write,
+            cost_usd=_cost(model, fresh_in, out, cache_read, cache_write),
+            duration_ms=_ms_since(started),
+            outcome=outcome,
         )
 
 
