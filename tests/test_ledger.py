@@ -407,6 +407,16 @@ def test_a_durable_write_inside_a_batch_is_durable_when_it_returns(ledger: Ledge
     assert _committed_runs(db_path) == 3
 
 
+def test_a_failed_write_inside_a_batch_undoes_only_itself(ledger: Ledger, db_path: Path) -> None:
+    with ledger.batch():
+        ledger.start_run("P1", "h", dry_run=True)
+        with pytest.raises(RuntimeError), ledger.transaction() as db:
+            db.execute("INSERT INTO sources (key, action_id, first_seen) VALUES ('k', 'a', 'now')")
+            raise RuntimeError("stop")
+    assert _committed_runs(db_path) == 1
+    assert ledger.db.execute("SELECT COUNT(*) FROM sources").fetchone()[0] == 0
+
+
 def test_batch_off_is_one_transaction_per_write(ledger: Ledger, db_path: Path) -> None:
     with ledger.batch(really=False):
         ledger.start_run("P1", "h", dry_run=True)

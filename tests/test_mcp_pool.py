@@ -3,12 +3,13 @@ started again on demand."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from ai_employee.config import Config
-from ai_employee.executor.mcp_pool import McpPool
+from ai_employee.executor.mcp_pool import McpPool, ServerUnavailable
 from ai_employee.vault.layout import init_vault
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,3 +49,23 @@ async def test_warm_up_starts_servers_in_the_background_and_a_broken_one_stays_i
         assert await pool.tool("vault", "create_note"), "forgetting one server leaves the others running"
     finally:
         await pool.aclose()
+
+
+async def test_a_server_that_never_gets_ready_is_given_up_and_never_holds_the_others(tmp_path: Path) -> None:
+    init_vault(tmp_path / "vault")
+    good = Config().mcp_servers["vault"]
+    hung = good.model_copy(update={"command": "sleep", "args": ["1000"]})  # starts, never answers
+    pool = McpPool({"hung": hung, "vault": good}, tmp_path / "vault", tmp_path / "logs", start_timeout_s=2.0)
+    try:
+        started = time.monotonic()
+        names = [name for name, _ in await pool.catalog()]
+        assert "vault.create_note" in names and not any(n.startswith("hung.") for n in names)
+        assert time.monotonic() - started < 10
+        started = time.monotonic()
+        with pytest.raises(ServerUnavailable, match="did not start within 2 s"):
+            await pool.tool("hung", "anything")  # given up for a while: fails at once
+        assert time.monotonic() - started < 1
+    finally:
+        started = time.monotonic()
+        await pool.aclose()
+        assert time.monotonic() - started < 5, "closing does not wait for a handshake that never comes"

@@ -97,7 +97,7 @@ def test_reasons_mention_each_step() -> None:
     assessment = Policy().assess([step("vault.create_note"), step("email.send_email"), step("shell.run")])
     assert assessment.reasons == [
         "Step 1 `vault.create_note` is LOW: only writes notes inside this vault.",
-        "Step 2 `email.send_email` is MEDIUM: sends an email to someone outside.",
+        "Step 2 `email.send_email` is MEDIUM: sends an email in your name.",
         "Step 3 `shell.run` is HIGH: the policy does not know this tool.",
     ]
 

@@ -102,7 +102,7 @@ class Budget:
 
     def settle_unknown(self, reservation: Reservation, usage: Usage) -> None:
         """The call's fate is unknown (cut off while in flight): its worst case counts as used."""
-        self.settle(reservation, replace(usage, input_tokens=reservation.tokens, outcome="unknown"))
+        self.settle(reservation, replace(usage, input_tokens=reservation.tokens))
 
     def clear_stale(self) -> int:
         """At start-up: reservations a crash left behind count as spent (their worst case)."""

@@ -27,6 +27,10 @@ class AppConfig(_Section):
     vault_path: Path | None = Field(None, description="The vault to run on.")
     name: str = Field("AI Employee", description="How the assistant signs and names itself.")
     owner_name: str = Field("", description="Your name, used to sign replies.")
+    owner_addresses: list[str] = Field(default_factory=list, description="Your own email addresses.")
+    own_domains: list[str] = Field(
+        default_factory=list, description="Your organisation's mail domains: mail from them is from a colleague."
+    )
 
 
 class ClaudeConfig(_Section):
@@ -120,6 +124,9 @@ class McpServerConfig(_Section):
 class McpConfig(_Section):
     idle_stop_s: float = Field(
         300.0, gt=0, description="MCP servers unused this long are stopped; the next step starts them again."
+    )
+    start_timeout_s: float = Field(
+        30.0, gt=0, description="A server not ready this long after it was started is given up (for a minute)."
     )
 
 

@@ -31,7 +31,7 @@ from ai_employee.vault.fsops import FileOpError, replace_file
 from ai_employee.vault.layout import Vault
 
 log = structlog.get_logger(__name__)
-HEARTBEAT_INTERVAL_S = 2.0
+HEARTBEAT_INTERVAL_S = 1.0  # its age stays under 2 s even while the loop is busy
 HEARTBEAT_BYTES = 8192
 SHUTDOWN_GRACE_S = 30.0
 MAX_BACKOFF_S = 60.0

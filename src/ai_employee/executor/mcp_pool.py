@@ -9,7 +9,6 @@ engine records it anywhere.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import sys
@@ -34,6 +33,14 @@ MAX_RESULT_CHARS = 2000
 
 class StepError(Exception):
     """A step cannot run: unknown server or tool, or arguments that do not fit the tool's schema."""
+
+
+class ServerUnavailable(ConnectionError):
+    """A configured server did not start (in time); nothing was called."""
+
+
+# A server given up on is tried again after this long.
+RETRY_START_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,19 @@ class _Connection:
         return not self.task.done()
 
     async def close(self) -> None:
+        """End the session and the server; one still starting (a handshake that may never come) is
+        cancelled."""
         self._close.set()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
+        if not self.ready.done():
+            self.task.cancel()
+        try:
             await self.task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the caller itself is being cancelled: never swallowed
+        except Exception:
+            pass  # already logged by the connection's own task
 
 
 class McpPool:
@@ -110,11 +127,14 @@ class McpPool:
         vault_root: Path,
         log_dir: Path,
         redact: Callable[[str], str] = lambda text: text,
+        start_timeout_s: float = 30.0,
     ) -> None:
         self.servers = servers
         self.vault_root = vault_root
         self.log_dir = log_dir
         self.redact = redact
+        self.start_timeout_s = start_timeout_s
+        self._gave_up: dict[str, tuple[float, str]] = {}  # server -> (when, why) it last failed to start
         self._connections: dict[str, _Connection] = {}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.last_used = time.monotonic()
@@ -125,7 +145,13 @@ class McpPool:
         config's secrets."""
         from ai_employee.logsetup import Redactor
 
-        return cls(config.mcp_servers, vault.root, vault.state_dir / "logs", Redactor(config.secrets()).scrub)
+        return cls(
+            config.mcp_servers,
+            vault.root,
+            vault.state_dir / "logs",
+            Redactor(config.secrets()).scrub,
+            config.mcp.start_timeout_s,
+        )
 
     async def aclose(self) -> None:
         connections, self._connections = list(self._connections.values()), {}
@@ -162,14 +188,29 @@ class McpPool:
         return connection
 
     async def _session(self, server: str) -> tuple[ClientSession, _Connection]:
+        """The server's session, started if needed. A server that did not get ready within
+        `start_timeout_s` is given up for RETRY_START_S: every use meanwhile fails at once, so one hung
+        server does not hold up every plan (or every draft's tool list)."""
         self.last_used = time.monotonic()
+        gave_up = self._gave_up.get(server)
+        if gave_up is not None and time.monotonic() - gave_up[0] < RETRY_START_S:
+            raise ServerUnavailable(gave_up[1])
         connection = self._connect(server)
         try:
-            return await asyncio.shield(connection.ready), connection
+            session = await asyncio.wait_for(asyncio.shield(connection.ready), self.start_timeout_s)
+        except TimeoutError:
+            why = f"MCP server `{server}` did not start within {self.start_timeout_s:g} s"
+            self._gave_up[server] = (time.monotonic(), why)
+            if self._connections.get(server) is connection:
+                del self._connections[server]
+            await connection.close()
+            raise ServerUnavailable(why) from None
         except BaseException:
             if self._connections.get(server) is connection and connection.ready.done():
                 del self._connections[server]  # it never started: the next use tries again
             raise
+        self._gave_up.pop(server, None)
+        return session, connection
 
     def warm_up(self) -> None:
         """Start every configured server now, side by side and without waiting, so the first approved

@@ -82,8 +82,15 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        if self._batching:  # inside `batch()`: joins it
-            yield self.db
+        if self._batching:  # inside `batch()`: joins it, as a savepoint (an error undoes only its own part)
+            self.db.execute("SAVEPOINT joined")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK TO joined")
+                self.db.execute("RELEASE joined")
+                raise
+            self.db.execute("RELEASE joined")
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:

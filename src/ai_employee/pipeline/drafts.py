@@ -73,3 +73,10 @@ class Drafts:
         for draft in self._drafts.values():
             draft.task.cancel()
         self._drafts.clear()
+
+    async def aclose(self) -> None:
+        """Cancel the drafts in flight and wait until they have let go (a draft cut off in flight records
+        its model call in the ledger, which must still be open then)."""
+        tasks = [draft.task for draft in self._drafts.values()]
+        self.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,7 +7,6 @@ never runs again: copies (sync conflicts, a copy instead of a move) are set asid
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +76,7 @@ class ExecutionStage:
         self.state = state
         self._plans_index: dict[str, list[Path]] | None = None  # plan id -> notes in Plans/, per batch
         self._filings: list[_Filing] = []  # results to write into their notes (see _file_results)
-        self._finishes: list[Callable[[], None]] = []  # runs to close once the batch is durable
+        self._finishes: list[tuple[_Filing, Path | None]] = []  # runs to close once the batch is durable
 
     async def run_once(self, should_stop: Callable[[], bool] = lambda: False, human_only: bool = False) -> int:
         """Run up to a batch of approved plans; with `human_only` (during a burst) only the ones a person
@@ -109,8 +108,11 @@ class ExecutionStage:
                 self.state.still_in_approved(present)
             self._file_results()
         with self.ctx.ledger.batch(self.ctx.config.dry_run):  # in dry-run, one transaction for them all
-            for finish in self._finishes:
-                finish()
+            for filing, dest in self._finishes:
+                try:
+                    self._finish(filing, dest)
+                except Exception as exc:  # the run stays open; recovery closes it at the next start
+                    self.ctx.item_failed("execute", dest or filing.path, exc, "closing the run failed")
         return handled
 
     def _file_results(self) -> None:
@@ -127,7 +129,7 @@ class ExecutionStage:
                 if isinstance(dest, Exception):
                     self.ctx.item_failed("execute", filing.path, dest, "filing the result failed")
                 else:
-                    self._finishes.append(functools.partial(self._finish, filing, dest))
+                    self._finishes.append((filing, dest))
 
     def _file_group(self, group: list[_Filing]) -> list[tuple[_Filing, Path | Exception | None]]:
         filed: list[tuple[_Filing, Path | Exception | None]] = []

@@ -360,6 +360,8 @@ def _build_action(original_name: str, attachment: str, ex: Extracted, created: d
         }
         if ex.email.sender_warning:
             email["sender_warning"] = ex.email.sender_warning
+        if ex.email.bulk:
+            email["bulk"] = ex.email.bulk
     return Action(
         id=new_id(),
         type="email" if email else "file_drop",

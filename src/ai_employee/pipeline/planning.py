@@ -106,6 +106,8 @@ class PlanningStage:
             vault_root=ctx.vault.root,
             handbook="",
             signature=ctx.config.app.owner_name or ctx.config.app.name,
+            own_addresses=frozenset(a.strip().lower() for a in ctx.config.app.owner_addresses),
+            own_domains=frozenset(d.strip().lower().lstrip("@") for d in ctx.config.app.own_domains),
         )
         self.drafts = Drafts(ctx.planner, self.planning_context)
 

@@ -151,7 +151,7 @@ class Pipeline:
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             return total
         finally:
-            self.planning.drafts.cancel()
+            await self.planning.drafts.aclose()
             await self.pool.aclose()
 
     async def _pause(self, fault: str) -> None:

@@ -19,6 +19,13 @@ class PlanningContext:
     handbook: str
     signature: str
     reserved_paths: set[str] = field(default_factory=set)
+    own_addresses: frozenset[str] = frozenset()  # lower case
+    own_domains: frozenset[str] = frozenset()  # lower case, without `@`
+
+    def is_colleague(self, address: str) -> bool:
+        """Mail from one of the owner's own addresses or domains (not from outside)."""
+        address = address.strip().lower()
+        return address in self.own_addresses or address.rpartition("@")[2] in self.own_domains
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,6 +35,11 @@ log = structlog.get_logger(__name__)
 TOOL_NAME = "submit_plan"
 MAX_INPUT_CHARS = 40_000  # of the action's content given to the model; longer is cut with a marker
 MAX_HANDBOOK_CHARS = 20_000
+# Any opening or closing tag of the input's delimiter, however spelled (case, spaces).
+_TAG = re.compile(r"<\s*/?\s*untrusted_input", re.IGNORECASE)
+# What would make a line structure in markdown: after indentation and list or quote markers, a heading,
+# quote, fence, rule or setext underline.
+_STRUCTURE = re.compile(r"^(\s*(?:(?:[-*+]|\d+[.)])\s+)*)(#|>|```|~~~|---|===|\*\*\*|___)")
 RETRIABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
 # Dollars per million tokens (input, output); cache reads cost a tenth of input, cache writes 1.25×.
 PRICES: dict[str, tuple[float, float]] = {
@@ -151,9 +157,14 @@ class ClaudePlanner:
             reason = str(exc)
         except anthropic.APIError as exc:
             reason = _api_reason(exc)
+        except Exception as exc:  # anything else: the item is still planned, and the note says why
+            log.exception("claude planner failed", action_id=action.id)
+            reason = f"the planner failed: {type(exc).__name__}"
         log.warning("claude could not plan; the template planner did", action_id=action.id, reason=reason)
         fallback = self.fallback.plan(action, context)
-        return replace(fallback, planner_note=f"Claude could not plan this ({reason}). {fallback.planner_note}")
+        # One line, whatever the reason quotes (an invalid answer's text comes from the model).
+        note = clean_text(f"Claude could not plan this ({reason}).", 400)
+        return replace(fallback, planner_note=f"{note} {fallback.planner_note}")
 
     async def _draft(self, action: Action, context: PlanningContext) -> PlanDraft:
         catalog = await self.tools.catalog()
@@ -168,13 +179,14 @@ class ClaudePlanner:
         call = _Call(action, [{"role": "user", "content": _input_text(action)}], time.monotonic())
         for attempt in (1, 2):
             message = await self._ask(call, system, submit_plan_tool(names))
-            answer, problems = await self._check(message)
+            answer, problems = await self._check(message, set(names))
             if answer is not None and not problems:
                 return _to_draft(answer, self.config.planner.min_confidence)
             if attempt == 2:
                 raise PlanningFailed("its plan was still invalid after one correction: " + "; ".join(problems)[:300])
             # Once: the model sees what was wrong and answers again.
-            call.messages.append({"role": "assistant", "content": [b.model_dump() for b in message.content]})
+            content = [block.model_dump(exclude_none=True) for block in message.content]
+            call.messages.append({"role": "assistant", "content": content})
             call.messages.append(_correction(message, problems))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -218,8 +230,9 @@ class ClaudePlanner:
             return message
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _check(self, message: Any) -> tuple[_Answer | None, list[str]]:
-        """The answer and every problem with it: its shape, each step's tool and arguments."""
+    async def _check(self, message: Any, known: set[str]) -> tuple[_Answer | None, list[str]]:
+        """The answer and every problem with it: its shape, each step's tool (one of `known`) and its
+        arguments. Problems quote the model's text with repr(): one line, whatever it holds."""
         use = next((b for b in message.content if getattr(b, "type", "") == "tool_use"), None)
         if use is None or use.name != TOOL_NAME:
             return None, [f"the answer did not call {TOOL_NAME}"]
@@ -229,11 +242,16 @@ class ClaudePlanner:
             return None, [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()][:10]
         problems = []
         for number, step in enumerate(answer.steps, 1):
+            if step.tool not in known:
+                problems.append(f"step {number}: {step.tool[:80]!r} is not one of the tools")
+                continue
             server, _, name = step.tool.partition(".")
             try:
                 await self.tools.validate(server, name, step.args)
             except StepError as exc:
                 problems.append(f"step {number} ({step.tool}): {exc}")
+            except Exception as exc:  # the server went away meanwhile: the step cannot be checked
+                problems.append(f"step {number} ({step.tool}): cannot be checked: {type(exc).__name__}")
         try:
             Criticality.parse(answer.criticality)
         except ValueError as exc:
@@ -332,7 +350,7 @@ def _input_text(action: Action) -> str:
         text = text[:MAX_INPUT_CHARS] + f"\n[… cut: {len(text) - MAX_INPUT_CHARS} more characters not shown]"
     elif action.content.get("truncated"):
         text += "\n[… cut: the rest of the item was too long to extract]"
-    body = f"{header}\n\n{text}".replace("</untrusted_input", "<\\/untrusted_input")
+    body = _TAG.sub(lambda m: "<\\" + m.group(0)[1:], f"{header}\n\n{text}")
     return f"Plan this item.\n\n<untrusted_input>\n{body}\n</untrusted_input>"
 
 
@@ -372,12 +390,7 @@ def _to_draft(answer: _Answer, min_confidence: float) -> PlanDraft:
 
 
 def _plain(text: str, limit: int) -> str:
-    """The model's prose for the note: no headings, callouts or fences of its own (its input may have
-    asked it to pose as the engine), capped."""
-    lines = []
-    for line in text[:limit].splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith(("#", ">", "```", "~~~", "---")):
-            line = "\\" + stripped
-        lines.append(line)
-    return "\n".join(lines).strip()
+    """The model's prose for the note: no headings, quotes, callouts, fences, rules or HTML of its own,
+    also inside list items (its input may have asked it to pose as the engine), capped."""
+    lines = [_STRUCTURE.sub(r"\1\\\2", line) for line in text[:limit].splitlines()]
+    return "\n".join(lines).replace("[!", "\\[!").replace("<", "&lt;").strip()

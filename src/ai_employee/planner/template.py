@@ -1,13 +1,24 @@
 """The template planner: deterministic plans with no AI, used when there is no API key or budget.
 
-An email gets a polite acknowledgement reply (MEDIUM: needs approval); anything else gets a summary
-note filed in the vault (LOW: runs by itself). Content from the input is quoted as data, never obeyed.
+In order, first match wins:
+- an invoice or bill (an amount with a currency; any kind of item) becomes a task note with the facts and
+  an Obsidian Tasks line with its due date; never a payment step (LOW);
+- bulk or automated mail (List-Unsubscribe, List-Id, Precedence: bulk, Auto-Submitted, a no-reply
+  sender) gets no reply: it is filed as a summary note (LOW);
+- a meeting request becomes a task note with the proposed times (LOW);
+- other mail gets a polite acknowledgement reply (MEDIUM: needs approval), naming a colleague as one;
+- anything else gets a summary note (LOW).
+Urgency words and deadlines are surfaced in the title and the summary. Content from the input is quoted
+as data, never obeyed.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
+from ai_employee.planner import facts
 from ai_employee.planner.base import PlanDraft, PlanningContext
 from ai_employee.vault.actions import Action, clean_text, file_title
 from ai_employee.vault.layout import NOTES
@@ -38,9 +49,28 @@ class TemplatePlanner:
     def plan(self, action: Action, context: PlanningContext) -> PlanDraft:
         """The same draft, synchronously (it needs nothing but the action)."""
         email = action.email or {}
-        if email.get("from_addr"):
-            return self._reply(action, context)
-        return self._summary_note(action, context)
+        sender = str(email.get("from_addr") or "")
+        head = f"{email.get('subject') or action.title}\n{action.preview[:300]}"
+        found = facts.invoice(action.preview)
+        if found is not None:
+            draft = self._invoice_task(action, context, found)
+        elif sender and (email.get("bulk") or facts.automated_sender(sender)):
+            why = str(email.get("bulk") or f"it comes from {sender}, an address nobody reads")
+            draft = self._summary_note(action, context, no_reply=f"Bulk or automated mail ({why}): no reply.")
+        elif (meeting := facts.meeting(head)) is not None:
+            draft = self._meeting_task(action, context, facts.meeting(action.preview) or meeting)
+        elif sender:
+            draft = self._reply(action, context)
+        else:
+            draft = self._summary_note(action, context)
+        urgent = facts.urgency(str(email.get("subject") or action.title), action.preview)
+        if not urgent:
+            return draft
+        return replace(
+            draft,
+            title=f"Urgent: {draft.title}",
+            summary=f"**Time-sensitive:** {'; '.join(urgent)}.\n\n{draft.summary}",
+        )
 
     def _reply(self, action: Action, context: PlanningContext) -> PlanDraft:
         email = action.email or {}
@@ -51,6 +81,7 @@ class TemplatePlanner:
         subject = clean_text(str(email.get("subject") or "")) or "(no subject)"
         reply_subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
         greeting_name = sender.split()[0] if shown_name else "there"
+        colleague = context.is_colleague(str(email["from_addr"])) and not warning
         body = (
             f"Hello {greeting_name},\n\n"
             f'Thank you for your message about "{subject}". This is a quick note to confirm it has reached '
@@ -65,8 +96,9 @@ class TemplatePlanner:
             if warning
             else ""
         )
+        who = f"Your colleague **{sender}**" if colleague else f"**{sender}**"
         summary = caution + (
-            f"**{sender}** wrote about **{subject}**"
+            f"{who} wrote about **{subject}**"
             + (f" on {email['date']}" if email.get("date") else "")
             + ". The template planner suggests a short acknowledgement; a person should follow up with a"
             " real answer.\n\n" + quote(action.preview)
@@ -80,7 +112,57 @@ class TemplatePlanner:
             planner_note=NOTE,
         )
 
-    def _summary_note(self, action: Action, context: PlanningContext) -> PlanDraft:
+    def _invoice_task(self, action: Action, context: PlanningContext, bill: facts.Invoice) -> PlanDraft:
+        """A task note to pay, with the facts read from the invoice: the human pays, the engine never."""
+        payee = _payee(action)
+        number = f" ({bill.number})" if bill.number else ""
+        due = f" 📅 {bill.due.isoformat()}" if bill.due else ""
+        rows = [
+            ("Amount", bill.amount + (f" ({bill.currency})" if bill.currency else "")),
+            ("Due", bill.due.isoformat() if bill.due else "not found: check the invoice"),
+            ("Invoice", bill.number or "not found"),
+            ("Pay to", "; ".join(bill.bank) or "not found: check the invoice"),
+            ("From", payee),
+        ]
+        task = f"- [ ] Pay {payee} {bill.amount}{number}{due}"
+        lines = [f"# Pay {payee}{number}", "", task, "", "| | |", "|---|---|"]
+        lines += [f"| {name} | {_cell(value)} |" for name, value in rows]
+        lines += _source_lines(action)
+        lines += ["", "These facts were read by plain rules: check the invoice itself before you pay.", ""]
+        lines += ["## Preview", "", quote(action.preview)]
+        path = self._free_note_path(f"{action.created[:10]} Pay {file_title(payee)}{number}", context)
+        step = Step("vault.create_note", {"path": path, "content": "\n".join(lines) + "\n"}, "A task to pay it")
+        summary = (
+            f"An invoice arrived from **{payee}**: {bill.amount}{number}"
+            + (f", due {bill.due.isoformat()}" if bill.due else ", no due date found")
+            + f". The template planner files a task note at `{path}` with an Obsidian Tasks line; paying is"
+            " yours to do (no plan ever pays).\n\n" + quote(action.preview)
+        )
+        return PlanDraft(f"Task: pay {payee} {bill.amount}{number}", summary, [step], self.name, NOTE)
+
+    def _meeting_task(self, action: Action, context: PlanningContext, request: facts.Meeting) -> PlanDraft:
+        """A task note to set the meeting up, with the proposed times and who is asked."""
+        email = action.email or {}
+        subject = clean_text(str(email.get("subject") or _first_line(action) or action.title), 80)
+        times = request.times or ["none found: read the request"]
+        lines = [f"# Meeting: {subject}", "", f"- [ ] Set up the meeting: {subject}", "", "Proposed times:"]
+        lines += [f"- {clean_text(t, 200)}" for t in times]
+        if request.attendees:
+            lines += ["", f"Who: {clean_text(request.attendees, 200)}"]
+        if request.duration:
+            lines += [f"How long: {request.duration}"]
+        if email.get("from_addr"):
+            lines += [f"Asked by: {clean_text(str(email.get('from_name') or ''))} <{email['from_addr']}>"]
+        lines += [*_source_lines(action), "", "## Preview", "", quote(action.preview)]
+        path = self._free_note_path(f"{action.created[:10]} Meeting {file_title(subject)}", context)
+        step = Step("vault.create_note", {"path": path, "content": "\n".join(lines) + "\n"}, "A task to set it up")
+        summary = (
+            f"A meeting request: **{subject}**. Proposed: {'; '.join(clean_text(t, 120) for t in times)}. The"
+            f" template planner files a task note at `{path}`.\n\n" + quote(action.preview)
+        )
+        return PlanDraft(f"Task: set up {subject}", summary, [step], self.name, NOTE)
+
+    def _summary_note(self, action: Action, context: PlanningContext, no_reply: str = "") -> PlanDraft:
         source = str(action.source.get("path") or "")
         path = self._free_note_path(f"{action.created[:10]} {file_title(action.title)}", context)
         described = str(action.content.get("description") or action.content.get("kind") or "file")
@@ -95,7 +177,8 @@ class TemplatePlanner:
             why="File a summary note of the input in the vault",
         )
         summary = (
-            f"A new {described} arrived: **{action.title}**. The template planner files a short summary"
+            (f"{no_reply} " if no_reply else "")
+            + f"A new {described} arrived: **{action.title}**. The template planner files a short summary"
             f" note at `{path}`.\n\n" + (quote(action.preview) if action.preview else "")
         )
         return PlanDraft(
@@ -116,3 +199,31 @@ class TemplatePlanner:
                 context.reserved_paths.add(candidate)
                 return candidate
             n += 1
+
+
+def _payee(action: Action) -> str:
+    """Who sent the bill: the mail's sender, else the first line of the text (up to a wide gap)."""
+    email = action.email or {}
+    name = clean_text(str(email.get("from_name") or ""), 60)
+    if name:
+        return name
+    first = _first_line(action)
+    # "ACME Ltd.      INVOICE", "NORTHWIND TRADERS - INVOICE NW-7731": the name before the word.
+    name = _INVOICE_WORD.split(first.split("  ")[0])[0]
+    return clean_text(name, 60) or clean_text(action.title, 60)
+
+
+def _first_line(action: Action) -> str:
+    return next((line.strip() for line in action.preview.splitlines() if line.strip()), "")
+
+
+_INVOICE_WORD = re.compile(r"\s*[-–—|:]?\s*\b(?:invoice|bill|rechnung|factura|facture)\b", re.IGNORECASE)
+
+
+def _cell(value: str) -> str:
+    return clean_text(value, 200).replace("|", "\\|")
+
+
+def _source_lines(action: Action) -> list[str]:
+    source = str(action.source.get("path") or "")
+    return ["", f"Source: [[{source}]]"] if source else []

@@ -35,7 +35,7 @@ class Criticality(enum.IntEnum):
 BUILTIN_RULES: tuple[tuple[str, Criticality, str], ...] = (
     ("vault.*", Criticality.LOW, "only writes notes inside this vault"),
     ("email.draft_email", Criticality.LOW, "only saves a draft in the vault; nothing is sent"),
-    ("email.send_email", Criticality.MEDIUM, "sends an email to someone outside"),
+    ("email.send_email", Criticality.MEDIUM, "sends an email in your name"),
 )
 
 

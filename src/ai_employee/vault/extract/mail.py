@@ -164,7 +164,22 @@ def _email_info(msg: EmailMessage, problems: list[str]) -> EmailInfo:
         message_id=text["message-id"] or None,
         in_reply_to=text["in-reply-to"] or None,
         sender_warning=sender_warning(raw_name, raw_addr),
+        bulk=bulk_reason(msg, problems),
     )
+
+
+def bulk_reason(msg: EmailMessage, problems: list[str]) -> str | None:
+    """Which header marks this as bulk or automated mail, if one does (RFC 2369, RFC 3834)."""
+    for name in ("list-unsubscribe", "list-id"):
+        if _header(msg, name, problems):
+            return f"it has a {name.title()} header"
+    precedence = str(_header(msg, "precedence", problems) or "").strip().lower()
+    if precedence in ("bulk", "list", "junk"):
+        return f"it is marked Precedence: {precedence}"
+    submitted = str(_header(msg, "auto-submitted", problems) or "").strip().lower()
+    if submitted and submitted != "no":
+        return f"it is marked Auto-Submitted: {clean_line(submitted)[:40]}"
+    return None
 
 
 def _email_body(msg: EmailMessage, max_preview_bytes: int, problems: list[str]) -> tuple[str, list[str]]:

@@ -21,6 +21,8 @@ class EmailInfo:
     # Set when the display name poses as someone else (holds another address, control characters or
     # line breaks): says what the name shows and where the mail really came from.
     sender_warning: str | None = None
+    # Set for bulk or automated mail (a mailing list, a newsletter, an auto-reply): which header says so.
+    bulk: str | None = None
 
 
 @dataclass(frozen=True)
