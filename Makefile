@@ -48,6 +48,7 @@ stress: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/planner.py
 
 ## Regenerate docs/cli.md from the CLI's --help.
 docs: $(STAMP)
