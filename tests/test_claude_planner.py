@@ -246,3 +246,16 @@ def test_a_step_on_a_server_that_will_not_start_is_corrected_not_fatal(vault: Pa
     _, props, _ = only_plan(vault)
     assert props["planner"] == "claude", "the broken server is left out of the tools; the model corrects itself"
     assert "broken.x" not in json.dumps(fake.requests[0]["tools"])
+
+
+def test_the_model_is_told_who_the_owner_is_and_what_they_work_towards(vault: Path, fake: FakeClaude) -> None:
+    (vault / "Business_Goals.md").write_text("# Goals\n\nWin two redesign clients by March.\n")
+    (vault / "Company_Handbook.md").write_text("# Handbook\n\nNever quote prices by email.\n")
+    config = claude_config(fake)
+    config = config.model_copy(update={"app": config.app.model_copy(update={"own_domains": ["example-studio.com"]})})
+    fake.script.append(plan_reply([DRAFT]))
+    run_once(vault, config, QUOTE_EMAIL)
+    system = fake.requests[0]["system"][0]["text"]
+    assert "Win two redesign clients by March." in system
+    assert "Never quote prices by email." in system
+    assert "name: Sam" in system and "example-studio.com" in system

@@ -39,6 +39,7 @@ from ai_employee.vault.layout import (
     ACTION_SUFFIX,
     APPROVED,
     DONE,
+    GOALS,
     HANDBOOK,
     NEEDS_ACTION,
     PLAN_FOLDERS,
@@ -106,6 +107,7 @@ class PlanningStage:
             vault_root=ctx.vault.root,
             handbook="",
             signature=ctx.config.app.owner_name or ctx.config.app.name,
+            owner_name=ctx.config.app.owner_name,
             own_addresses=frozenset(a.strip().lower() for a in ctx.config.app.owner_addresses),
             own_domains=frozenset(d.strip().lower().lstrip("@") for d in ctx.config.app.own_domains),
         )
@@ -140,6 +142,7 @@ class PlanningStage:
         if should_stop() or not (dirty or len(self.drafts)):
             return 0
         self.planning_context.handbook = self._handbook()
+        self.planning_context.goals = self._handbook(GOALS)
         batch = dirty[:BATCH_SIZE]
         handled = await self._plan_batch(batch)
         for path in batch:
@@ -280,9 +283,9 @@ class PlanningStage:
         else:
             to_mark.append((path, plan_id))
 
-    def _handbook(self) -> str:
+    def _handbook(self, name: str = HANDBOOK) -> str:
         try:
-            return (self.ctx.vault.root / HANDBOOK).read_text("utf-8", errors="replace")[:20000]
+            return (self.ctx.vault.root / name).read_text("utf-8", errors="replace")[:20000]
         except OSError:
             return ""
 

@@ -19,6 +19,8 @@ class PlanningContext:
     handbook: str
     signature: str
     reserved_paths: set[str] = field(default_factory=set)
+    goals: str = ""  # Business_Goals.md, if the vault has one
+    owner_name: str = ""
     own_addresses: frozenset[str] = frozenset()  # lower case
     own_domains: frozenset[str] = frozenset()  # lower case, without `@`
 

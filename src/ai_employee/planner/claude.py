@@ -323,9 +323,22 @@ def _system_text(context: PlanningContext, catalog: list[tuple[str, Any]]) -> st
         SYSTEM.format(signature=context.signature, tool=TOOL_NAME),
         "\n\nThe tools:\n" + json.dumps(tools, ensure_ascii=False, indent=1),
     ]
+    owner = [f"name: {context.owner_name}"] if context.owner_name else []
+    if context.own_addresses:
+        owner.append("their addresses: " + ", ".join(sorted(context.own_addresses)))
+    if context.own_domains:
+        owner.append(
+            "their organisation's domains (mail from these is from a colleague): "
+            + ", ".join(sorted(context.own_domains))
+        )
+    if owner:
+        parts.append("\n\nThe owner: " + "; ".join(owner) + ".")
     if context.handbook.strip():
         handbook = context.handbook[:MAX_HANDBOOK_CHARS]
         parts.append(f"\n\nThe owner's handbook (their rules for you):\n<handbook>\n{handbook}\n</handbook>")
+    if context.goals.strip():
+        goals = context.goals[:MAX_HANDBOOK_CHARS]
+        parts.append(f"\n\nWhat the owner is working towards:\n<goals>\n{goals}\n</goals>")
     return "".join(parts)
 
 

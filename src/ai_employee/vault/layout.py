@@ -34,6 +34,7 @@ STATUS_FOLDERS = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED, DONE, QUARANTI
 ENGINE_FOLDERS = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED, DONE, ATTACHMENTS, QUARANTINE)
 DASHBOARD = "Dashboard.md"
 HANDBOOK = "Company_Handbook.md"
+GOALS = "Business_Goals.md"  # optional: what the owner is working towards, given to the planner
 ACTION_SUFFIX = ".action.yaml"
 
 # Editor, OS and sync-tool debris: never an input. Matched against the file name.
