@@ -5,6 +5,7 @@ recorded exactly, the stable prefix marked for caching, and an obedient model st
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -159,11 +160,11 @@ def test_a_retry_after_longer_than_the_cap_is_not_waited_for(vault: Path, fake: 
 
 def test_a_model_that_does_not_answer_in_time_is_given_up(vault: Path, fake: FakeClaude) -> None:
     reply = plan_reply([DRAFT])
-    reply.delay_s = 5
+    reply.delay_s = 30
     fake.script.append(reply)
     started = time.monotonic()
     run_once(vault, claude_config(fake, timeout_s=1), QUOTE_EMAIL)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20, "the answer was not waited for"
     _, props, text = only_plan(vault)
     assert props["planner"] == "template" and "no answer within 1 s" in text
     [row] = usage_rows(vault)
@@ -259,3 +260,19 @@ def test_the_model_is_told_who_the_owner_is_and_what_they_work_towards(vault: Pa
     assert "Win two redesign clients by March." in system
     assert "Never quote prices by email." in system
     assert "name: Sam" in system and "example-studio.com" in system
+
+
+def test_a_pdf_or_an_image_goes_to_the_model_as_itself(vault: Path, fake: FakeClaude) -> None:
+    fake.default = plan_reply([])
+    pdf, image = SAMPLES / "invoice-northwind-NW-7731.pdf", SAMPLES / "whiteboard-photo.png"
+    run_once(vault, claude_config(fake), pdf, image)
+    blocks = {
+        block["type"]: block
+        for request in fake.requests
+        for block in request["messages"][0]["content"]
+        if isinstance(request["messages"][0]["content"], list)
+    }
+    assert base64.b64decode(blocks["document"]["source"]["data"]) == pdf.read_bytes()
+    assert blocks["image"]["source"]["media_type"] == "image/png"
+    assert base64.b64decode(blocks["image"]["source"]["data"]) == image.read_bytes()
+    assert "<untrusted_input>" in blocks["text"]["text"]

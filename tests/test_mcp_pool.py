@@ -55,14 +55,15 @@ async def test_a_server_that_never_gets_ready_is_given_up_and_never_holds_the_ot
     init_vault(tmp_path / "vault")
     good = Config().mcp_servers["vault"]
     hung = good.model_copy(update={"command": "sleep", "args": ["1000"]})  # starts, never answers
-    pool = McpPool({"hung": hung, "vault": good}, tmp_path / "vault", tmp_path / "logs", start_timeout_s=2.0)
+    # Long enough for the real server to start on a busy machine; the hung one never will.
+    pool = McpPool({"hung": hung, "vault": good}, tmp_path / "vault", tmp_path / "logs", start_timeout_s=8.0)
     try:
         started = time.monotonic()
         names = [name for name, _ in await pool.catalog()]
         assert "vault.create_note" in names and not any(n.startswith("hung.") for n in names)
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 30
         started = time.monotonic()
-        with pytest.raises(ServerUnavailable, match="did not start within 2 s"):
+        with pytest.raises(ServerUnavailable, match="did not start within 8 s"):
             await pool.tool("hung", "anything")  # given up for a while: fails at once
         assert time.monotonic() - started < 1
     finally:

@@ -102,7 +102,7 @@ async def test_drafts_are_made_side_by_side_within_the_planners_bound(vault: Pat
     pipeline = Pipeline(ctx, lambda: False)
     drop(vault, 10)
     drained = asyncio.create_task(pipeline.run(until_idle=True))
-    for _ in range(100):
+    for _ in range(1000):  # up to 10 s: the MCP servers start meanwhile, on a busy machine slowly
         await asyncio.sleep(0.01)
         if planner.in_flight == 3:
             break
