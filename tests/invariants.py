@@ -15,8 +15,8 @@ VAULT_FOLDERS = ("Inbox", "Needs_Action", "Plans", "Approved", "Rejected", "Done
 
 
 def drop_inputs(vault: Path) -> dict[str, bytes]:
-    """Two notes (LOW plans that run by themselves) and three emails (plans that wait): two `.eml` files
-    and a note whose frontmatter has `from`/`subject`."""
+    """Two notes and a newsletter (LOW plans that run by themselves: bulk mail gets no reply) and two
+    emails (plans that wait): an `.eml` file and a note whose frontmatter has `from`/`subject`."""
     inputs = {
         "groceries.md": b"# Groceries\n\n- milk\n",
         "meeting.txt": (SAMPLES / "meeting_request.txt").read_bytes(),

@@ -29,12 +29,12 @@ def test_killed_while_ingesting_or_planning_loses_nothing_and_plans_once(vault: 
     again = start_once(vault)
     assert again.returncode == 0, again.stderr[-2000:]
     actions = check_vault(vault, inputs)
-    # Notes were summarised (dry-run) and closed; emails wait for approval with their action planned.
-    for name in ("groceries.md", "meeting.txt"):
+    # Notes and the newsletter were filed (dry-run) and closed; emails wait for approval, action planned.
+    for name in ("groceries.md", "meeting.txt", "digest.eml"):
         assert actions[name]["status"] == "done", name
-    for name in ("quote.eml", "digest.eml", "numbers.md"):
+    for name in ("quote.eml", "numbers.md"):
         assert actions[name]["status"] == "planned", name
-    assert len(files(vault / "Plans", ".md")) == 3 and len(files(vault / "Done", ".md")) == 2
+    assert len(files(vault / "Plans", ".md")) == 2 and len(files(vault / "Done", ".md")) == 3
     assert files(vault / "Quarantine") == []
 
 
