@@ -157,3 +157,19 @@ def test_vault_budget_and_status_show_todays_use(vault: Path) -> None:
     status = json.loads(run_cli("--vault", str(vault), "status", "--json").stdout)
     assert status["budget"]["reactive"]["used"] == 1500
     assert "planning 1,500" in run_cli("--vault", str(vault), "status").stdout
+
+
+def test_costs_follow_the_price_table_in_the_config(vault: Path) -> None:
+    with fake_claude() as fake:
+        fake.default = plan_reply([DRAFT], usage={"input_tokens": 1_000_000, "output_tokens": 100_000})
+        config = config_with_budget(fake, 10_000_000)
+        prices = {"claude-sonnet": (3.0, 15.0), "claude-sonnet-5": (2.0, 10.0)}
+        config = config.model_copy(update={"claude": config.claude.model_copy(update={"prices": prices})})
+        shutil.copy(QUOTE_EMAIL, vault / "Inbox" / QUOTE_EMAIL.name)
+        Engine(Vault(vault), config).run_once()
+    ledger = Ledger(vault / ".ai_employee" / "ledger.sqlite3")
+    try:
+        [row] = ledger.usage()
+    finally:
+        ledger.close()
+    assert row["cost_usd"] == pytest.approx(2.0 + 1.0), "the longest matching prefix: $2 in, $10 out per million"

@@ -43,6 +43,10 @@ class ClaudeConfig(_Section):
     max_retry_after_s: float = Field(
         30.0, ge=0, description="The longest `retry-after` of a 429/529 answer that is waited for."
     )
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {"claude-haiku": (1.0, 5.0), "claude-sonnet": (3.0, 15.0), "claude-opus": (5.0, 25.0)},
+        description="Dollars per million tokens [input, output] by model name prefix, for cost estimates.",
+    )
 
 
 class PlannerConfig(_Section):

@@ -34,12 +34,6 @@ from ai_employee.vault.plans import Step
 
 log = structlog.get_logger(__name__)
 RETRIABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
-# Dollars per million tokens (input, output); cache reads cost a tenth of input, cache writes 1.25×.
-PRICES: dict[str, tuple[float, float]] = {
-    "claude-haiku": (1.0, 5.0),
-    "claude-sonnet": (3.0, 15.0),
-    "claude-opus": (5.0, 25.0),
-}
 
 
 class _AnswerStep(BaseModel):
@@ -248,7 +242,7 @@ class ClaudePlanner:
             output_tokens=out,
             cache_read_tokens=cache_read,
             cache_creation_tokens=cache_write,
-            cost_usd=_cost(model, fresh_in, out, cache_read, cache_write),
+            cost_usd=_cost(self.config.claude.prices, model, fresh_in, out, cache_read, cache_write),
             duration_ms=_ms_since(started),
             outcome=outcome,
         )
@@ -261,8 +255,20 @@ def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _cost(model: str, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> float:
-    price_in, price_out = next((p for prefix, p in PRICES.items() if model.startswith(prefix)), PRICES["claude-sonnet"])
+def _cost(
+    prices: dict[str, tuple[float, float]],
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read: int,
+    cache_write: int,
+) -> float:
+    """Dollars, estimated from `claude.prices` (the longest matching prefix; none: $0): cache reads cost a
+    tenth of the input price, cache writes 1.25 times it."""
+    matching = sorted((prefix for prefix in prices if model.startswith(prefix)), key=len)
+    if not matching:
+        return 0.0
+    price_in, price_out = prices[matching[-1]]
     return (input_tokens * price_in + cache_read * price_in * 0.1 + cache_write * price_in * 1.25) / 1e6 + (
         output_tokens * price_out / 1e6
     )
