@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import time
@@ -276,3 +277,34 @@ def test_a_pdf_or_an_image_goes_to_the_model_as_itself(vault: Path, fake: FakeCl
     assert blocks["image"]["source"]["media_type"] == "image/png"
     assert base64.b64decode(blocks["image"]["source"]["data"]) == image.read_bytes()
     assert "<untrusted_input>" in blocks["text"]["text"]
+
+
+SEND = {**DRAFT, "tool": "email.send_email", "why": "answer Maria"}
+
+
+def test_the_model_remembers_earlier_work_with_the_same_sender(vault: Path, fake: FakeClaude) -> None:
+    """Maria's first email is planned; the owner edits the reply and approves it by moving the note. Her
+    next email is planned with that in view: the earlier plan, that it was approved after an edit, and
+    the edit itself."""
+    config = claude_config(fake)
+    fake.script.append(plan_reply([SEND]))
+    run_once(vault, config, QUOTE_EMAIL)
+    [plan] = files(vault / "Plans", ".md")
+    text = plan.read_text("utf-8")
+    assert "Could we talk on Thursday?" in text
+    plan.write_text(text.replace("Could we talk on Thursday?", "Could we talk on Friday at 10?"), "utf-8")
+    os.rename(plan, vault / "Approved" / plan.name)
+    Engine(Vault(vault), config).run_once()
+    assert files(vault / "Done", ".md"), "the edited plan ran"
+    follow_up = vault.parent / "follow-up.eml"
+    follow_up.write_text(
+        "From: Maria Lopez <maria@brightpath-design.co>\nTo: hello@example-studio.com\nSubject: One more thing\n"
+        "Message-ID: <followup-1@mail.brightpath-design.co>\n\nAlso: do you work with Webflow?\n"
+    )
+    fake.script.append(plan_reply([SEND]))
+    run_once(vault, config, follow_up)
+    user = fake.requests[-1]["messages"][0]["content"]
+    past = user.split("<past_work>", 1)[1]
+    assert "Reply to the quote request" in past and "approved after the owner edited it" in past
+    assert "Friday at 10" in past and "Thursday" in past, "the edit itself is shown"
+    assert "<past_work>" not in fake.requests[0]["messages"][0]["content"], "nothing to remember the first time"

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 SERVICE_NAMES = ("pipeline", "watcher", "dashboard")
 
 
-def make_planner(config: Config, tools: McpPool, budget: Budget) -> Planner:
+def make_planner(config: Config, tools: McpPool, budget: Budget, ledger: Ledger | None = None) -> Planner:
     """The Claude planner when `claude.api_key` is set (falling back to the template planner, per
     draft, whenever it cannot plan, or the day's budget is spent), else the template planner."""
     from ai_employee.planner import TemplatePlanner
@@ -36,7 +36,10 @@ def make_planner(config: Config, tools: McpPool, budget: Budget) -> Planner:
         return TemplatePlanner()
     from ai_employee.planner.claude import ClaudePlanner
 
-    return ClaudePlanner(config, tools, budget)
+    if ledger is None:
+        return ClaudePlanner(config, tools, budget)
+    memory = ledger  # earlier plans for the same sender or thread, and what the owner decided
+    return ClaudePlanner(config, tools, budget, lambda a: memory.related_plans(a.sender, a.thread, a.id))
 
 
 def make_budget(config: Config, ledger: Ledger, bus: EventBus) -> Budget:
@@ -60,7 +63,7 @@ def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) ->
         ledger=ledger,
         bus=bus,
         policy=Policy(config.policy.rules),
-        planner=make_planner(config, pool, make_budget(config, ledger, bus)),
+        planner=make_planner(config, pool, make_budget(config, ledger, bus), ledger),
         pool=pool,
     )
 

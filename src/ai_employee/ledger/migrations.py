@@ -173,6 +173,20 @@ def m006_budget(db: sqlite3.Connection) -> None:
     )
 
 
+def m007_plan_memory(db: sqlite3.Connection) -> None:
+    # What the planner remembers of earlier work: who an item came from and its thread, and the steps
+    # as planned (the decision rows hold the steps as approved: the difference is the human's edit).
+    _run(
+        db,
+        """
+        ALTER TABLE plans ADD COLUMN sender TEXT;
+        ALTER TABLE plans ADD COLUMN thread TEXT;
+        ALTER TABLE plans ADD COLUMN steps TEXT;
+        CREATE INDEX plans_sender ON plans(sender);
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -180,6 +194,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_note_cache", m004_note_cache),
     ("005_usage_details", m005_usage_details),
     ("006_budget", m006_budget),
+    ("007_plan_memory", m007_plan_memory),
 ]
 
 

@@ -204,11 +204,40 @@ class Ledger:
         )
 
     # plans --------------------------------------------------------------------------------------
-    def register_plan(self, plan_id: str, action_id: str, criticality: str, planner: str, title: str) -> None:
+    def register_plan(
+        self,
+        plan_id: str,
+        action_id: str,
+        criticality: str,
+        planner: str,
+        title: str,
+        sender: str = "",
+        thread: tuple[str, ...] = (),
+        steps: str | None = None,
+    ) -> None:
+        """A new plan; `sender` (lower case), `thread` (Message-IDs) and `steps` (JSON, as planned) are
+        what the planner remembers of it for later items."""
         self.db.execute(
-            "INSERT OR IGNORE INTO plans (plan_id, action_id, created, criticality, planner, title)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (plan_id, action_id, now_iso(), criticality, planner, title),
+            "INSERT OR IGNORE INTO plans (plan_id, action_id, created, criticality, planner, title, sender, thread,"
+            " steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (plan_id, action_id, now_iso(), criticality, planner, title, sender or None, json.dumps(thread), steps),
+        )
+
+    def related_plans(self, sender: str, thread: tuple[str, ...], action_id: str, limit: int = 5) -> list[sqlite3.Row]:
+        """Earlier plans for items from the same sender or in the same thread (newest first), each with its
+        latest decision (kind, who, how, feedback, the steps it saw)."""
+        if not sender and not thread:
+            return []
+        marks = ",".join("?" * len(thread)) or "NULL"
+        return list(
+            self.db.execute(
+                "SELECT p.plan_id, p.title, p.created, p.steps, d.decision, d.actor, d.channel, d.feedback,"
+                " d.steps AS decided_steps FROM plans p LEFT JOIN decisions d ON d.id ="
+                " (SELECT MAX(id) FROM decisions WHERE plan_id = p.plan_id AND decision != 'auto_approve')"
+                f" WHERE p.action_id != ? AND (p.sender = ? OR EXISTS (SELECT 1 FROM json_each(p.thread)"
+                f" WHERE value IN ({marks}))) ORDER BY p.created DESC LIMIT ?",
+                (action_id, sender or None, *thread, limit),
+            )
         )
 
     def plan_for_action(self, action_id: str) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -392,7 +393,10 @@ class PlanningStage:
         created = now_stamp()
         status = "approved" if auto else "pending_approval"
         note = result.to_note(plan_id, action.id, assessment, created, status, _source_links(action, path.name))
-        ctx.ledger.register_plan(plan_id, action.id, note.criticality, note.planner, note.title)
+        steps = json.dumps([step.to_mapping() for step in note.steps], ensure_ascii=False, default=str)
+        ctx.ledger.register_plan(
+            plan_id, action.id, note.criticality, note.planner, note.title, action.sender, action.thread, steps
+        )
         crash_point("plan.after_register")
         name = plan_file_name(created[:10], result.title)
         return NewPlan(path, note, auto, name, render_plan(note).encode())

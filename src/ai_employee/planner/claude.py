@@ -13,6 +13,7 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -100,12 +101,18 @@ class ClaudePlanner:
     name = "claude"
 
     def __init__(
-        self, config: Config, tools: McpPool, budget: Budget, client: anthropic.AsyncAnthropic | None = None
+        self,
+        config: Config,
+        tools: McpPool,
+        budget: Budget,
+        memory: Callable[[Action], list[Any]] = lambda action: [],
+        client: anthropic.AsyncAnthropic | None = None,
     ) -> None:
         claude = config.claude
         self.config = config
         self.tools = tools
         self.budget = budget
+        self.memory = memory  # earlier plans for the same sender or thread, with the owner's decisions
         self.concurrency: int | None = claude.max_concurrency
         self.fallback = TemplatePlanner()
         key = claude.api_key.get_secret_value() if claude.api_key else None
@@ -117,8 +124,11 @@ class ClaudePlanner:
 
     async def draft(self, action: Action, context: PlanningContext) -> PlanDraft:
         try:
+            # The servers' tool list first: starting them has its own bound (`mcp.start_timeout_s`);
+            # `claude.timeout_s` is for the model's answer (retries and the correction included).
+            catalog = await self.tools.catalog()
             async with asyncio.timeout(self.config.claude.timeout_s):
-                return await self._draft(action, context)
+                return await self._draft(action, context, catalog)
         except TimeoutError:
             reason = f"no answer within {self.config.claude.timeout_s:g} s"
         except (PlanningFailed, BudgetSpent) as exc:
@@ -134,8 +144,7 @@ class ClaudePlanner:
         note = clean_text(f"Claude could not plan this ({reason}).", 400)
         return replace(fallback, planner_note=f"{note} {fallback.planner_note}")
 
-    async def _draft(self, action: Action, context: PlanningContext) -> PlanDraft:
-        catalog = await self.tools.catalog()
+    async def _draft(self, action: Action, context: PlanningContext, catalog: list[tuple[str, Any]]) -> PlanDraft:
         names = [name for name, _ in catalog]
         system = [
             {
@@ -145,7 +154,7 @@ class ClaudePlanner:
             }
         ]
         blocks, block_tokens = prompt.attachments(action, context.vault_root)
-        text = prompt.input_text(action)
+        text = prompt.input_text(action, prompt.past_work(self.memory(action)))
         content: str | list[dict[str, Any]] = [*blocks, {"type": "text", "text": text}] if blocks else text
         call = _Call(action, [{"role": "user", "content": content}], time.monotonic(), block_tokens)
         for attempt in (1, 2):

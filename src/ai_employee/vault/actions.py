@@ -89,6 +89,17 @@ class Action:
         return yaml.dump(data, Dumper=FAST_DUMPER, sort_keys=False, allow_unicode=True, width=100)
 
     @property
+    def sender(self) -> str:
+        """Who wrote it, if it is mail: the address, lower case ("" otherwise)."""
+        return str((self.email or {}).get("from_addr") or "").strip().lower()
+
+    @property
+    def thread(self) -> tuple[str, ...]:
+        """The Message-IDs that tie it to a conversation: its own and the one it answers."""
+        email = self.email or {}
+        return tuple(str(v) for v in (email.get("message_id"), email.get("in_reply_to")) if v)
+
+    @property
     def preview(self) -> str:
         value = self.content.get("preview", "")
         return value if isinstance(value, str) else str(value)
