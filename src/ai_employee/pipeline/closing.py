@@ -1,6 +1,6 @@
-"""Closing an item: its action file follows its plan, always: into `Done/` or `Rejected/` with a final
-status, or back into `Needs_Action/` as `planned` when its plan comes back to the human (a rejected plan
-approved after all, then failed)."""
+"""Finding an item's files by id, and closing it: its action file follows its plan, always: into `Done/`
+or `Rejected/` with a final status, or back into `Needs_Action/` as `planned` when its plan comes back to
+the human (a rejected plan approved after all, then failed)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ai_employee.errors import FormatError
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.vault.actions import read_action
 from ai_employee.vault.fsops import move_file
-from ai_employee.vault.layout import ACTION_FOLDERS, ACTION_SUFFIX, NEEDS_ACTION
+from ai_employee.vault.layout import ACTION_FOLDERS, ACTION_SUFFIX, NEEDS_ACTION, PLAN_FOLDERS
 from ai_employee.vault.notes import edit_file, find_by_id, has_id, update_yaml_text
 
 log = structlog.get_logger(__name__)
@@ -67,3 +67,8 @@ def _closed_by_another(path: Path, plan_id: str) -> bool:
     except (OSError, FormatError):
         return True
     return action.plan_id not in (None, "", plan_id)
+
+
+def find_plan(ctx: EngineContext, plan_id: str, folders: tuple[str, ...] = PLAN_FOLDERS) -> Path | None:
+    """The plan note with this id in the given folders (a scan: used on recovery and by the CLI)."""
+    return find_by_id([ctx.vault.folder(name) for name in folders], ".md", plan_id)

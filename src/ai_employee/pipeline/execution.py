@@ -20,10 +20,9 @@ from ai_employee.events import DecisionPayload, EventName, ExecutionPayload, Pla
 from ai_employee.executor.run import PlanRunner, RunResult, StepResult
 from ai_employee.faults import crash_point
 from ai_employee.ledger import RunRecord
-from ai_employee.pipeline.closing import close_action
+from ai_employee.pipeline.closing import close_action, find_plan
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import APPROVALS, binding_approval, current_user, record, steps_diff
-from ai_employee.pipeline.planning import find_plan
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.policy import Criticality

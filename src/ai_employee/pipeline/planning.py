@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-import yaml
 
 from ai_employee.clock import now_stamp
 from ai_employee.errors import FormatError
 from ai_employee.events import EventName, PlanPayload
 from ai_employee.faults import crash_point
-from ai_employee.pipeline.closing import mark_action
+from ai_employee.pipeline.closing import find_plan, mark_action
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import record
 from ai_employee.pipeline.drafts import Draft, Drafts
@@ -34,7 +33,7 @@ from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.planner import PlanningContext
 from ai_employee.policy import Criticality
-from ai_employee.vault.actions import Action, new_id, read_action
+from ai_employee.vault.actions import Action, adopt_action_file, new_id, read_action, reidentify_action_file
 from ai_employee.vault.fsops import create_file, group_commit, in_parallel
 from ai_employee.vault.layout import (
     ACTION_SUFFIX,
@@ -49,13 +48,10 @@ from ai_employee.vault.layout import (
     entries,
 )
 from ai_employee.vault.notes import (
-    FAST_DUMPER,
-    edit_file,
     find_by_id,
     has_id,
     read_id,
     read_id_and_status,
-    update_yaml_text,
 )
 from ai_employee.vault.plans import PlanNote, plan_file_name, render_plan
 
@@ -316,7 +312,7 @@ class PlanningStage:
             return 1, None
         self.ctx.clear_problem("plan", path)
         if not action.id or "status" not in raw or "created" not in raw:
-            action = self._adopt(path, action, raw)
+            action = adopt_action_file(path, action, raw, self.ctx.tmp_dir)
         self._known(action.id, path)
         if action.status != "new":
             self._settle(path)
@@ -337,29 +333,6 @@ class PlanningStage:
             return
         self.settled[path.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _adopt(self, path: Path, action: Action, raw: dict[str, object]) -> Action:
-        """Give a hand-written action file the keys it lacks (id, status, created, type)."""
-        updates: dict[str, object] = {}
-        if not action.id:
-            updates["id"] = action.id = new_id()
-        if "status" not in raw:
-            updates["status"] = action.status = "new"
-        if "created" not in raw:
-            updates["created"] = action.created = now_stamp()
-        if "type" not in raw:
-            updates["type"] = action.type
-        # The new keys go first, so `id:` is where scans for it look (the head of the file).
-        header = yaml.dump(updates, Dumper=FAST_DUMPER, sort_keys=False, allow_unicode=True, width=1 << 20)
-
-        def adopt(text: str) -> str:
-            bom = "\ufeff" if text.startswith("\ufeff") else ""
-            newline = "\r\n" if "\r\n" in text else "\n"
-            return bom + header.replace("\n", newline) + text[len(bom) :]
-
-        edit_file(path, adopt, self.ctx.tmp_dir)
-        log.info("adopted hand-written action", path=path.name, action_id=action.id)
-        return action
-
     def _plan(self, path: Path, action: Action) -> tuple[str, bool] | None:
         """Plan an action: start its draft (None); or, if it was planned before a restart, return the
         existing plan's id and whether it was auto-approved."""
@@ -369,7 +342,8 @@ class PlanningStage:
             found = self._find_plan(existing)
             if found is not None and self._is_copy(path, action, found):
                 # A copy of an action file (a hand-made one reusing an id): its own item, not the plan's.
-                action = self._reidentify(path, action)
+                action = reidentify_action_file(path, action, self.ctx.tmp_dir)
+                self.state.action_seen(action.id, path.name)
                 existing = None
             elif found is not None:
                 # Planned before a restart: mark it now unless execution is about to close it.
@@ -392,7 +366,7 @@ class PlanningStage:
         auto = low and ctx.config.policy.auto_approve == "low" and not result.holds
         created = now_stamp()
         status = "approved" if auto else "pending_approval"
-        note = result.to_note(plan_id, action.id, assessment, created, status, _source_links(action, path.name))
+        note = result.to_note(plan_id, action.id, assessment, created, status, action.source_links(path.name))
         steps = json.dumps([step.to_mapping() for step in note.steps], ensure_ascii=False, default=str)
         ctx.ledger.register_plan(
             plan_id, action.id, note.criticality, note.planner, note.title, action.sender, action.thread, steps
@@ -458,17 +432,6 @@ class PlanningStage:
                     self._ids.setdefault(found, set()).add(entry.name)
         return self._ids
 
-    def _reidentify(self, path: Path, action: Action) -> Action:
-        action.id, action.status = new_id(), "new"
-        edit_file(
-            path,
-            lambda text: update_yaml_text(text, {"id": action.id, "status": "new"}, remove=("plan_id",)),
-            self.ctx.tmp_dir,
-        )
-        self.state.action_seen(action.id, path.name)
-        log.info("action file reuses another's id: given its own", path=path.name, action_id=action.id)
-        return action
-
     def _find_plan(self, plan_id: str) -> Path | None:
         """The plan note with this id, from an index of the plan folders built once per batch (after a
         restart, many open actions may have plans already; one scan serves them all)."""
@@ -483,17 +446,3 @@ class PlanningStage:
         if path is None or has_id(path, plan_id):
             return path
         return find_plan(self.ctx, plan_id)  # moved since the index was built
-
-
-def _source_links(action: Action, action_file: str) -> list[str]:
-    links = []
-    if action.source.get("path"):
-        links.append(f"Original: [[{action.source['path']}]]")
-    # By name, not by folder: the link stays right when the action moves on with its plan.
-    links.append(f"Action: [[{action_file}]] (id `{action.id}`)")
-    return links
-
-
-def find_plan(ctx: EngineContext, plan_id: str, folders: tuple[str, ...] = PLAN_FOLDERS) -> Path | None:
-    """The plan note with this id in the given folders (a scan: used on recovery and by the CLI)."""
-    return find_by_id([ctx.vault.folder(name) for name in folders], ".md", plan_id)

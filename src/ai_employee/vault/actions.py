@@ -9,10 +9,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 
+from ai_employee.clock import now_stamp
 from ai_employee.errors import FormatError
-from ai_employee.vault.notes import FAST_DUMPER, load_yaml
+from ai_employee.vault.notes import FAST_DUMPER, edit_file, load_yaml, update_yaml_text
+
+log = structlog.get_logger(__name__)
 
 ACTION_TYPES = ("file_drop", "email", "schedule", "manual")
 ACTION_STATUSES = ("new", "planned", "done", "rejected", "failed")
@@ -88,6 +92,12 @@ class Action:
         data.update(self.extra)
         return yaml.dump(data, Dumper=FAST_DUMPER, sort_keys=False, allow_unicode=True, width=100)
 
+    def source_links(self, action_file: str) -> list[str]:
+        """The plan note's links to this item: its original, and its action file by name (the link stays
+        right when the action moves on with its plan)."""
+        links = [f"Original: [[{self.source['path']}]]"] if self.source.get("path") else []
+        return [*links, f"Action: [[{action_file}]] (id `{self.id}`)"]
+
     @property
     def sender(self) -> str:
         """Who wrote it, if it is mail: the address, lower case ("" otherwise)."""
@@ -160,3 +170,37 @@ def read_action(path: Path) -> tuple[Action, dict[str, Any]]:
     data = parse_action(text, path.name)
     fallback = path.name.removesuffix(".action.yaml")
     return action_from_mapping(data, fallback), data
+
+
+def adopt_action_file(path: Path, action: Action, raw: dict[str, object], tmp_dir: Path) -> Action:
+    """Give a hand-written action file the keys it lacks (id, status, created, type)."""
+    updates: dict[str, object] = {}
+    if not action.id:
+        updates["id"] = action.id = new_id()
+    if "status" not in raw:
+        updates["status"] = action.status = "new"
+    if "created" not in raw:
+        updates["created"] = action.created = now_stamp()
+    if "type" not in raw:
+        updates["type"] = action.type
+    # The new keys go first, so `id:` is where scans for it look (the head of the file).
+    header = yaml.dump(updates, Dumper=FAST_DUMPER, sort_keys=False, allow_unicode=True, width=1 << 20)
+
+    def adopt(text: str) -> str:
+        bom = "\ufeff" if text.startswith("\ufeff") else ""
+        newline = "\r\n" if "\r\n" in text else "\n"
+        return bom + header.replace("\n", newline) + text[len(bom) :]
+
+    edit_file(path, adopt, tmp_dir)
+    log.info("adopted hand-written action", path=path.name, action_id=action.id)
+    return action
+
+
+def reidentify_action_file(path: Path, action: Action, tmp_dir: Path) -> Action:
+    """An action file that reuses another's id (a hand-made copy) gets an id of its own, as a new item."""
+    action.id, action.status = new_id(), "new"
+    edit_file(
+        path, lambda text: update_yaml_text(text, {"id": action.id, "status": "new"}, remove=("plan_id",)), tmp_dir
+    )
+    log.info("action file reuses another's id: given its own", path=path.name, action_id=action.id)
+    return action
