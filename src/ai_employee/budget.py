@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ai_employee.clock import day_bounds
 from ai_employee.config import BudgetConfig
 from ai_employee.events import BudgetPayload, EventName, Payload
 from ai_employee.ledger import Ledger, Usage
@@ -62,10 +63,7 @@ class Budget:
 
     def _day(self, when: datetime | None = None) -> tuple[date, str, str]:
         """The day `when` (default: now) falls on, and its start and end as UTC timestamps."""
-        local = (when or self.clock()).astimezone(self.zone)
-        start = datetime.combine(local.date(), datetime.min.time(), self.zone)
-        end = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), self.zone)
-        return local.date(), _iso(start), _iso(end)
+        return day_bounds(when or self.clock(), self.zone)
 
     def used(self, scope: str, when: datetime | None = None) -> int:
         _, start, end = self._day(when)

@@ -3,7 +3,7 @@ minute for people."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 
 def local_now() -> datetime:
@@ -22,3 +22,14 @@ def local_time(stamp: str) -> str:
     except (TypeError, ValueError):
         return str(stamp)
     return when.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def day_bounds(when: datetime, zone: tzinfo) -> tuple[date, str, str]:
+    """The day `when` falls on in `zone`, and its start and end (midnight to midnight there) as UTC
+    timestamps in the ledger's format: for counting a day's use (budgets, `vault status`)."""
+    day = when.astimezone(zone).date()
+
+    def midnight(of: date) -> str:
+        return datetime.combine(of, datetime.min.time(), zone).astimezone(UTC).isoformat(timespec="milliseconds")
+
+    return day, midnight(day), midnight(day + timedelta(days=1))

@@ -9,12 +9,12 @@ import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ai_employee.clock import local_now
+from ai_employee.clock import day_bounds, local_now
 from ai_employee.errors import FormatError
 from ai_employee.ledger import Ledger
 from ai_employee.lock import holder
@@ -321,16 +321,10 @@ def budget_today(ledger: Ledger | None, limits: dict[str, Any] | None) -> dict[s
     limits = limits or {}
     zone_name = limits.get("timezone")
     zone = ZoneInfo(zone_name) if zone_name else (local_now().tzinfo or UTC)
-    today = datetime.now(zone).date()
-    start = datetime.combine(today, datetime.min.time(), zone).astimezone(UTC)
-    end = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
+    today, start, end = day_bounds(datetime.now(UTC), zone)
     found: dict[str, Any] = {"day": today.isoformat(), "limits_known": bool(limits)}
     for scope in ("reactive", "proactive"):
-        used, cost = (
-            ledger.tokens_used(scope, start.isoformat(timespec="milliseconds"), end.isoformat(timespec="milliseconds"))
-            if ledger
-            else (0, 0.0)
-        )
+        used, cost = ledger.tokens_used(scope, start, end) if ledger else (0, 0.0)
         limit = limits.get(scope)
         found[scope] = {
             "used": used,

@@ -138,8 +138,8 @@ class PlanningStage:
         self.more = bool(self._backlog)
         if should_stop() or not (dirty or len(self.drafts)):
             return 0
-        self.planning_context.handbook = self._handbook()
-        self.planning_context.goals = self._handbook(GOALS)
+        self.planning_context.handbook = self._vault_text(HANDBOOK)
+        self.planning_context.goals = self._vault_text(GOALS)
         batch = dirty[:BATCH_SIZE]
         handled = await self._plan_batch(batch)
         for path in batch:
@@ -280,7 +280,8 @@ class PlanningStage:
         else:
             to_mark.append((path, plan_id))
 
-    def _handbook(self, name: str = HANDBOOK) -> str:
+    def _vault_text(self, name: str) -> str:
+        """A note of the vault root the planner is given (the handbook, the goals), capped; "" if none."""
         try:
             return (self.ctx.vault.root / name).read_text("utf-8", errors="replace")[:20000]
         except OSError:
