@@ -28,6 +28,7 @@ class GatedPlanner:
     most drafts ever in flight at once is counted."""
 
     name = "template"
+    revises = False
 
     def __init__(self, concurrency: int | None = None, fail: bool = False, only: str = "") -> None:
         self.concurrency = concurrency
@@ -160,6 +161,7 @@ class SlowPlanner:
 
     name = "template"
     concurrency: int | None = 2
+    revises = False
 
     def __init__(self) -> None:
         self.calls = 0

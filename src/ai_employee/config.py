@@ -53,6 +53,12 @@ class PlannerConfig(_Section):
     min_confidence: float = Field(
         0.6, ge=0, le=1, description="A plan the model is less sure of waits for you, even if every step is LOW."
     )
+    feedback_quiet_s: float = Field(
+        20.0,
+        ge=0,
+        description="Feedback written in a note is planned once the note has been unchanged this long"
+        " (an editor saves while you type); `vault replan` does not wait.",
+    )
 
 
 class BudgetConfig(_Section):

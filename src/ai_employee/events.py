@@ -31,6 +31,8 @@ class EventName(enum.StrEnum):
     ACTION_APPROVED = "action.approved"
     ACTION_DENIED = "action.denied"
     ACTION_DEFERRED = "action.deferred"
+    REVISION_REQUESTED = "plan.revision_requested"
+    PLAN_REVISED = "plan.revised"
     ACTION_EXECUTED = "action.executed"
     ACTION_FAILED = "action.failed"
     PLAN_EXECUTION_COMPLETED = "plan.execution_completed"

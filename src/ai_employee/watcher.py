@@ -25,11 +25,11 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from ai_employee.vault.layout import APPROVED, INBOX, NEEDS_ACTION, REJECTED, Vault
+from ai_employee.vault.layout import APPROVED, INBOX, NEEDS_ACTION, PLANS, REJECTED, Vault
 
 log = structlog.get_logger(__name__)
-# The folders a stage reads. Plans/ is not among them: notes there wait for the human.
-WATCHED = (INBOX, NEEDS_ACTION, APPROVED, REJECTED)
+# The folders a stage reads (in Plans/, the owner's feedback under a waiting plan's `## Feedback`).
+WATCHED = (INBOX, NEEDS_ACTION, PLANS, APPROVED, REJECTED)
 # (folder, file name, state): True = complete (closed after writing, or moved in); False = just
 # created, a close event will follow; None = something happened.
 Hint = Callable[[str, str, bool | None], None]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from ai_employee.cli.app import AppState, pass_app
 from ai_employee.clock import local_time
-from ai_employee.errors import FormatError
+from ai_employee.errors import FormatError, UserError
+
+if TYPE_CHECKING:
+    from ai_employee.vault.layout import Vault
 
 
 @click.command("list")
@@ -88,20 +92,27 @@ def show(app: AppState, plan: str) -> None:
 @pass_app
 def approve(app: AppState, plan: str, feedback: str) -> None:
     """Approve a pending plan's steps as they are now: the same as moving its note into Approved/."""
-    from ai_employee.lock import holder
     from ai_employee.pipeline import decisions
 
     vault = app.vault()
     with app.ledger(vault) as ledger:
         dest = decisions.approve(vault, ledger, plan, feedback)
     click.echo(f"Approved: {dest.parent.name}/{dest.name}.")
+    _what_next(
+        vault,
+        "The engine runs it next.",
+        "nothing runs yet: start it with `vault start` (or `vault start --once` to run what is pending and exit).",
+    )
+
+
+def _what_next(vault: Vault, running: str, stopped: str) -> None:
+    """What happens next, depending on whether an engine is running on the vault."""
+    from ai_employee.lock import holder
+
     if holder(vault.lock_path) is not None:
-        click.echo("The engine runs it next.")
+        click.echo(running)
     else:
-        click.echo(
-            f"No engine is running on {vault.root}, so nothing runs yet: start it with `vault start`"
-            " (or `vault start --once` to run what is pending and exit)."
-        )
+        click.echo(f"No engine is running on {vault.root}, so {stopped}")
 
 
 def _deny(app: AppState, plan: str, feedback: str) -> None:
@@ -143,6 +154,33 @@ def defer(app: AppState, plan: str, minutes: int) -> None:
     with app.ledger(vault) as ledger:
         until = decisions.defer(vault, ledger, plan, minutes)
     click.echo(f"Deferred until {local_time(until)}.")
+
+
+@click.command()
+@click.argument("plan")
+@click.option("--feedback", required=True, help="What should change: the planner reads it as your words.")
+@pass_app
+def replan(app: AppState, plan: str, feedback: str) -> None:
+    """Ask for a new version of a waiting plan: the same as writing under `## Feedback` in its note. The
+    engine writes the new version into the same note (same id), keeps the one you saw under `## Earlier
+    versions`, and it waits for you again. Needs the Claude planner; never for an approved or run plan."""
+    from ai_employee.pipeline import decisions
+
+    vault = app.vault()
+    config = app.config
+    if config.claude.api_key is None or not config.claude.api_key.get_secret_value():
+        raise UserError(
+            "replanning needs the Claude planner (set `claude.api_key` or ANTHROPIC_API_KEY): the template"
+            " planner would write the same plan again. Edit the note's steps instead."
+        )
+    with app.ledger(vault) as ledger:
+        path = decisions.request_revision(vault, ledger, plan, feedback)
+    click.echo(f"Feedback added to {path.parent.name}/{path.name}.")
+    _what_next(
+        vault,
+        "The engine writes the new version now; it waits for you in the same note.",
+        "the new version is written when you `vault start` it.",
+    )
 
 
 @click.command()

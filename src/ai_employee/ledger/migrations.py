@@ -187,6 +187,25 @@ def m007_plan_memory(db: sqlite3.Connection) -> None:
     )
 
 
+def m008_plan_versions(db: sqlite3.Connection) -> None:
+    """Plans rewritten after the owner's feedback: the current version, and each revision's feedback and
+    the steps it replaced."""
+    _run(
+        db,
+        """
+        ALTER TABLE plans ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE plan_versions (
+            plan_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            ts TEXT NOT NULL,
+            feedback TEXT NOT NULL,
+            replaced_steps TEXT,
+            PRIMARY KEY (plan_id, version)
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -195,6 +214,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("005_usage_details", m005_usage_details),
     ("006_budget", m006_budget),
     ("007_plan_memory", m007_plan_memory),
+    ("008_plan_versions", m008_plan_versions),
 ]
 
 

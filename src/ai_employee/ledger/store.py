@@ -203,6 +203,29 @@ class Ledger(UsageRecords):
             (plan_id, action_id, now_iso(), criticality, planner, title, sender or None, json.dumps(thread), steps),
         )
 
+    def revise_plan(
+        self, plan_id: str, version: int, title: str, criticality: str, planner: str, steps: str, feedback: str
+    ) -> None:
+        """A new version of a plan, written after the owner's feedback: the plan's row says what it is now,
+        and `plan_versions` keeps the feedback and the steps it replaced. Recording the same version again
+        (a crash before its note was written, then the feedback planned again) keeps what it replaced."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO plan_versions (plan_id, version, ts, feedback, replaced_steps)"
+                " VALUES (?, ?, ?, ?, (SELECT steps FROM plans WHERE plan_id = ? AND version < ?))"
+                " ON CONFLICT (plan_id, version) DO UPDATE SET ts = excluded.ts, feedback = excluded.feedback",
+                (plan_id, version, now_iso(), feedback, plan_id, version),
+            )
+            db.execute(
+                "UPDATE plans SET version = ?, title = ?, criticality = ?, planner = ?, steps = ? WHERE plan_id = ?",
+                (version, title, criticality, planner, steps, plan_id),
+            )
+
+    def revision_feedback(self, plan_id: str) -> list[str]:
+        """The owner's feedback on each earlier version of a plan, oldest first."""
+        rows = self.db.execute("SELECT feedback FROM plan_versions WHERE plan_id = ? ORDER BY version", (plan_id,))
+        return [str(row[0]) for row in rows]
+
     def related_plans(self, sender: str, thread: tuple[str, ...], action_id: str, limit: int = 5) -> list[sqlite3.Row]:
         """Earlier plans for items from the same sender or in the same thread (newest first), each with its
         latest decision (kind, who, how, feedback, the steps it saw)."""
@@ -212,8 +235,10 @@ class Ledger(UsageRecords):
         return list(
             self.db.execute(
                 "SELECT p.plan_id, p.title, p.created, p.steps, d.decision, d.actor, d.channel, d.feedback,"
-                " d.steps AS decided_steps FROM plans p LEFT JOIN decisions d ON d.id ="
-                " (SELECT MAX(id) FROM decisions WHERE plan_id = p.plan_id AND decision != 'auto_approve')"
+                " d.steps AS decided_steps, (SELECT group_concat(v.feedback, ' / ') FROM plan_versions v"
+                " WHERE v.plan_id = p.plan_id) AS revised_after FROM plans p LEFT JOIN decisions d ON d.id ="
+                " (SELECT MAX(id) FROM decisions WHERE plan_id = p.plan_id AND decision NOT IN"
+                " ('auto_approve', 'revise'))"
                 f" WHERE p.action_id != ? AND (p.sender = ? OR EXISTS (SELECT 1 FROM json_each(p.thread)"
                 f" WHERE value IN ({marks}))) ORDER BY p.created DESC LIMIT ?",
                 (action_id, sender or None, *thread, limit),

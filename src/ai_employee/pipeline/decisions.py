@@ -38,6 +38,7 @@ EVENT_OF = {
     "auto_approve": EventName.ACTION_APPROVED,
     "deny": EventName.ACTION_DENIED,
     "defer": EventName.ACTION_DEFERRED,
+    "revise": EventName.REVISION_REQUESTED,
 }
 MAX_DIFF_LINES = 30
 DECISION_WORDS = {
@@ -46,6 +47,7 @@ DECISION_WORDS = {
     "deny": "denied",
     "defer": "deferred",
     "expire": "expired",
+    "revise": "sent back for a new version",
 }
 CHANNEL_WORDS = {"cli": "from the command line", "file": "by moving the note", "policy": "by the policy (LOW risk)"}
 Publish = Callable[[EventName, Payload], object]
@@ -176,6 +178,43 @@ def resolve_plan(vault: Vault, ref: str) -> PlanRef:
             names = ", ".join(f"{p.parent.name}/{p.name}" for p, _ in matches[:5])
             raise UserError(f"`{ref}` matches {len(matches)} plans ({names}): give more of the id")
     raise NotFoundError(f"no plan matches `{ref}`: see `vault list` for pending plans")
+
+
+def not_revisable(ledger: Ledger, folder: str, status: str, plan_id: str) -> str | None:
+    """Why a plan cannot get a new version (None if it can): only a plan waiting in `Plans/` that has
+    never run is replanned; an approved, running or finished one never is."""
+    if folder != PLANS:
+        return f"it is in {folder}/: only a plan waiting in Plans/ gets a new version"
+    if status != "pending_approval":
+        return f"it is {status or 'without a status'}: only a plan waiting for approval gets a new version"
+    if ledger.runs(plan_id):
+        return "it has run before: edit its steps yourself, or deny it"
+    return None
+
+
+def request_revision(vault: Vault, ledger: Ledger, ref: str, feedback: str, actor: str | None = None) -> Path:
+    """Ask for a new version of a waiting plan: the feedback goes under the note's `## Feedback` (where
+    the engine finds it, as if written there) and into the ledger, so the engine plans it at once."""
+    from ai_employee.vault.revisions import add_feedback, feedback_text, in_body
+
+    if not feedback.strip():
+        raise UserError("--feedback must say what should change")
+    plan = resolve_plan(vault, ref)
+    problem = not_revisable(ledger, plan.folder, str(plan.frontmatter.get("status") or ""), plan.plan_id)
+    if problem:
+        raise UserError(f"plan {plan.plan_id} cannot be replanned: {problem}")
+    text = edit_file(plan.path, lambda t: in_body(t, lambda body: add_feedback(body, feedback)), vault.tmp_dir)
+    body = split_note(text).body
+    try:
+        steps: list[Step] | None = parse_steps(body)
+    except FormatError:
+        steps = None  # the new version replaces them anyway
+    who = actor or current_user()
+    title = _title(body, plan)
+    record(
+        ledger, ledger_publisher(ledger), plan.plan_id, "revise", "cli", who, steps, feedback_text(body), title=title
+    )
+    return plan.path
 
 
 def _require_pending(plan: PlanRef, verb: str) -> None:

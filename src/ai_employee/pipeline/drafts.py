@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai_employee.planner import PlanDraft, Planner, PlanningContext
+from ai_employee.planner import PlanDraft, Planner, PlanningContext, Revision
 from ai_employee.vault.actions import Action
 
 
@@ -23,14 +23,21 @@ class Draft:
     action: Action
     existing: str | None  # the plan id the ledger already holds for the action (a crash before its note)
     task: asyncio.Task[PlanDraft]
+    key: str  # what it is tracked by: the action's id, or for a new version the plan's
+    revision: Revision | None = None
 
 
 class Drafts:
-    def __init__(self, planner: Planner, context: PlanningContext) -> None:
+    def __init__(self, planner: Planner, context: PlanningContext, share: Drafts | None = None) -> None:
+        """With `share`, drafts here and there count together against the planner's bound."""
         self.planner = planner
         self.context = context
-        self._slots = asyncio.Semaphore(planner.concurrency) if planner.concurrency else None
-        self._drafts: dict[str, Draft] = {}  # by action id, in the order they started
+        self._slots: asyncio.Semaphore | None
+        if share is not None:
+            self._slots = share._slots
+        else:
+            self._slots = asyncio.Semaphore(planner.concurrency) if planner.concurrency else None
+        self._drafts: dict[str, Draft] = {}  # by key, in the order they started
         self.wake: Callable[[], None] = lambda: None  # called when a draft finishes after its pass
 
     def __len__(self) -> int:
@@ -40,16 +47,24 @@ class Drafts:
     def __contains__(self, action_id: object) -> bool:
         return action_id in self._drafts
 
-    def start(self, path: Path, action: Action, existing: str | None) -> None:
-        task = asyncio.create_task(self._draft(action), name=f"draft {action.id}")
+    def start(
+        self, path: Path, action: Action, existing: str | None, revision: Revision | None = None, key: str = ""
+    ) -> None:
+        key = key or action.id
+        task = asyncio.create_task(self._draft(action, revision), name=f"draft {key}")
         task.add_done_callback(self._finished)
-        self._drafts[action.id] = Draft(path, action, existing, task)
+        self._drafts[key] = Draft(path, action, existing, task, key, revision)
 
-    async def _draft(self, action: Action) -> PlanDraft:
+    async def _draft(self, action: Action, revision: Revision | None) -> PlanDraft:
         if self._slots is None:
-            return await self.planner.draft(action, self.context)
+            return await self._ask(action, revision)
         async with self._slots:
+            return await self._ask(action, revision)
+
+    async def _ask(self, action: Action, revision: Revision | None) -> PlanDraft:
+        if revision is None:
             return await self.planner.draft(action, self.context)
+        return await self.planner.draft(action, self.context, revision)
 
     def _finished(self, task: asyncio.Task[PlanDraft]) -> None:
         if not task.cancelled():
@@ -60,7 +75,7 @@ class Drafts:
         order they started; they are no longer tracked."""
         finished = [draft for draft in self._drafts.values() if draft.task.done()]
         for draft in finished:
-            del self._drafts[draft.action.id]
+            del self._drafts[draft.key]
         return finished
 
     async def wait(self) -> None:

@@ -367,7 +367,8 @@ class PlanningStage:
         auto = low and ctx.config.policy.auto_approve == "low" and not result.holds
         created = now_stamp()
         status = "approved" if auto else "pending_approval"
-        note = result.to_note(plan_id, action.id, assessment, created, status, action.source_links(path.name))
+        links = action.source_links(path.name)
+        note = result.to_note(plan_id, action.id, assessment, created, status, links, ctx.planner.revises)
         steps = json.dumps([step.to_mapping() for step in note.steps], ensure_ascii=False, default=str)
         ctx.ledger.register_plan(
             plan_id, action.id, note.criticality, note.planner, note.title, action.sender, action.thread, steps

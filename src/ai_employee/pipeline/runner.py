@@ -18,9 +18,10 @@ from ai_employee.pipeline.execution import ExecutionStage
 from ai_employee.pipeline.ingest import IngestStage
 from ai_employee.pipeline.planning import PlanningStage
 from ai_employee.pipeline.rejection import RejectionStage
+from ai_employee.pipeline.revision import RevisionStage
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.vault.fsops import clean_partials
-from ai_employee.vault.layout import INBOX, NEEDS_ACTION, REJECTED
+from ai_employee.vault.layout import INBOX, NEEDS_ACTION, PLANS, REJECTED
 
 log = structlog.get_logger(__name__)
 # During a burst, rounds of intake (one batch each of ingest and planning) per round of decisions.
@@ -39,6 +40,8 @@ class Pipeline:
         self.planning = PlanningStage(ctx, self.state)
         self.planning.drafts.wake = self.wake
         self.ingest = IngestStage(ctx, announce=self.planning.hint)
+        self.revision = RevisionStage(ctx, self.state, self.planning)
+        self.revision.drafts.wake = self.wake
         self.rejection = RejectionStage(ctx, self.state)
         self.pool = ctx.pool
         idempotent = {
@@ -62,6 +65,8 @@ class Pipeline:
             self.planning.hint(name)
         elif folder == REJECTED:
             self.rejection.hint(name)
+        elif folder == PLANS:
+            self.revision.hint(name)
         self._wake.set()
 
     def wake(self) -> None:
@@ -98,13 +103,14 @@ class Pipeline:
             if handled == 0 or rounds_without_decisions + 1 >= DECIDE_EVERY:
                 rounds_without_decisions = 0
                 busy = handled > 0
+                handled += await self.revision.run_once(self.should_stop)
                 handled += self.rejection.run_once(self.should_stop)
                 handled += await self.execution.run_once(self.should_stop, human_only=busy)
             else:
                 rounds_without_decisions += 1
             self.passes += 1
             total += handled
-            if handled == 0 and not self.planning.more:
+            if handled == 0 and not self.planning.more and not self.revision.more:
                 break
             await asyncio.sleep(0)
         return total
@@ -143,15 +149,19 @@ class Pipeline:
                 if not warm:
                     warm = True
                     self.pool.warm_up()  # in the background: new work does not wait for it
-                if until_idle and not len(self.planning.drafts) and self._recheck_s is None:
+                drafting = len(self.planning.drafts) or len(self.revision.drafts)
+                # A burst does not wait for feedback to be quiet, nor for a revision's retry.
+                if until_idle and not drafting and self._recheck_s is None:
                     break
+                recheck = min((s for s in (self._recheck_s, self.revision.recheck_s) if s is not None), default=None)
                 await self.pool.stop_if_idle(self.ctx.config.mcp.idle_stop_s)
-                timeout = sweep_s if self._recheck_s is None else min(sweep_s, self._recheck_s + 0.01)
+                timeout = sweep_s if recheck is None else min(sweep_s, recheck + 0.01)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             return total
         finally:
             await self.planning.drafts.aclose()
+            await self.revision.drafts.aclose()
             await self.pool.aclose()
 
     async def _pause(self, fault: str) -> None:

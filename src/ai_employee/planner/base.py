@@ -31,6 +31,17 @@ class PlanningContext:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """The owner asked for a new version of a waiting plan: what they saw, and what they said."""
+
+    version: int  # of the plan they saw
+    title: str
+    steps: list[Step]  # as the note held them (with the owner's edits, if any)
+    feedback: str  # the owner's words
+    earlier: tuple[str, ...] = ()  # their feedback on the versions before, oldest first
+
+
+@dataclass(frozen=True)
 class PlanDraft:
     title: str
     summary: str
@@ -41,6 +52,8 @@ class PlanDraft:
     # Why the plan must wait for the human even if every step is LOW (open questions, low confidence).
     holds: tuple[str, ...] = ()
     questions: tuple[str, ...] = ()
+    # Why the configured planner could not write it and a fallback did ("" when it wrote it itself).
+    fell_back: str = ""
 
     def __post_init__(self) -> None:
         # Multi-line text in the steps is wrapped for reading, whichever planner wrote it: what the human
@@ -49,10 +62,19 @@ class PlanDraft:
         object.__setattr__(self, "steps", readable)
 
     def to_note(
-        self, plan_id: str, action_id: str, assessment: Assessment, created: str, status: str, links: list[str]
+        self,
+        plan_id: str,
+        action_id: str,
+        assessment: Assessment,
+        created: str,
+        status: str,
+        links: list[str],
+        feedback: bool = False,
     ) -> PlanNote:
-        """The plan note for this draft, rated by the policy's `assessment`."""
+        """The plan note for this draft, rated by the policy's `assessment`; with `feedback`, it offers a
+        `## Feedback` section for a new version."""
         return PlanNote(
+            feedback=feedback,
             questions=list(self.questions),
             id=plan_id,
             action_id=action_id,
@@ -78,5 +100,7 @@ class Planner(Protocol):
     name: str
     # Drafts in flight at most (a model's rate limits), or None: it waits for nothing, so no bound.
     concurrency: int | None
+    # Whether it can write a new version from the owner's feedback (`revision`); the template cannot.
+    revises: bool
 
-    async def draft(self, action: Action, context: PlanningContext) -> PlanDraft: ...
+    async def draft(self, action: Action, context: PlanningContext, revision: Revision | None = None) -> PlanDraft: ...

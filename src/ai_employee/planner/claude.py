@@ -26,7 +26,7 @@ from ai_employee.config import Config
 from ai_employee.executor.mcp_pool import McpPool, StepError
 from ai_employee.ledger import Usage
 from ai_employee.planner import prompt
-from ai_employee.planner.base import PlanDraft, PlanningContext
+from ai_employee.planner.base import PlanDraft, PlanningContext, Revision
 from ai_employee.planner.prompt import TOOL_NAME
 from ai_employee.planner.template import TemplatePlanner
 from ai_employee.policy import Criticality
@@ -99,6 +99,7 @@ class _Call:
 
 class ClaudePlanner:
     name = "claude"
+    revises = True
 
     def __init__(
         self,
@@ -122,13 +123,13 @@ class ClaudePlanner:
             api_key=key, base_url=claude.base_url, max_retries=0, timeout=claude.timeout_s
         )
 
-    async def draft(self, action: Action, context: PlanningContext) -> PlanDraft:
+    async def draft(self, action: Action, context: PlanningContext, revision: Revision | None = None) -> PlanDraft:
         try:
             # The servers' tool list first: starting them has its own bound (`mcp.start_timeout_s`);
             # `claude.timeout_s` is for the model's answer (retries and the correction included).
             catalog = await self.tools.catalog()
             async with asyncio.timeout(self.config.claude.timeout_s):
-                return await self._draft(action, context, catalog)
+                return await self._draft(action, context, catalog, revision)
         except TimeoutError:
             reason = f"no answer within {self.config.claude.timeout_s:g} s"
         except (PlanningFailed, BudgetSpent) as exc:
@@ -142,9 +143,11 @@ class ClaudePlanner:
         fallback = self.fallback.plan(action, context)
         # One line, whatever the reason quotes (an invalid answer's text comes from the model).
         note = clean_text(f"Claude could not plan this ({reason}).", 400)
-        return replace(fallback, planner_note=f"{note} {fallback.planner_note}")
+        return replace(fallback, planner_note=f"{note} {fallback.planner_note}", fell_back=clean_text(reason, 300))
 
-    async def _draft(self, action: Action, context: PlanningContext, catalog: list[tuple[str, Any]]) -> PlanDraft:
+    async def _draft(
+        self, action: Action, context: PlanningContext, catalog: list[tuple[str, Any]], revision: Revision | None
+    ) -> PlanDraft:
         names = [name for name, _ in catalog]
         system = [
             {
@@ -154,7 +157,7 @@ class ClaudePlanner:
             }
         ]
         blocks, block_tokens = prompt.attachments(action, context.vault_root)
-        text = prompt.input_text(action, prompt.past_work(self.memory(action)))
+        text = prompt.input_text(action, prompt.past_work(self.memory(action))) + prompt.revision_text(revision)
         content: str | list[dict[str, Any]] = [*blocks, {"type": "text", "text": text}] if blocks else text
         call = _Call(action, [{"role": "user", "content": content}], time.monotonic(), block_tokens)
         for attempt in (1, 2):

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ai_employee.planner import facts
-from ai_employee.planner.base import PlanDraft, PlanningContext
+from ai_employee.planner.base import PlanDraft, PlanningContext, Revision
 from ai_employee.vault.actions import Action, clean_text, file_title
 from ai_employee.vault.layout import NOTES
 from ai_employee.vault.plans import Step
@@ -42,8 +42,9 @@ def quote(text: str, limit: int = PREVIEW_IN_PLAN_CHARS) -> str:
 class TemplatePlanner:
     name = "template"
     concurrency: int | None = None
+    revises = False  # deterministic: feedback would give the same plan again
 
-    async def draft(self, action: Action, context: PlanningContext) -> PlanDraft:
+    async def draft(self, action: Action, context: PlanningContext, revision: Revision | None = None) -> PlanDraft:
         return self.plan(action, context)
 
     def plan(self, action: Action, context: PlanningContext) -> PlanDraft:

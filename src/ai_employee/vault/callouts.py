@@ -17,17 +17,16 @@ CHANNEL_WORDS = {
 }
 
 
-def waiting(level: str, plan_id: str) -> Callout:
-    return (
-        "question",
-        "waiting for your approval",
-        [
-            f"This plan is **{level.upper()}** risk. Move this note to `Approved/` to run it, or to `Rejected/`"
-            " to decline it.",
-            "You may edit the steps below first: what runs is exactly what the note says when you approve.",
-            f"From a terminal: `vault approve {plan_id}` or `vault deny {plan_id}`.",
-        ],
-    )
+def waiting(level: str, plan_id: str, feedback: bool = False) -> Callout:
+    lines = [
+        f"This plan is **{level.upper()}** risk. Move this note to `Approved/` to run it, or to `Rejected/`"
+        " to decline it.",
+        "You may edit the steps below first: what runs is exactly what the note says when you approve.",
+    ]
+    if feedback:
+        lines.append("Not quite right? Write what should change under **Feedback** below: a new version follows.")
+    lines.append(f"From a terminal: `vault approve {plan_id}` or `vault deny {plan_id}`.")
+    return ("question", "waiting for your approval", lines)
 
 
 def runs_by_itself(level: str) -> Callout:

@@ -184,14 +184,14 @@ def _step_from(item: Any, number: int) -> Step:
     return Step(tool=tool, args=clean_args, why=str(why))
 
 
-def _mask_fences(text: str) -> str:
+def mask_fences(text: str) -> str:
     """`text` with fenced blocks blanked out (same length), so headings inside them are not headings."""
     return _FENCE_BLOCK.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
 
 
 def steps_section(body: str) -> str:
     """The text of the `## Steps` section (up to the next heading); FormatError if there is none."""
-    masked = _mask_fences(body)
+    masked = mask_fences(body)
     matches = list(_STEPS_HEADING.finditer(masked))
     if not matches:
         raise FormatError("the note has no `## Steps` section")
@@ -345,27 +345,32 @@ class PlanNote:
     status: str
     source_links: list[str]
     questions: list[str] = field(default_factory=list)
+    version: int = 1
+    revised: str = ""  # when this version was written, for a version after the first
+    # Whether the note offers a `## Feedback` section (the planner can write a new version from it).
+    feedback: bool = False
 
 
 def render_plan(note: PlanNote) -> str:
     """The full text of a new plan note."""
+    props: dict[str, Any] = {
+        "id": note.id,
+        "action_id": note.action_id,
+        "status": note.status,
+        "criticality": note.criticality,
+        "created": note.created,
+        "planner": note.planner,
+    }
+    if note.version > 1:
+        props |= {"version": note.version, "revised": note.revised}
     fm = yaml.dump(
-        {
-            "id": note.id,
-            "action_id": note.action_id,
-            "status": note.status,
-            "criticality": note.criticality,
-            "created": note.created,
-            "planner": note.planner,
-            "tags": ["ai-employee/plan"],
-        },
+        {**props, "tags": ["ai-employee/plan"]},
         Dumper=FAST_DUMPER,
         sort_keys=False,
         allow_unicode=True,
     )
-    box = callout(
-        *(runs_by_itself(note.criticality) if note.status == "approved" else waiting(note.criticality, note.id))
-    )
+    waits = note.status != "approved"
+    box = callout(*(waiting(note.criticality, note.id, note.feedback) if waits else runs_by_itself(note.criticality)))
     checklist = [
         f"- [ ] {n}. `{step.tool}`" + (f" — {clean_text(step.why, 200)}" if step.why else "")
         for n, step in enumerate(note.steps, 1)
@@ -374,15 +379,17 @@ def render_plan(note: PlanNote) -> str:
         f"---\n{fm}---\n",
         f"# {note.title}\n\n",
         box,
-        _questions(note.questions),
+        _questions(note.questions, note.feedback),
         "\n## Summary\n\n",
-        note.summary.rstrip() + "\n",
+        # Defence in depth: planners' prose never starts a heading (a `## Feedback` would pose as the owner).
+        re.sub(r"^(\s*)#", r"\1\\#", note.summary.rstrip(), flags=re.MULTILINE) + "\n",
         "\n## Why this criticality\n\n",
         "".join(f"- {reason}\n" for reason in note.reasons),
         "\n## Steps\n\n",
         "```yaml\n" + dump_steps(note.steps) + "```\n",
         "\n## Checklist\n\n",
         "".join(f"{line}\n" for line in checklist) or "- (no steps)\n",
+        "\n## Feedback\n\n" if note.feedback and waits else "",
         "\n## Source\n\n",
         "".join(f"- {link}\n" for link in note.source_links),
         f"\n*{note.planner_note}*\n",
@@ -390,14 +397,17 @@ def render_plan(note: PlanNote) -> str:
     return "".join(parts)
 
 
-def _questions(questions: list[str]) -> str:
+def _questions(questions: list[str], feedback: bool) -> str:
     if not questions:
         return ""
     lines = "".join(f"> - {clean_text(question, 500)}\n" for question in questions)
-    return (
-        "\n> [!question] Questions for you\n> The planner was not sure about these. Check them before you"
-        " approve, and edit the steps if they need it.\n" + lines
+    answer = (
+        "Answer them under **Feedback** below and the planner writes a new version, or edit the steps"
+        " yourself before you approve."
+        if feedback
+        else "Check them before you approve, and edit the steps if they need it."
     )
+    return f"\n> [!question] Questions for you\n> The planner was not sure about these. {answer}\n" + lines
 
 
 def plan_file_name(created_date: str, title: str) -> str:
