@@ -221,6 +221,11 @@ class Ledger(UsageRecords):
                 (version, title, criticality, planner, steps, plan_id),
             )
 
+    def plan_version(self, plan_id: str) -> int:
+        """The plan's version as the ledger knows it (1 if it knows no other)."""
+        row = self.db.execute("SELECT version FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
+        return int(row[0]) if row else 1
+
     def revision_feedback(self, plan_id: str) -> list[str]:
         """The owner's feedback on each earlier version of a plan, oldest first."""
         rows = self.db.execute("SELECT feedback FROM plan_versions WHERE plan_id = ? ORDER BY version", (plan_id,))

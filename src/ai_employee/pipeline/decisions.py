@@ -265,7 +265,8 @@ def _decide_by_move(
     title = _title(split_note(plan.path.read_text("utf-8")).body, plan)
     row = record(ledger, None, plan.plan_id, decision, "cli", who, steps, feedback)
     try:
-        restate(plan.path, updates, box, vault.tmp_dir, remove=("deferred_until",))
+        expect = steps_hash(steps) if steps is not None else None
+        restate(plan.path, updates, box, vault.tmp_dir, remove=("deferred_until",), expect=expect)
         dest = move_file(plan.path, vault.folder(folder))
     except BaseException:
         _take_back(ledger, row, plan)

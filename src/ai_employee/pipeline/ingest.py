@@ -9,6 +9,7 @@ intent depending on where the original is, so an input ends up with exactly one 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from collections.abc import Callable
@@ -286,7 +287,8 @@ class IngestStage:
 
     def _free_attachment_name(self, name: str, reserved: set[str]) -> str:
         stem, suffix = split_name(name)
-        safe = file_title(stem, 120) + (suffix if suffix.isascii() and len(suffix) <= 16 else "")
+        # The suffix goes into links in notes: letters and digits only (a line break would add structure).
+        safe = file_title(stem, 120) + (suffix if re.fullmatch(r"\.[A-Za-z0-9_-]{1,15}", suffix) else "")
         folder = self.ctx.vault.folder(ATTACHMENTS)
         for candidate in candidate_names(safe):
             if candidate not in reserved and not os.path.lexists(folder / candidate):

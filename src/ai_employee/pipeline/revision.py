@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -25,15 +27,15 @@ from ai_employee.errors import FormatError
 from ai_employee.events import EventName, PlanPayload
 from ai_employee.pipeline.closing import find_action
 from ai_employee.pipeline.context import EngineContext
-from ai_employee.pipeline.decisions import current_user, not_revisable, record
+from ai_employee.pipeline.decisions import VERDICTS, current_user, not_revisable, record
 from ai_employee.pipeline.drafts import Draft, Drafts
 from ai_employee.pipeline.planning import FULL_SWEEP_EVERY, FileKey, PlanningStage
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.planner import Revision
 from ai_employee.vault.actions import read_action
-from ai_employee.vault.layout import NEEDS_ACTION, PLANS, entries
-from ai_employee.vault.notes import edit_file, find_by_id, has_id, read_frontmatter, split_note
-from ai_employee.vault.plans import Step, parse_steps, plan_title, render_plan
+from ai_employee.vault.layout import NEEDS_ACTION, PLANS, entries, is_conflict_copy
+from ai_employee.vault.notes import edit_file, find_by_id, has_id, read_frontmatter, split_note, update_frontmatter
+from ai_employee.vault.plans import Step, parse_steps, plan_title, render_plan, steps_hash
 from ai_employee.vault.revisions import MAX_VERSIONS, feedback_text, in_body, new_version, set_notice, version_count
 
 log = structlog.get_logger(__name__)
@@ -55,6 +57,8 @@ class _Asked:
     feedback: str
     version: int
     created: str
+    steps_hash: str  # of the steps the owner saw ("" if they could not be read)
+    verdict: int | None  # the plan's latest verdict then (a decision after it makes the draft stale)
 
 
 class _Stale(Exception):
@@ -95,7 +99,9 @@ class RevisionStage:
             path = self.folder / name
             try:
                 self._look(path, now)
-            except FileNotFoundError:
+            except FileNotFoundError:  # moved on (decided, renamed, deleted): nothing to wait for
+                self._due.pop(name, None)
+                self.known.pop(name, None)
                 continue
             except Exception as exc:  # one bad note must not stop the stage
                 self.ctx.item_failed("revise", path, exc, "reading the feedback failed")
@@ -118,6 +124,8 @@ class RevisionStage:
                     names.append(entry.name)
             for gone in set(self.known) - present:
                 del self.known[gone]
+            for gone in set(self._due) - present:
+                del self._due[gone]
         else:
             names += self._backlog
         return list(dict.fromkeys(names))
@@ -132,7 +140,15 @@ class RevisionStage:
         if due is None and self.known.get(path.name) == key:
             return
         self._due.pop(path.name, None)
-        text = path.read_text("utf-8", errors="replace")
+        if is_conflict_copy(path.name):
+            self.known[path.name] = key  # a sync tool's copy: the original is the plan
+            return
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("plan note is not UTF-8 text; its feedback is not read", path=path.name)
+            self.known[path.name] = key
+            return
         parts = split_note(text)
         feedback = feedback_text(parts.body)
         try:
@@ -145,16 +161,16 @@ class RevisionStage:
             return
         if plan_id in self.drafts:
             return  # looked at again when its draft is finished
-        problem = not_revisable(self.ctx.ledger, PLANS, str(fm.get("status") or ""), plan_id)
-        if problem is None and not self.ctx.planner.revises:
-            problem = TEMPLATE_CANNOT
-        if problem is None and version_count(parts.body) + 1 >= MAX_VERSIONS:
-            problem = f"this plan has had {MAX_VERSIONS} versions: deny it, or edit its steps yourself."
+        problem = self._why_not(fm, parts.body, plan_id)
         if problem is not None:
             self._notice(path, [f"Not planned: {problem}" if problem != TEMPLATE_CANNOT else problem])
             return
         requested = self.ctx.ledger.last_decision(plan_id, ("revise",))
-        asked_for = requested is not None and requested["feedback"] == feedback
+        asked_for = (
+            requested is not None
+            and requested["feedback"] == feedback
+            and _after(str(requested["ts"]), fm.get("revised"))  # asked for on this version, not an earlier
+        )
         if not asked_for:
             quiet_for = time.time() - st.st_mtime
             wait = self.ctx.config.planner.feedback_quiet_s - quiet_for
@@ -162,6 +178,15 @@ class RevisionStage:
                 self._due[path.name] = now + wait
                 return
         self._start(path, parts.body, fm, plan_id, feedback, asked_for)
+
+    def _why_not(self, fm: dict[str, Any], body: str, plan_id: str) -> str | None:
+        """Why this plan gets no new version (None: it may have one)."""
+        problem = not_revisable(self.ctx.ledger, PLANS, str(fm.get("status") or ""), plan_id)
+        if problem is None and not self.ctx.planner.revises:
+            problem = TEMPLATE_CANNOT
+        if problem is None and version_count(body) + 1 >= MAX_VERSIONS:
+            problem = f"this plan has had {MAX_VERSIONS} versions: deny it, or edit its steps yourself."
+        return problem
 
     def _start(self, path: Path, body: str, fm: dict[str, object], plan_id: str, feedback: str, asked: bool) -> None:
         ctx = self.ctx
@@ -182,12 +207,16 @@ class RevisionStage:
             who = current_user()
             record(ctx.ledger, ctx.bus.publish, plan_id, "revise", "file", who, seen, feedback, title=title)
         number = str(fm.get("version") or 1)
-        version = int(number) if number.isdigit() else 1
+        version = max(int(number) if number.isdigit() else 1, ctx.ledger.plan_version(plan_id))
         earlier = tuple(ctx.ledger.revision_feedback(plan_id))
         revision = Revision(version, title, seen or [], feedback, earlier)
         created = fm.get("created")
         stamp = created.isoformat() if hasattr(created, "isoformat") else str(created or now_stamp())
-        self._asked[plan_id] = _Asked(path.name, feedback, version, stamp)
+        verdict = ctx.ledger.last_decision(plan_id, VERDICTS)
+        seen_hash = steps_hash(seen) if seen is not None else ""
+        self._asked[plan_id] = _Asked(
+            path.name, feedback, version, stamp, seen_hash, verdict["id"] if verdict else None
+        )
         self.drafts.start(action_path, action, plan_id, revision, key=plan_id)
         log.info("writing a new version after feedback", plan_id=plan_id, version=version + 1)
 
@@ -199,7 +228,8 @@ class RevisionStage:
                 handled += self._write(draft, asked)
             except _Stale as exc:
                 log.info("plan changed while its new version was drafted; not written", plan_id=draft.key, why=str(exc))
-                self._due[asked.name] = time.monotonic()  # look at it again as it is now
+                if (self.folder / asked.name).exists():
+                    self._due[asked.name] = time.monotonic()  # look at it again as it is now
             except Exception as exc:
                 self.ctx.item_failed("revise", self.folder / asked.name, exc, "writing the new version failed")
                 self._retry_later(draft.key, asked.name)
@@ -222,20 +252,37 @@ class RevisionStage:
         links = draft.action.source_links(draft.path.name)
         version = asked.version + 1
         note = result.to_note(plan_id, draft.action.id, assessment, asked.created, "pending_approval", links, True)
-        note = replace(note, version=version, revised=now_stamp())
-        fresh = render_plan(note)
+        fresh = split_note(render_plan(note)).body
+        if feedback_text(fresh):
+            raise FormatError("the new version would hold feedback of its own")  # never: the render escapes
+        revised = now_stamp()
+        props: dict[str, Any] = {"status": "pending_approval", "criticality": note.criticality, "planner": note.planner}
+        props |= {"version": version, "revised": revised}
+        steps = json.dumps([step.to_mapping() for step in note.steps], ensure_ascii=False, default=str)
 
         def change(text: str) -> str:
             parts = split_note(text)
             fm = read_frontmatter(parts, path.name)
             if fm.get("status") != "pending_approval":
                 raise _Stale(f"it is {fm.get('status')} now")
+            verdict = ctx.ledger.last_decision(plan_id, VERDICTS)
+            if (verdict["id"] if verdict else None) != asked.verdict:
+                raise _Stale("it was decided meanwhile")
             if feedback_text(parts.body) != asked.feedback:
                 raise _Stale("the feedback changed")
-            return new_version(parts.body, fresh, asked.version, asked.feedback, local_now().strftime("%Y-%m-%d %H:%M"))
+            try:
+                now_seen = steps_hash(parse_steps(parts.body))
+            except FormatError:
+                now_seen = ""
+            if now_seen != asked.steps_hash:
+                raise _Stale("the steps were edited")
+            at = local_now().strftime("%Y-%m-%d %H:%M")
+            body = new_version(parts.body, fresh, asked.version, at)
+            # Only now is the version real: recorded once its checks pass (again, harmlessly, on a retry).
+            ctx.ledger.revise_plan(plan_id, version, note.title, note.criticality, note.planner, steps, asked.feedback)
+            # The owner's own properties (tags, aliases, ...) stay; the engine's say what this version is.
+            return update_frontmatter(text[: len(text) - len(parts.body)] + body, props, remove=("deferred_until",))
 
-        steps = json.dumps([step.to_mapping() for step in note.steps], ensure_ascii=False, default=str)
-        ctx.ledger.revise_plan(plan_id, version, note.title, note.criticality, note.planner, steps, asked.feedback)
         edit_file(path, change, ctx.tmp_dir)
         self._settled(path)
         self._backoff.pop(plan_id, None)
@@ -260,3 +307,14 @@ class RevisionStage:
     def _settled(self, path: Path) -> None:
         st = path.stat()
         self.known[path.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _after(ts: str, revised: object) -> bool:
+    """Whether a ledger time is after a note's `revised` property (True when it has none)."""
+    if not revised:
+        return True
+    try:
+        then = revised if isinstance(revised, datetime) else datetime.fromisoformat(str(revised))
+        return datetime.fromisoformat(ts) > then
+    except (TypeError, ValueError):
+        return False

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ai_employee.errors import FormatError
+from ai_employee.errors import FormatError, UserError
 from ai_employee.vault.actions import clean_text, file_title
 from ai_employee.vault.callouts import runs_by_itself, waiting
 from ai_employee.vault.notes import FAST_DUMPER, edit_file, load_yaml, read_frontmatter, split_note, update_frontmatter
@@ -294,12 +294,16 @@ def restate(
     callout: tuple[str, str, list[str]],
     tmp_dir: Path,
     remove: tuple[str, ...] = (),
+    expect: str | None = None,
 ) -> None:
     """A plan note's state changed: set its properties and replace the engine's callout, in one surgical
-    edit (see `vault/callouts.py` for the words)."""
+    edit (see `vault/callouts.py` for the words); with `expect`, only if its steps still have that hash."""
 
     def change(text: str) -> str:
         parts = split_note(text)
+        if expect is not None and steps_hash(parse_steps(parts.body)) != expect:
+            # A decision on steps the note no longer holds (a new version was written meanwhile).
+            raise UserError(f"{path.name} changed while it was being decided: look at it again")
         head = text[: len(text) - len(parts.body)]
         return update_frontmatter(head + set_callout(parts.body, *callout), updates, remove=remove)
 
