@@ -311,4 +311,6 @@ def _restore(vault: Vault, plan: PlanRef) -> None:
     if plan.path.exists():
         level = str(plan.frontmatter.get("criticality") or "high")
         status = str(plan.frontmatter.get("status") or "pending_approval")
-        restate(plan.path, {"status": status}, callouts.waiting(level, plan.plan_id), vault.tmp_dir)
+        offers = "\n## Feedback" in plan.path.read_text("utf-8", errors="replace")  # the hint stays if it was there
+        box = callouts.waiting(level, plan.plan_id, offers)
+        restate(plan.path, {"status": status}, box, vault.tmp_dir)
