@@ -27,12 +27,17 @@ if TYPE_CHECKING:
 SERVICE_NAMES = ("pipeline", "watcher", "dashboard")
 
 
+def claude_configured(config: Config) -> bool:
+    """Whether the Claude planner is used (a key is set); without one, the template planner is."""
+    return config.claude.api_key is not None and bool(config.claude.api_key.get_secret_value())
+
+
 def make_planner(config: Config, tools: McpPool, budget: Budget, ledger: Ledger | None = None) -> Planner:
     """The Claude planner when `claude.api_key` is set (falling back to the template planner, per
     draft, whenever it cannot plan, or the day's budget is spent), else the template planner."""
     from ai_employee.planner import TemplatePlanner
 
-    if config.claude.api_key is None or not config.claude.api_key.get_secret_value():
+    if not claude_configured(config):
         return TemplatePlanner()
     from ai_employee.planner.claude import ClaudePlanner
 

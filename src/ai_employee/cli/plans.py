@@ -167,8 +167,9 @@ def replan(app: AppState, plan: str, feedback: str) -> None:
     from ai_employee.pipeline import decisions
 
     vault = app.vault()
-    config = app.config
-    if config.claude.api_key is None or not config.claude.api_key.get_secret_value():
+    from ai_employee.composition import claude_configured
+
+    if not claude_configured(app.config):
         raise UserError(
             "replanning needs the Claude planner (set `claude.api_key` or ANTHROPIC_API_KEY): the template"
             " planner would write the same plan again. Edit the note's steps instead."

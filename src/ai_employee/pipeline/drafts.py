@@ -24,7 +24,6 @@ class Draft:
     existing: str | None  # the plan id the ledger already holds for the action (a crash before its note)
     task: asyncio.Task[PlanDraft]
     key: str  # what it is tracked by: the action's id, or for a new version the plan's
-    revision: Revision | None = None
 
 
 class Drafts:
@@ -53,7 +52,7 @@ class Drafts:
         key = key or action.id
         task = asyncio.create_task(self._draft(action, revision), name=f"draft {key}")
         task.add_done_callback(self._finished)
-        self._drafts[key] = Draft(path, action, existing, task, key, revision)
+        self._drafts[key] = Draft(path, action, existing, task, key)
 
     async def _draft(self, action: Action, revision: Revision | None) -> PlanDraft:
         if self._slots is None:

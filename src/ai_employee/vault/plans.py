@@ -349,26 +349,22 @@ class PlanNote:
     status: str
     source_links: list[str]
     questions: list[str] = field(default_factory=list)
-    version: int = 1
-    revised: str = ""  # when this version was written, for a version after the first
     # Whether the note offers a `## Feedback` section (the planner can write a new version from it).
     feedback: bool = False
 
 
 def render_plan(note: PlanNote) -> str:
     """The full text of a new plan note."""
-    props: dict[str, Any] = {
-        "id": note.id,
-        "action_id": note.action_id,
-        "status": note.status,
-        "criticality": note.criticality,
-        "created": note.created,
-        "planner": note.planner,
-    }
-    if note.version > 1:
-        props |= {"version": note.version, "revised": note.revised}
     fm = yaml.dump(
-        {**props, "tags": ["ai-employee/plan"]},
+        {
+            "id": note.id,
+            "action_id": note.action_id,
+            "status": note.status,
+            "criticality": note.criticality,
+            "created": note.created,
+            "planner": note.planner,
+            "tags": ["ai-employee/plan"],
+        },
         Dumper=FAST_DUMPER,
         sort_keys=False,
         allow_unicode=True,
