@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from ai_employee.planner import Planner
     from ai_employee.vault.layout import Vault
 
-# The services `vault start` runs, in the order they start; `vault start --once` runs the first alone.
-SERVICE_NAMES = ("pipeline", "watcher", "dashboard")
+# The services `vault start` runs, in the order they start (`gmail` when `gmail.enabled`);
+# `vault start --once` runs the first in burst mode, after one sync of each source.
+SERVICE_NAMES = ("pipeline", "watcher", "dashboard", "gmail")
 
 
 def claude_configured(config: Config) -> bool:
@@ -76,18 +77,24 @@ def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) ->
 def build_services(
     ctx: EngineContext, should_stop: Callable[[], bool], mode: Callable[[], str], once: bool = False
 ) -> list[Service]:
-    """The services, wired: the watcher's hints go to the pipeline; the dashboard follows the bus. With
-    `once`, only the pipeline (a burst needs no hints: it works until nothing is left)."""
+    """The services, wired: the watcher's and the sources' hints go to the pipeline; the dashboard
+    follows the bus. With `once`, the pipeline and the sources (the engine syncs each source once, then
+    runs the pipeline until nothing is left: a burst needs no watcher)."""
     from ai_employee.dashboard import DashboardWriter
     from ai_employee.pipeline.runner import Pipeline
     from ai_employee.watcher import VaultWatcher
 
     pipeline = Pipeline(ctx, should_stop)
+    sources: list[Service] = []
+    if ctx.config.gmail.enabled:
+        from ai_employee.gmail.sync import GmailSource
+
+        sources.append(GmailSource(ctx, pipeline.hint))
     if once:
-        return [pipeline]
+        return [pipeline, *sources]
     watcher = VaultWatcher(ctx.vault, pipeline.hint, ctx.config.watcher.polling, ctx.config.watcher.poll_interval)
-    services: list[Service] = [pipeline, watcher, DashboardWriter(ctx.vault, ctx.bus, mode)]
+    services: list[Service] = [pipeline, watcher, DashboardWriter(ctx.vault, ctx.bus, mode), *sources]
     names = tuple(service.name for service in services)
-    if names != SERVICE_NAMES:
+    if names != tuple(name for name in SERVICE_NAMES if name in names):
         raise AssertionError(f"the services built ({names}) are not the ones named ({SERVICE_NAMES})")
     return services

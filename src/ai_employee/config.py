@@ -151,6 +151,89 @@ def _builtin_servers() -> dict[str, McpServerConfig]:
     }
 
 
+def user_config_dir() -> Path:
+    """Where the engine keeps what must stay out of the vault (the Gmail token): $XDG_CONFIG_HOME or
+    ~/.config, then `ai-employee`."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "ai-employee"
+
+
+class NoiseRule(_Section):
+    """Mail that is skipped (never enters the vault) or filed without a reply. Every condition given
+    must match; a rule with none matches nothing."""
+
+    name: str = Field(description="What the rule is for, shown in the ledger and the note.")
+    action: Literal["skip", "file"] = Field(
+        description="skip: never enters the vault (left as it is in Gmail); file: a note, no reply planned."
+    )
+    sender: list[str] = Field(
+        default_factory=list, description="Globs on the sender's address, e.g. `*@news.example.com`, `no-reply@*`."
+    )
+    subject: str | None = Field(None, description="A regular expression searched in the subject (case-insensitive).")
+    header: str | None = Field(None, description="A header the message has, e.g. `List-Unsubscribe`.")
+    label: str | None = Field(None, description="A Gmail label id the message carries, e.g. `CATEGORY_UPDATES`.")
+
+    @field_validator("subject")
+    @classmethod
+    def _valid_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+def _default_noise() -> list[NoiseRule]:
+    return [
+        NoiseRule(
+            name="verification codes",
+            action="skip",
+            subject=r"\b(verification|security|login|sign-in|one-time|confirmation) code\b|\bOTP\b|\b2FA\b",
+        ),
+        NoiseRule(
+            name="no-reply senders",
+            action="file",
+            sender=["no-reply@*", "noreply@*", "no_reply@*", "donotreply@*", "do-not-reply@*", "mailer-daemon@*"],
+        ),
+        NoiseRule(name="newsletters", action="file", header="List-Unsubscribe"),
+    ]
+
+
+class GmailConfig(_Section):
+    enabled: bool = Field(False, description="Sync Gmail into Inbox/ (run `vault gmail auth` once first).")
+    client_secret_file: Path | None = Field(
+        None, description="The OAuth client JSON from Google Cloud; default <config dir>/gmail-client.json."
+    )
+    token_file: Path | None = Field(
+        None,
+        description="Where the token is kept (mode 0600, never in the vault); default <config dir>/gmail-token.json.",
+    )
+    query: str = Field(
+        "is:unread in:inbox -category:promotions -category:social", description="Which mail becomes work."
+    )
+    poll_interval_s: float = Field(60.0, gt=0, description="Seconds between syncs (longer after errors).")
+    first_sync_days: int = Field(
+        14, ge=1, description="The first sync takes matching mail at most this old; older mail is never taken."
+    )
+    max_sync_messages: int = Field(
+        2000, gt=0, le=100_000, description="The most messages one full sync (first, or after a gap) looks at."
+    )
+    mark: Literal["remove_unread", "label", "none"] = Field(
+        "remove_unread", description="What is done to a message once its note is in the vault."
+    )
+    label: str = Field("AI-Employee/Processed", description="The label `mark: label` adds (created if missing).")
+    noise: list[NoiseRule] = Field(default_factory=_default_noise, description="Mail skipped or filed without reply.")
+    api_endpoint: str | None = Field(None, description="Advanced: another Gmail API endpoint (a proxy, a test server).")
+    token_uri: str | None = Field(None, description="Advanced: another OAuth token endpoint.")
+
+    def token_path(self) -> Path:
+        return (self.token_file or user_config_dir() / "gmail-token.json").expanduser()
+
+    def client_secret_path(self) -> Path:
+        return (self.client_secret_file or user_config_dir() / "gmail-client.json").expanduser()
+
+
 class PolicyConfig(_Section):
     rules: dict[str, Literal["low", "medium", "high"]] = Field(
         default_factory=dict,
@@ -171,6 +254,7 @@ class Config(_Section):
     ingest: IngestConfig = IngestConfig()
     policy: PolicyConfig = PolicyConfig()
     mcp: McpConfig = McpConfig()
+    gmail: GmailConfig = GmailConfig()
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=_builtin_servers)
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")
 
@@ -251,6 +335,13 @@ def _resolve_relative(config: Config, base: Path) -> Config:
         updates["app"] = config.app.model_copy(update={"vault_path": base / config.app.vault_path.expanduser()})
     if config.logging.file is not None:
         updates["logging"] = config.logging.model_copy(update={"file": base / config.logging.file.expanduser()})
+    gmail = {
+        key: base / value.expanduser()
+        for key in ("client_secret_file", "token_file")
+        if (value := getattr(config.gmail, key)) is not None
+    }
+    if gmail:
+        updates["gmail"] = config.gmail.model_copy(update=gmail)
     servers = {
         name: server.model_copy(update={"cwd": base / server.cwd.expanduser()}) if server.cwd else server
         for name, server in config.mcp_servers.items()

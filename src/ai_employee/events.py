@@ -39,6 +39,9 @@ class EventName(enum.StrEnum):
     PLAN_INTERRUPTED = "plan.interrupted"
     PLAN_DUPLICATE = "plan.duplicate"
     EMAIL_RECEIVED = "email.received"
+    GMAIL_SYNCED = "gmail.synced"
+    GMAIL_PAUSED = "gmail.paused"
+    GMAIL_RESUMED = "gmail.resumed"
     SERVICE_STARTED = "service.started"
     SERVICE_STOPPED = "service.stopped"
     SERVICE_ERROR = "service.error"
@@ -115,6 +118,22 @@ class ServicePayload(Payload):
     service: str
     detail: str = ""
     restarts: int = 0
+
+
+@dataclass(frozen=True)
+class MailPayload(Payload):
+    gmail_id: str
+    thread_id: str
+    path: str  # the note in Inbox/ ("" for mail a noise rule skipped)
+    rule: str = ""
+
+
+@dataclass(frozen=True)
+class SyncPayload(Payload):
+    kind: str  # first | incremental | resync
+    taken: int
+    skipped: int
+    detail: str = ""
 
 
 @dataclass(frozen=True)

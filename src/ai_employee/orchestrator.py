@@ -125,7 +125,9 @@ class Engine:
             if once:
                 self.services[pipeline.name].state = "running"
                 try:
-                    handled = await pipeline.run(until_idle=True)
+                    for source in services[1:]:  # new mail first, then the burst plans it too
+                        handled += await source.once()  # type: ignore[attr-defined]
+                    handled += await pipeline.run(until_idle=True)
                 finally:
                     beat.cancel()
                     await asyncio.gather(beat, return_exceptions=True)

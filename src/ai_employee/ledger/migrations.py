@@ -206,6 +206,27 @@ def m008_plan_versions(db: sqlite3.Connection) -> None:
     )
 
 
+def m009_gmail(db: sqlite3.Connection) -> None:
+    """Gmail messages the source has taken (by Gmail's id: dedup across restarts) and its sync cursor."""
+    _run(
+        db,
+        """
+        CREATE TABLE gmail_messages (
+            gmail_id TEXT PRIMARY KEY,
+            thread_id TEXT NOT NULL,
+            state TEXT NOT NULL,      -- writing (an intent) | stored (its note is in the vault) | skipped
+            note TEXT,                -- the note's file name in Inbox/
+            sha256 TEXT,              -- of the note's bytes (ingest records the same hash)
+            rule TEXT,                -- the noise rule that skipped or filed it
+            marked INTEGER NOT NULL DEFAULT 0,
+            ts TEXT NOT NULL
+        );
+        CREATE INDEX gmail_unmarked ON gmail_messages(marked, state);
+        CREATE TABLE gmail_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -215,6 +236,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("006_budget", m006_budget),
     ("007_plan_memory", m007_plan_memory),
     ("008_plan_versions", m008_plan_versions),
+    ("009_gmail", m009_gmail),
 ]
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ai_employee.ledger.mail import MailRecords
 from ai_employee.ledger.migrations import migrate
 from ai_employee.ledger.usage import UsageRecords, now_iso
 
@@ -42,7 +43,7 @@ class StepRecord:
     result: str
 
 
-class Ledger(UsageRecords):
+class Ledger(UsageRecords, MailRecords):
     """History and idempotency records. Never the only copy of where work stands: that is the vault."""
 
     def __init__(self, path: Path) -> None:

@@ -364,6 +364,9 @@ def _build_action(original_name: str, attachment: str, ex: Extracted, created: d
             email["sender_warning"] = ex.email.sender_warning
         if ex.email.bulk:
             email["bulk"] = ex.email.bulk
+        if ex.email.gmail_id and ex.email.thread_id:
+            email["gmail_id"] = ex.email.gmail_id
+            email["thread_id"] = ex.email.thread_id
     return Action(
         id=new_id(),
         type="email" if email else "file_drop",

@@ -55,7 +55,7 @@ def iso_date(raw: str) -> str | None:
 def _from_bytes(data: bytes, c: Common) -> Extracted:
     try:
         msg = BytesParser(policy=policy.default).parsebytes(data)
-        info = _email_info(msg, c.problems)
+        info = email_info(msg, c.problems)
         body, attachments = _email_body(msg, c.max_preview_bytes, c.problems)
         defects = sorted({type(d).__name__ for part in msg.walk() for d in part.defects})
     except Exception as exc:  # the email package still has parser bugs on hostile input
@@ -145,7 +145,7 @@ def sender_warning(display_name: str, address: str) -> str | None:
     return None
 
 
-def _email_info(msg: EmailMessage, problems: list[str]) -> EmailInfo:
+def email_info(msg: EmailMessage, problems: list[str]) -> EmailInfo:
     raw_name, raw_addr = next(iter(_address_pairs(msg, "from", problems)), ("", ""))
     if not _ADDR_SPEC.fullmatch(raw_addr.strip()):
         raw_addr = ""  # no usable address (an encoded word, a bare name): never guessed from anything else
@@ -182,29 +182,45 @@ def bulk_reason(msg: EmailMessage, problems: list[str]) -> str | None:
     return None
 
 
-def _email_body(msg: EmailMessage, max_preview_bytes: int, problems: list[str]) -> tuple[str, list[str]]:
-    """The body as plain text (text/plain preferred over converted HTML) and the attachment list."""
+def split_parts(msg: EmailMessage) -> tuple[dict[str, EmailMessage], list[EmailMessage]]:
+    """The message's text parts (the first of each type) and its attachments (named parts, parts marked
+    as attachments, and anything not text)."""
     texts: dict[str, EmailMessage] = {}
-    attachments: list[str] = []
+    attachments: list[EmailMessage] = []
     for part in msg.walk():
         if part.is_multipart():
             continue
-        filename = part.get_filename()
         ctype = part.get_content_type()
-        if filename or part.get_content_disposition() == "attachment" or not ctype.startswith("text/"):
-            payload = part.get_payload(decode=True)
-            size = human_size(len(payload) if isinstance(payload, bytes) else 0)
-            attachments.append(f"{clean_line(filename or 'unnamed ' + ctype, 200)} ({size})")
+        if part.get_filename() or part.get_content_disposition() == "attachment" or not ctype.startswith("text/"):
+            attachments.append(part)
         else:
             texts.setdefault(ctype, part)
+    return texts, attachments
+
+
+def body_text(texts: dict[str, EmailMessage], max_bytes: int, problems: list[str]) -> str:
+    """The body as clean plain text: text/plain preferred over converted HTML."""
     if "text/plain" in texts:
-        body = _part_text(texts["text/plain"], problems)
-    elif "text/html" in texts:
+        return clean_text(_part_text(texts["text/plain"], problems))
+    if "text/html" in texts:
         # Markup is mostly overhead, and this much HTML gives more text than a preview can hold.
-        body = html_to_text(_part_text(texts["text/html"], problems)[: max(16 * max_preview_bytes, 1 << 20)])
-    else:
-        body = ""
-    return clean_text(body), attachments[:50]
+        return clean_text(html_to_text(_part_text(texts["text/html"], problems)[: max(16 * max_bytes, 1 << 20)]))
+    return ""
+
+
+def attachment_name(part: EmailMessage) -> str:
+    return clean_line(part.get_filename() or "unnamed " + part.get_content_type(), 200)
+
+
+def _email_body(msg: EmailMessage, max_preview_bytes: int, problems: list[str]) -> tuple[str, list[str]]:
+    """The body as plain text (text/plain preferred over converted HTML) and the attachment list."""
+    texts, parts = split_parts(msg)
+    attachments = []
+    for part in parts:
+        payload = part.get_payload(decode=True)
+        size = human_size(len(payload) if isinstance(payload, bytes) else 0)
+        attachments.append(f"{attachment_name(part)} ({size})")
+    return body_text(texts, max_preview_bytes, problems), attachments[:50]
 
 
 def _part_text(part: EmailMessage, problems: list[str]) -> str:

@@ -8,7 +8,7 @@ from email.utils import getaddresses, parseaddr
 
 import yaml
 
-from ai_employee.vault.extract.mail import iso_date
+from ai_employee.vault.extract.mail import iso_date, sender_warning
 from ai_employee.vault.extract.result import Common, EmailInfo, Extracted
 from ai_employee.vault.extract.text import cap, clean_line, problem, strip_controls
 
@@ -72,7 +72,9 @@ def _parse_frontmatter(span: str) -> dict[str, str]:
 
 
 def _note_email(fields: dict[str, str]) -> EmailInfo:
-    """Email headers quoted in a note's frontmatter (`from`, `to`, `cc`, `subject`, `date`)."""
+    """Email headers quoted in a note's frontmatter (`from`, `to`, `cc`, `subject`, `date`, ...), as the
+    Gmail source writes them. Whoever wrote the note, a display name that poses as another address is
+    flagged, as it is for a dropped .eml."""
     raw = {key: clean_line(value) for key, value in fields.items()}
     name, addr = parseaddr(raw.get("from", ""))
     if "@" not in addr:
@@ -86,4 +88,8 @@ def _note_email(fields: dict[str, str]) -> EmailInfo:
         date=iso_date(raw.get("date", "")),
         message_id=raw.get("message_id") or raw.get("message-id") or None,
         in_reply_to=raw.get("in_reply_to") or raw.get("in-reply-to") or None,
+        sender_warning=sender_warning(name, addr) if addr else None,
+        bulk=raw.get("bulk") or None,
+        gmail_id=raw.get("gmail_id") or None,
+        thread_id=raw.get("thread_id") or None,
     )

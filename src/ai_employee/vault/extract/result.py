@@ -23,6 +23,9 @@ class EmailInfo:
     sender_warning: str | None = None
     # Set for bulk or automated mail (a mailing list, a newsletter, an auto-reply): which header says so.
     bulk: str | None = None
+    # Set for mail from Gmail (a note the Gmail source wrote): Gmail's ids of the message and its thread.
+    gmail_id: str | None = None
+    thread_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,395 @@
+"""The Gmail source: a service of the engine that brings new mail into `Inbox/` as notes.
+
+A sync is one of three kinds. The **first** lists the mail matching `gmail.query` (at most
+`first_sync_days` old: the *floor*, which no later sync goes below). An **incremental** sync asks the
+History API what was added since the stored history id; when something was, it lists the query again
+(newest first, until every new message has been seen) and takes every listed message the ledger does not
+know, so mail missed for any reason is taken too. When the history id has expired (Gmail answers 404) or
+the gap holds more than `max_sync_messages` messages, a **resync** lists the query down to the floor and
+reconciles it against the ledger the same way: mail is never skipped by jumping to the newest id.
+
+No mail is lost or taken twice: each batch's notes are recorded in the ledger as intents (one durable
+transaction) before they are written, then marked stored; after a crash, `recover` finds which were
+written (by the note's hash: ingest records the same one) and forgets the others, which the next sync
+takes again. The history id moves forward only after a sync took every message it found; until then the
+same range is asked again, and what is already known is skipped by Gmail id. A message is marked in
+Gmail (UNREAD removed, or a label added) only once its note is in the vault.
+
+Auth failures (a revoked or expired token) pause the source and tell the human to run `vault gmail
+auth`; it resumes when the token file changes. Other failures back off, up to `MAX_BACKOFF_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from ai_employee.events import EventName, MailPayload, ServicePayload, SyncPayload
+from ai_employee.faults import crash_point
+from ai_employee.gmail.auth import FIX, NotAuthorized, check_outside, load_credentials, save_credentials
+from ai_employee.gmail.client import AuthFailed, GmailClient, GmailError, HistoryGone, NotFound
+from ai_employee.gmail.message import BadMessage, MailNote, Skipped, ids, parse_raw, received, render
+from ai_employee.ledger.mail import MailIntent
+from ai_employee.pipeline.context import EngineContext
+from ai_employee.vault.fsops import candidate_names, create_file, group_commit, in_parallel, replace_file
+from ai_employee.vault.layout import INBOX
+
+log = structlog.get_logger(__name__)
+FETCH_CHUNK = 100  # messages fetched, written and recorded together (two batched requests)
+MAX_BACKOFF_S = 900.0
+AUTH_RECHECK_S = 3600.0  # a paused source tries again this often even if the token file did not change
+
+ClientFactory = Callable[[], GmailClient]
+
+
+@dataclass
+class Synced:
+    """What one sync did."""
+
+    kind: str  # first | incremental | resync | none
+    taken: int = 0
+    skipped: int = 0
+    complete: bool = True  # every message found is in the vault (so the history id moved forward)
+    detail: str = ""
+
+
+class GmailSource:
+    name = "gmail"
+
+    def __init__(
+        self,
+        ctx: EngineContext,
+        hint: Callable[[str, str, bool | None], None] = lambda folder, name, complete: None,
+        client: ClientFactory | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.config = ctx.config.gmail
+        self.hint = hint  # the pipeline's: a note written is ingested at once
+        self._make_client = client or self._default_client
+        self.client: GmailClient | None = None
+        self.fault: str | None = None  # why the source is paused or failing (shown by `vault status`)
+        self.failures = 0
+        self._paused_on: tuple[float, int, int] | None = None  # the token file as it was when paused
+        self._paused_at = 0.0
+        self._saved_token: str | None = None
+        self._label: str | None = None
+        self._wake = asyncio.Event()
+        self.last: Synced | None = None  # what the last good sync did
+
+    def healthy(self) -> bool:
+        return self.fault is None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        self.recover()
+        while True:
+            delay = await self.poll()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def once(self) -> int:
+        """`vault start --once`: recover, sync once; the messages taken."""
+        self.recover()
+        await self.poll()
+        return self.last.taken if self.last else 0
+
+    # one poll -----------------------------------------------------------------------------------
+    async def poll(self) -> float:
+        """Sync if not paused; the seconds until the next poll."""
+        interval = self.config.poll_interval_s
+        if self._paused_on is not None and not self._token_changed():
+            return interval
+        try:
+            result = await self.sync()
+        except (AuthFailed, NotAuthorized) as exc:
+            self._pause(str(exc))
+            return interval
+        except GmailError as exc:
+            self.failures += 1
+            delay = min(MAX_BACKOFF_S, interval * 2.0 ** min(self.failures - 1, 10))
+            self._problem(f"Gmail sync failed ({exc}); trying again in {delay:.0f} s")
+            return delay
+        self.last = result
+        self._resume()
+        self.failures = 0
+        self._save_token()
+        if not result.complete:
+            self._problem(f"Gmail: {result.detail}; trying again at the next sync")
+        elif self.fault is not None:
+            self._clear_problem()
+        return interval
+
+    async def sync(self) -> Synced:
+        client = await self._client()
+        state = self.ctx.ledger.gmail_state()
+        if "history_id" not in state:
+            return await self._full(client, "first")
+        try:
+            found, newest, overflow = await asyncio.to_thread(
+                client.history, state["history_id"], self.config.max_sync_messages
+            )
+        except HistoryGone as exc:
+            log.warning("gmail history id expired: resyncing", error=str(exc))
+            return await self._full(client, "resync", "the history id had expired")
+        if overflow:
+            return await self._full(client, "resync", "more mail arrived than one incremental sync takes")
+        wanted = set(found) - self.ctx.ledger.known_mail(found)
+        result = Synced("incremental")
+        if wanted:
+            listed = await asyncio.to_thread(
+                client.list_ids, self._query(state), self.config.max_sync_messages, lambda seen: wanted <= set(seen)
+            )
+            result = await self._take(client, listed, "incremental")
+        if result.complete:
+            self.ctx.ledger.set_gmail_state(history_id=newest, last_sync=_now())
+        return result
+
+    async def _full(self, client: GmailClient, kind: str, why: str = "") -> Synced:
+        """List the query down to the floor and take what the ledger does not know; the history id is
+        the one from before the listing, so mail arriving meanwhile comes with the next sync."""
+        profile = await asyncio.to_thread(client.profile)
+        state = self.ctx.ledger.gmail_state()
+        floor = state.get("floor") or str(int(time.time()) - self.config.first_sync_days * 86400)
+        limit = self.config.max_sync_messages
+        listed = await asyncio.to_thread(client.list_ids, self._query({**state, "floor": floor}), limit)
+        result = await self._take(client, listed, kind)
+        if len(listed) >= limit:
+            result.detail = f"more than {limit} messages match: the {limit} newest were looked at"
+            log.warning("gmail sync hit its limit", limit=limit, kind=kind)
+        if result.complete:
+            self.ctx.ledger.set_gmail_state(
+                history_id=str(profile["historyId"]),
+                floor=floor,
+                account=str(profile.get("emailAddress") or ""),
+                last_sync=_now(),
+                last_full_sync=_now(),
+            )
+        log.info("gmail full sync", kind=kind, why=why or None, listed=len(listed), taken=result.taken)
+        return result
+
+    def _query(self, state: dict[str, str]) -> str:
+        query = f"({self.config.query})"
+        if state.get("floor"):
+            query += f" after:{state['floor']}"
+        if self.config.mark == "label":
+            query += f' -label:"{self.config.label}"'
+        return query
+
+    # taking messages ------------------------------------------------------------------------------
+    async def _take(self, client: GmailClient, listed: list[str], kind: str) -> Synced:
+        result = Synced(kind)
+        ledger = self.ctx.ledger
+        known = ledger.known_mail(listed)
+        todo = [gid for gid in dict.fromkeys(listed) if gid not in known]
+        for start in range(0, len(todo), FETCH_CHUNK):
+            chunk = todo[start : start + FETCH_CHUNK]
+            fetched = await asyncio.to_thread(client.get_raw, chunk)
+            notes: list[MailNote] = []
+            skipped: list[Skipped] = []
+            for gid in chunk:
+                got = fetched.get(gid)
+                if isinstance(got, NotFound):
+                    continue  # deleted since it was listed: nothing to take
+                if not isinstance(got, dict):
+                    result.complete = False
+                    result.detail = f"message {gid} could not be fetched ({got})"
+                    continue
+                made = self._render(got)
+                if made is None:
+                    continue
+                (skipped if isinstance(made, Skipped) else notes).append(made)  # type: ignore[arg-type]
+            await self._store(notes, skipped)
+            result.taken += len(notes)
+            result.skipped += len(skipped)
+            await self._mark(client)
+        if todo:
+            self.ctx.bus.publish(EventName.GMAIL_SYNCED, SyncPayload(kind, result.taken, result.skipped, result.detail))
+        return result
+
+    def _render(self, message: dict[str, Any]) -> MailNote | Skipped | None:
+        """The message's note; a message the parser cannot make a note of comes into the vault as the
+        raw `.eml` it is, for ingest (which reads broken mail as text): nothing is left out."""
+        try:
+            return render(message, self.config.noise)
+        except BadMessage as exc:
+            log.warning("gmail message unreadable", gmail_id=str(message.get("id"))[:70], error=str(exc))
+            return None
+        except Exception as exc:  # the email package still has parser bugs on hostile input
+            error = f"{type(exc).__name__}: {exc}"
+        try:
+            gmail_id, thread_id = ids(message)
+            raw = parse_raw(message)
+        except BadMessage as exc:
+            log.warning("gmail message unreadable", gmail_id=str(message.get("id"))[:70], error=str(exc))
+            return None
+        log.warning("gmail message kept as .eml", gmail_id=gmail_id, error=error)
+        return MailNote(gmail_id, thread_id, f"{received(message):%Y-%m-%d} Gmail {gmail_id}.eml", raw)
+
+    async def _store(self, notes: list[MailNote], skipped: list[Skipped]) -> None:
+        """Intents (durable), then the files, then the ledger says stored; then the pipeline is told."""
+        ledger = self.ctx.ledger
+        intents = [MailIntent(n.gmail_id, n.thread_id, n.name, n.sha256, n.rule) for n in notes]
+        ledger.mail_intents(intents, [(s.gmail_id, s.thread_id, s.rule) for s in skipped])
+        crash_point("gmail.after_intents")
+        written = await asyncio.to_thread(self._write, notes)
+        ledger.mail_stored(written)
+        crash_point("gmail.after_stored")
+        bus = self.ctx.bus
+        with ledger.batch():
+            for note in notes:
+                bus.publish(
+                    EventName.EMAIL_RECEIVED,
+                    MailPayload(note.gmail_id, note.thread_id, f"{INBOX}/{written[note.gmail_id]}", note.rule or ""),
+                )
+            for skip in skipped:
+                bus.publish(EventName.EMAIL_RECEIVED, MailPayload(skip.gmail_id, skip.thread_id, "", skip.rule))
+        for name in written.values():
+            self.hint(INBOX, name, True)
+
+    def _write(self, notes: list[MailNote]) -> dict[str, str]:
+        """On a worker thread: attachments first (replaced: the same bytes again after a crash), then
+        each note, created under a free name; gmail id -> the note's file name."""
+        vault = self.ctx.vault
+        inbox = vault.folder(INBOX)
+
+        def write(note: MailNote) -> str:
+            for path, data in note.attachments:
+                target = vault.root / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                replace_file(target, data, vault.tmp_dir)
+            return create_file(inbox, note.name, note.text, vault.tmp_dir).name
+
+        with group_commit():
+            results = in_parallel(write, notes)
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]  # like a crash: the intents stay, and `recover` sorts them out
+        return {note.gmail_id: str(name) for note, name in zip(notes, results, strict=True)}
+
+    async def _mark(self, client: GmailClient) -> None:
+        """Mark the messages whose notes are in the vault, as configured."""
+        ledger = self.ctx.ledger
+        while pending := ledger.unmarked_mail():
+            if self.config.mark == "remove_unread":
+                await asyncio.to_thread(client.modify, pending, [], ["UNREAD"])
+            elif self.config.mark == "label":
+                if self._label is None:
+                    self._label = await asyncio.to_thread(client.label_id, self.config.label)
+                await asyncio.to_thread(client.modify, pending, [self._label], [])
+            ledger.mail_marked(pending)
+
+    # crash recovery -------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Sort out the intents a crash left: a note that reached the vault is stored, the rest are
+        forgotten (the next sync takes them again). Returns how many were found written."""
+        ledger = self.ctx.ledger
+        intents = ledger.mail_writing()
+        if not intents:
+            return 0
+        ingesting = {intent.get("sha256") for intent in ledger.intents()}
+        written: dict[str, str] = {}
+        forget: list[str] = []
+        for intent in intents:
+            name = self._written_as(intent, ingesting)
+            if name is None:
+                forget.append(intent.gmail_id)
+            else:
+                written[intent.gmail_id] = name
+        ledger.mail_stored(written)
+        ledger.forget_mail(forget)
+        log.info("gmail intents recovered", written=len(written), forgotten=len(forget))
+        return len(written)
+
+    def _written_as(self, intent: MailIntent, ingesting: set[str | None]) -> str | None:
+        if self.ctx.ledger.source(f"sha256:{intent.sha256}") or intent.sha256 in ingesting:
+            return intent.note  # ingest has taken it (or is taking it) already
+        inbox = self.ctx.vault.folder(INBOX)
+        for candidate in candidate_names(intent.note):
+            path = inbox / candidate
+            if not path.exists():
+                return None
+            with contextlib.suppress(OSError):
+                if hashlib.sha256(path.read_bytes()).hexdigest() == intent.sha256:
+                    return candidate
+        return None  # pragma: no cover (candidate_names never ends)
+
+    # credentials and problems ---------------------------------------------------------------------
+    def _default_client(self) -> GmailClient:
+        check_outside(self.config.token_path(), self.ctx.vault.root)
+        creds = load_credentials(self.config)
+        self._saved_token = creds.token
+        return GmailClient(creds, self.config.api_endpoint)
+
+    async def _client(self) -> GmailClient:
+        if self.client is None:
+            self.client = await asyncio.to_thread(self._make_client)
+        return self.client
+
+    def _save_token(self) -> None:
+        """Keep a refreshed access token, so that a restart does not refresh again."""
+        creds = self.client.creds if self.client is not None else None
+        if creds is None or not creds.token or creds.token == self._saved_token:
+            return
+        try:
+            save_credentials(creds, self.config.token_path())
+            self._saved_token = creds.token
+        except OSError as exc:
+            log.warning("gmail token not saved", error=exc.strerror or str(exc))
+
+    def _token_stat(self) -> tuple[float, int, int]:
+        try:
+            st = os.stat(self.config.token_path())
+            return (st.st_mtime, st.st_size, st.st_ino)
+        except OSError:
+            return (0.0, 0, 0)
+
+    def _token_changed(self) -> bool:
+        if time.monotonic() - self._paused_at > AUTH_RECHECK_S:
+            return True
+        return self._token_stat() != self._paused_on
+
+    def _pause(self, why: str) -> None:
+        self.client = None  # the next attempt reads the token file again
+        self._paused_on = self._token_stat()
+        self._paused_at = time.monotonic()
+        message = f"Gmail sync is paused: {why.removesuffix(': ' + FIX)}. To fix it, {FIX}."
+        if self.fault != message:
+            log.warning("gmail paused", problem=message)
+            self.ctx.bus.publish(EventName.GMAIL_PAUSED, ServicePayload(self.name, message))
+        self.fault = message
+        self.ctx.ledger.set_gmail_state(problem=message, paused="1")
+
+    def _resume(self) -> None:
+        if self._paused_on is None and self.ctx.ledger.gmail_state().get("paused") is None:
+            return
+        self._paused_on = None
+        self.ctx.ledger.set_gmail_state(paused=None, problem=None)
+        self.fault = None
+        log.info("gmail resumed")
+        self.ctx.bus.publish(EventName.GMAIL_RESUMED, ServicePayload(self.name))
+
+    def _problem(self, message: str) -> None:
+        if self.fault != message:
+            log.warning("gmail problem", problem=message)
+        self.fault = message
+        self.ctx.ledger.set_gmail_state(problem=message)
+
+    def _clear_problem(self) -> None:
+        self.fault = None
+        self.ctx.ledger.set_gmail_state(problem=None)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
