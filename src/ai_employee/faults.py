@@ -23,6 +23,8 @@ CRASH_POINTS = {
     "execute.after_call": "a live tool call returned; its outcome is not recorded",
     "execute.after_result": "the result is written into the plan note; the note has not moved to Done/",
     "execute.after_done": "the plan note is in Done/; its action is not closed",
+    "gmail.after_intents": "a batch of Gmail notes is recorded as intents; no note is written yet",
+    "gmail.after_stored": "a batch of Gmail notes is in Inbox/ and stored; the messages are not marked",
 }
 
 

@@ -126,6 +126,10 @@ class GmailClient:
         self.service = build_service(creds, endpoint, http)
         self.sleep = sleep
 
+    def close(self) -> None:
+        """Close the open connections (the next call opens new ones): between polls nothing stays open."""
+        self.service.close()
+
     def _run(self, request: Any) -> Any:
         from googleapiclient.http import BatchHttpRequest
 

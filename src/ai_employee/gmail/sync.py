@@ -133,6 +133,13 @@ class GmailSource:
 
     async def sync(self) -> Synced:
         client = await self._client()
+        try:
+            return await self._sync(client)
+        finally:
+            client.close()
+
+    async def _sync(self, client: GmailClient) -> Synced:
+        await self._mark(client)  # what an earlier sync stored but could not mark (a crash, an error)
         state = self.ctx.ledger.gmail_state()
         if "history_id" not in state:
             return await self._full(client, "first")

@@ -28,7 +28,9 @@ class _HtmlText(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self._skipping:
-            self.parts.append(" ".join(data.split()) or " ")
+            # Whitespace at either end separates this text from its neighbours (`Hello <b>there</b>`).
+            text = " ".join(data.split())
+            self.parts.append(f"{' ' if data[:1].isspace() else ''}{text}{' ' if data[-1:].isspace() else ''}" or " ")
 
 
 def html_to_text(html: str) -> str:
@@ -36,5 +38,5 @@ def html_to_text(html: str) -> str:
     parser = _HtmlText()
     parser.feed(html)
     parser.close()
-    lines = (line.strip() for line in "".join(parser.parts).split("\n"))
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
