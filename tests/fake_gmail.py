@@ -173,7 +173,7 @@ class FakeGmail:
         if path == "messages" and method == "GET":
             query = arg("q")
             found = sorted(
-                (m for m in box.messages.values() if self._matches(m, query) and "SENT" not in m.labels),
+                (m for m in box.messages.values() if self._matches(m, query)),
                 key=lambda m: m.internal_ms,
                 reverse=True,
             )
@@ -210,6 +210,8 @@ class FakeGmail:
                 result["nextPageToken"] = str(offset + self.history_page)
             return 200, result
         if path == "messages/batchModify":
+            if any(gid not in box.messages for gid in data["ids"]):
+                return 404, {"error": {"code": 404, "message": "Requested entity was not found."}}
             for gid in data["ids"]:
                 msg = box.messages[gid]
                 msg.labels |= set(data.get("addLabelIds") or [])

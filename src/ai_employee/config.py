@@ -151,6 +151,17 @@ def _builtin_servers() -> dict[str, McpServerConfig]:
     }
 
 
+def _gmail_server() -> McpServerConfig:
+    return McpServerConfig(
+        command=sys.executable, args=["-m", GMAIL_SERVER_MODULE], idempotent_tools=list(GMAIL_IDEMPOTENT_TOOLS)
+    )
+
+
+GMAIL_SERVER_MODULE = "ai_employee.mcp_servers.gmail_server"
+# The built-in gmail server's tools that may be called again after an unknown outcome.
+GMAIL_IDEMPOTENT_TOOLS = ("add_label", "archive")
+
+
 def user_config_dir() -> Path:
     """Where the engine keeps what must stay out of the vault (the Gmail token): $XDG_CONFIG_HOME or
     ~/.config, then `ai-employee`."""
@@ -271,6 +282,26 @@ class Config(_Section):
     def dry_run(self) -> bool:
         return self.execution.dry_run
 
+    def engine_servers(self) -> dict[str, McpServerConfig]:
+        """The MCP servers as the engine starts them: with `gmail.enabled`, the built-in gmail server is
+        added unless a server named `gmail` is configured; a server running its module is told the token
+        file and endpoints of `gmail:`, unless its `env` says otherwise."""
+        gmail = {
+            "GMAIL_TOKEN_FILE": str(self.gmail.token_path()),
+            "GMAIL_API_ENDPOINT": self.gmail.api_endpoint or "",
+            "GMAIL_TOKEN_URI": self.gmail.token_uri or "",
+        }
+        servers = {}
+        configured = dict(self.mcp_servers)
+        if self.gmail.enabled:
+            configured.setdefault("gmail", _gmail_server())
+        for name, server in configured.items():
+            if GMAIL_SERVER_MODULE in server.args:
+                env = {**{k: v for k, v in gmail.items() if v}, **server.env}
+                server = server.model_copy(update={"env": env})
+            servers[name] = server
+        return servers
+
     def secrets(self) -> list[str]:
         """Secret values this config holds, for redaction: the API key, and every value a server's
         environment holds, whatever its name (`SMTP_PASS` is as secret as `SMTP_PASSWORD`), except
@@ -286,7 +317,17 @@ class Config(_Section):
 
 
 # Settings of the built-in email server that say where to connect and who sends, not how to log in.
-PUBLIC_SERVER_SETTINGS = frozenset({"SMTP_HOST", "SMTP_PORT", "SMTP_FROM", "SMTP_STARTTLS"})
+PUBLIC_SERVER_SETTINGS = frozenset(
+    {
+        "SMTP_HOST",
+        "SMTP_PORT",
+        "SMTP_FROM",
+        "SMTP_STARTTLS",
+        "GMAIL_TOKEN_FILE",
+        "GMAIL_API_ENDPOINT",
+        "GMAIL_TOKEN_URI",
+    }
+)
 _PLAIN_VALUE = re.compile(r"^\s*(\d+(\.\d+)?|true|false|yes|no|on|off)\s*$", re.IGNORECASE)
 
 

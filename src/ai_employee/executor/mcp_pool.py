@@ -117,6 +117,17 @@ class _Connection:
             pass  # already logged by the connection's own task
 
 
+# A server's tool `check_<name>` checks a step of `<name>` without doing anything: the executor runs it
+# in dry-run and before a live step. Planners are not shown check tools.
+CHECK_PREFIX = "check_"
+# A tool argument the engine fills in with the step's idempotency key (planners leave it out).
+IDEMPOTENCY_ARG = "idempotency_key"
+
+
+def is_check(name: str, tools: dict[str, Any]) -> bool:
+    return name.startswith(CHECK_PREFIX) and name.removeprefix(CHECK_PREFIX) in tools
+
+
 class McpPool:
     """Open sessions to MCP servers by name, each started on first use (or by `warm_up`) and kept open
     until `aclose`, `forget` or `stop_if_idle`."""
@@ -146,7 +157,7 @@ class McpPool:
         from ai_employee.logsetup import Redactor
 
         return cls(
-            config.mcp_servers,
+            config.engine_servers(),
             vault.root,
             vault.state_dir / "logs",
             Redactor(config.secrets()).scrub,
@@ -227,7 +238,10 @@ class McpPool:
             if isinstance(result, BaseException):
                 log.warning("mcp server left out of the tool list", server=server, error=f"{type(result).__name__}")
                 continue
-            found.extend((f"{server}.{name}", tool) for name, tool in sorted(result[1].tools.items()))
+            tools = result[1].tools
+            found.extend(
+                (f"{server}.{name}", tool) for name, tool in sorted(tools.items()) if not is_check(name, tools)
+            )
         return sorted(found, key=lambda item: item[0])
 
     async def tool(self, server: str, name: str) -> Tool:
@@ -252,8 +266,26 @@ class McpPool:
         if problems:
             raise StepError(f"arguments do not fit {server}.{name}: " + "; ".join(problems))
 
-    async def call(self, server: str, name: str, args: dict[str, Any], timeout_s: float) -> CallOutcome:
-        session, _ = await self._session(server)
+    async def check(self, server: str, name: str, args: dict[str, Any], timeout_s: float) -> None:
+        """Run the server's own check of a step (its tool `check_<name>`, if it has one: read-only, it
+        creates or sends nothing); StepError with the server's reason if the step would fail."""
+        session, connection = await self._session(server)
+        if CHECK_PREFIX + name not in connection.tools:
+            return
+        call_args = {k: v for k, v in args.items() if k != IDEMPOTENCY_ARG}
+        result = await session.call_tool(CHECK_PREFIX + name, call_args, read_timeout_seconds=timeout_s)
+        if result.is_error:
+            text = " ".join(t for t in (getattr(block, "text", "") for block in result.content) if t)
+            raise StepError(self.redact(text)[:MAX_RESULT_CHARS] or f"{server}.{name} would fail")
+
+    async def call(
+        self, server: str, name: str, args: dict[str, Any], timeout_s: float, key: str | None = None
+    ) -> CallOutcome:
+        """Call a tool; a tool that takes an `idempotency_key` is given the step's `key`."""
+        session, connection = await self._session(server)
+        tool = connection.tools.get(name)
+        if key is not None and tool is not None and IDEMPOTENCY_ARG in (tool.input_schema.get("properties") or {}):
+            args = {**args, IDEMPOTENCY_ARG: key}
         result = await session.call_tool(name, args, read_timeout_seconds=timeout_s)
         texts = [getattr(block, "text", "") for block in result.content]
         text = self.redact(" ".join(t for t in texts if t))[:MAX_RESULT_CHARS]

@@ -74,6 +74,7 @@ class PlanRunner:
         for number, step in enumerate(steps, 1):
             try:
                 await self.pool.validate(step.server, step.tool_name, step.args)
+                await self.pool.check(step.server, step.tool_name, step.args, self.step_timeout_s)
             except StepError as exc:
                 problems.append(f"step {number} ({step.tool}): {exc}")
             except Exception as exc:  # the server would not start or answer: nothing has run yet
@@ -134,7 +135,7 @@ class PlanRunner:
         crash_point("execute.after_outbox")
         try:
             call = await asyncio.wait_for(
-                self.pool.call(step.server, step.tool_name, step.args, self.step_timeout_s),
+                self.pool.call(step.server, step.tool_name, step.args, self.step_timeout_s, key),
                 timeout=self.step_timeout_s + 5,
             )
         except Exception as exc:  # timeout, server crash, protocol error: the outcome is unknown

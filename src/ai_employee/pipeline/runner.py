@@ -45,7 +45,7 @@ class Pipeline:
         self.rejection = RejectionStage(ctx, self.state)
         self.pool = ctx.pool
         idempotent = {
-            f"{server}.{tool}" for server, cfg in ctx.config.mcp_servers.items() for tool in cfg.idempotent_tools
+            f"{server}.{tool}" for server, cfg in ctx.config.engine_servers().items() for tool in cfg.idempotent_tools
         }
         self.runner = PlanRunner(ctx.ledger, ctx.bus, self.pool, ctx.config.execution.step_timeout_s, idempotent)
         self.execution = ExecutionStage(ctx, self.runner, self.state)

@@ -6,7 +6,8 @@ In order, first match wins:
 - bulk or automated mail (List-Unsubscribe, List-Id, Precedence: bulk, Auto-Submitted, a no-reply
   sender) gets no reply: it is filed as a summary note (LOW);
 - a meeting request becomes a task note with the proposed times (LOW);
-- other mail gets a polite acknowledgement reply (MEDIUM: needs approval), naming a colleague as one;
+- other mail gets a polite acknowledgement reply (MEDIUM: needs approval), naming a colleague as one; mail
+  from Gmail gets it as a Gmail draft in its own thread (`gmail.create_draft`), other mail by SMTP;
 - anything else gets a summary note (LOW).
 Urgency words and deadlines are surfaced in the title and the summary. Content from the input is quoted
 as data, never obeyed.
@@ -92,6 +93,11 @@ class TemplatePlanner:
         args: dict[str, object] = {"to": [str(email["from_addr"])], "subject": reply_subject, "body": body}
         if email.get("message_id"):
             args["in_reply_to"] = str(email["message_id"])
+        tool, how = "email.send_email", "suggests a short acknowledgement"
+        if email.get("thread_id") and email.get("message_id"):
+            # Mail from Gmail: a draft in its own thread, for the owner to read and send from Gmail.
+            args = {"thread_id": str(email["thread_id"]), "in_reply_to": str(email["message_id"]), "body": body}
+            tool, how = "gmail.create_draft", "drafts a short acknowledgement in the Gmail thread (not sent)"
         caution = (
             f"> [!warning] Suspicious sender\n> {warning}. Check who really wrote before you answer.\n\n"
             if warning
@@ -101,10 +107,10 @@ class TemplatePlanner:
         summary = caution + (
             f"{who} wrote about **{subject}**"
             + (f" on {email['date']}" if email.get("date") else "")
-            + ". The template planner suggests a short acknowledgement; a person should follow up with a"
-            " real answer.\n\n" + quote(action.preview)
+            + f". The template planner {how}; a person should follow up with a real answer.\n\n"
+            + quote(action.preview)
         )
-        step = Step(tool="email.send_email", args=args, why=f"Acknowledge {sender}'s message")
+        step = Step(tool=tool, args=args, why=f"Acknowledge {sender}'s message")
         return PlanDraft(
             title=f"Reply to {sender}: {subject}",
             summary=summary,

@@ -36,6 +36,15 @@ BUILTIN_RULES: tuple[tuple[str, Criticality, str], ...] = (
     ("vault.*", Criticality.LOW, "only writes notes inside this vault"),
     ("email.draft_email", Criticality.LOW, "only saves a draft in the vault; nothing is sent"),
     ("email.send_email", Criticality.MEDIUM, "sends an email in your name"),
+    ("gmail.send_reply", Criticality.MEDIUM, "sends an email in your name"),
+    (
+        "gmail.create_draft",
+        Criticality.MEDIUM,
+        "puts a draft into your Gmail, where it syncs to every device; nothing is sent"
+        " (LOW only if your config says so: policy.rules)",
+    ),
+    ("gmail.add_label", Criticality.LOW, "only adds a label to a message in your Gmail"),
+    ("gmail.archive", Criticality.MEDIUM, "takes a message out of your Gmail inbox"),
 )
 
 

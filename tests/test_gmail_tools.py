@@ -1,0 +1,159 @@
+"""The `gmail` MCP server against a local fake Gmail: replies land in their thread or are refused, a
+retried send is found instead of sent twice, labels and archive; and the executor's dry-run check."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import mcp
+import pytest
+
+from ai_employee.config import GmailConfig
+from ai_employee.mcp_servers import gmail_server
+from tests.fake_gmail import FakeGmail, mail, token_file
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGmail]:
+    with FakeGmail() as server:
+        yield server
+
+
+@pytest.fixture
+def config(tmp_path: Path, fake: FakeGmail) -> GmailConfig:
+    token = tmp_path / "config" / "gmail-token.json"
+    token_file(token, fake)
+    return GmailConfig(token_file=token, api_endpoint=fake.url, token_uri=fake.url + "token")
+
+
+async def call(config: GmailConfig, tool: str, **args: Any) -> Any:
+    async with mcp.Client(gmail_server.build_server(config)) as client:
+        return await client.call_tool(tool, args)
+
+
+def sent_message(raw_b64: str) -> Any:
+    return BytesParser(policy=default_policy).parsebytes(base64.urlsafe_b64decode(raw_b64))
+
+
+async def test_a_draft_replies_in_the_thread(config: GmailConfig, fake: FakeGmail) -> None:
+    first = fake.deliver(mail(subject="Quote: 40 chairs", message_id="<q1@client.example>", References="<r0@x>"))
+    result = await call(config, "create_draft", thread_id=first, in_reply_to="<q1@client.example>", body="Hi Dana,\n")
+    assert not result.is_error, result.content
+    (draft,) = fake.box.drafts
+    assert draft["message"]["threadId"] == first
+    msg = sent_message(draft["message"]["raw"])
+    assert msg["In-Reply-To"] == "<q1@client.example>" and msg["References"] == "<r0@x> <q1@client.example>"
+    assert msg["Subject"] == "Re: Quote: 40 chairs" and msg["To"] == "dana@client.example"
+    assert result.structured_content["message_id"] == msg["Message-ID"]
+    assert fake.box.sent == []  # a draft sends nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        ({"thread_id": "deadbeef"}, "no thread deadbeef"),
+        ({"in_reply_to": "<other@client.example>"}, "is not a message of thread"),
+        ({"subject": "A different subject"}, "is not the thread's"),
+        ({"subject": "Re: Quote\r\nBcc: evil@x.example"}, "line break"),
+        ({"to": ["Evil <evil@x.example>, second@x.example"]}, "several addresses"),
+        ({"thread_id": "../../etc"}, "not a Gmail thread id"),
+    ],
+)
+async def test_a_reply_that_would_start_a_new_conversation_is_refused(
+    config: GmailConfig, fake: FakeGmail, args: dict[str, Any], why: str
+) -> None:
+    thread = fake.deliver(mail(subject="Quote", message_id="<q1@client.example>"))
+    full = {"thread_id": thread, "in_reply_to": "<q1@client.example>", "body": "Hi\n", **args}
+    for tool in ("check_send_reply", "send_reply", "create_draft"):
+        result = await call(config, tool, **({"idempotency_key": "p:1:h"} if tool == "send_reply" else {}), **full)
+        assert result.is_error and why in result.content[0].text, (tool, result.content)
+    assert fake.box.sent == [] and fake.box.drafts == []
+
+
+async def test_a_retried_send_is_found_in_sent_not_sent_twice(config: GmailConfig, fake: FakeGmail) -> None:
+    thread = fake.deliver(mail(subject="Re: Quote", message_id="<q1@client.example>"))
+    args = {"thread_id": thread, "in_reply_to": "<q1@client.example>", "body": "Done.\n", "idempotency_key": "P1:1:ab"}
+    first = await call(config, "send_reply", **args)
+    assert not first.is_error, first.content
+    assert first.structured_content["already_sent"] is False
+    (sent,) = fake.box.sent
+    assert sent.thread_id == thread
+    parsed = BytesParser(policy=default_policy).parsebytes(sent.raw)
+    assert parsed["Subject"] == "Re: Quote" and parsed["Message-ID"] == gmail_server.key_message_id("P1:1:ab")
+    # The engine did not learn the outcome (a timeout) and the step runs again: found, not sent again.
+    again = await call(config, "send_reply", **args)
+    assert again.structured_content["already_sent"] is True and again.structured_content["gmail_id"] == sent.id
+    assert len(fake.box.sent) == 1
+    no_key = await call(config, "send_reply", **{k: v for k, v in args.items() if k != "idempotency_key"})
+    assert no_key.is_error and "idempotency_key" in no_key.content[0].text
+
+
+async def test_labels_and_archive(config: GmailConfig, fake: FakeGmail) -> None:
+    gid = fake.deliver(mail())
+    assert not (await call(config, "add_label", message=gid, label="Clients/Acme")).is_error
+    assert not (await call(config, "add_label", message=gid, label="Clients/Acme")).is_error  # idempotent
+    assert list(fake.box.labels.values()) == ["Clients/Acme"]
+    assert not (await call(config, "archive", message=gid)).is_error
+    assert "INBOX" not in fake.labels_of(gid) and len(fake.labels_of(gid) - {"UNREAD"}) == 1
+    missing = await call(config, "archive", message="0123abcd")
+    assert missing.is_error and "404" in missing.content[0].text
+
+
+async def test_without_a_token_the_tools_say_how_to_fix_it(tmp_path: Path, fake: FakeGmail) -> None:
+    config = GmailConfig(token_file=tmp_path / "none.json", api_endpoint=fake.url)
+    result = await call(config, "archive", message="abc")
+    assert result.is_error and "vault gmail auth" in result.content[0].text
+
+
+async def test_check_tools_are_hidden_from_planners_and_run_before_steps(
+    vault: Path, tmp_path: Path, fake: FakeGmail
+) -> None:
+    """Through the real pool (the server as a stdio subprocess): the catalog planners see has no check
+    tools; a dry-run of a reply in the wrong thread fails in the check, before anything runs."""
+    from ai_employee.config import Config
+    from ai_employee.events import EventBus
+    from ai_employee.executor.mcp_pool import McpPool
+    from ai_employee.executor.run import PlanRunner
+    from ai_employee.ledger import Ledger
+    from ai_employee.vault.layout import Vault
+    from ai_employee.vault.plans import Step
+
+    token = tmp_path / "config" / "gmail-token.json"
+    token_file(token, fake)
+    config = Config.model_validate(
+        {
+            "gmail": {
+                "enabled": True,
+                "token_file": str(token),
+                "api_endpoint": fake.url,
+                "token_uri": fake.url + "token",
+            }
+        }
+    )
+    pool = McpPool.for_engine(config, Vault(vault))
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        names = [name for name, _ in await pool.catalog()]
+        assert "gmail.create_draft" in names and not any(".check_" in name for name in names)
+        thread = fake.deliver(mail(subject="Quote", message_id="<q1@client.example>"))
+        runner = PlanRunner(ledger, EventBus(), pool, 30.0, set())
+        wrong = Step(tool="gmail.create_draft", args={"thread_id": thread, "in_reply_to": "<nope@x>", "body": "Hi"})
+        result = await runner.run("P1", [wrong], dry_run=True, should_stop=lambda: False)
+        assert result.status == "failed" and "new conversation" in result.detail
+        right = Step(
+            tool="gmail.create_draft", args={"thread_id": thread, "in_reply_to": "<q1@client.example>", "body": "Hi"}
+        )
+        result = await runner.run("P2", [right], dry_run=True, should_stop=lambda: False)
+        assert result.status == "done" and fake.box.drafts == []  # checked, and nothing created
+        result = await runner.run("P3", [right], dry_run=False, should_stop=lambda: False)
+        assert result.status == "done" and len(fake.box.drafts) == 1
+        draft = sent_message(fake.box.drafts[0]["message"]["raw"])
+        assert draft["Message-ID"] == gmail_server.key_message_id(f"P3:1:{right.args_hash()}")
+    finally:
+        await pool.aclose()
+        ledger.close()
