@@ -325,7 +325,12 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         body = self._body()
         if url.path == "/token":
-            self._reply(*self.fake.token(urllib.parse.parse_qs(body.decode())))
+            form = urllib.parse.parse_qs(body.decode())
+            basic = self.headers.get("Authorization", "")
+            if basic.startswith("Basic "):  # client_secret_basic, as requests-oauthlib sends it
+                client_id, _, _ = base64.b64decode(basic[6:]).decode().partition(":")
+                form.setdefault("client_id", [urllib.parse.unquote(client_id)])
+            self._reply(*self.fake.token(form))
             return
         if url.path == "/batch/gmail/v1":
             self._batch(body)

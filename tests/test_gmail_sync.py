@@ -3,6 +3,7 @@ first, incremental and resync, paging, noise rules, odd mail, tokens, failures, 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -394,3 +395,41 @@ def test_client_pages_a_listing_and_stops_when_it_has_enough() -> None:
     assert client.list_ids("is:unread", 10, lambda ids: "c" in ids) == ["a", "b", "c"]
     assert len(http.request_sequence) == 2 and "pageToken=p2" in http.request_sequence[1][0]
     assert client.list_ids("is:unread", 10) == ["d"]
+
+
+@pytest.mark.integration
+def test_engine_mail_to_plan_to_a_draft_in_the_thread(
+    vault: Path, tmp_path: Path, fake: FakeGmail, engine: Any
+) -> None:
+    """The real engine: new mail becomes a plan within a poll; approved, the reply is a Gmail draft in
+    the same thread (live), exactly once; a revoked token is shown in `vault status` with the fix."""
+    from tests.conftest import run_cli, wait_for
+
+    config = tmp_path / "config.yaml"
+    settings = {"gmail": gmail_config(tmp_path, fake, poll_interval_s=1), "execution": {"dry_run": False}}
+    config.write_text(yaml.safe_dump(settings))
+    proc = engine(config=config)
+    wait_for(lambda: fake.count("/profile"))  # the first sync ran
+    gid = fake.deliver(mail(subject="Quote: 40 chairs?", message_id="<q40@client.example>"))
+    plan = wait_for(lambda: files(vault / "Plans", ".md"), timeout_s=15)[0]  # type: ignore[index]
+    data = props(plan)
+    assert data["criticality"] == "medium" and data["status"] == "pending_approval"
+    assert "gmail.create_draft" in plan.read_text()
+    approved = run_cli("--vault", str(vault), "--config", str(config), "approve", str(data["id"]))
+    assert approved.returncode == 0, approved.stderr
+    wait_for(lambda: files(vault / "Done", ".md"), timeout_s=30)
+    (draft,) = fake.box.drafts
+    assert draft["message"]["threadId"] == gid
+    raw = base64.urlsafe_b64decode(draft["message"]["raw"])
+    assert b"In-Reply-To: <q40@client.example>" in raw and b"Subject: Re: Quote: 40 chairs?" in raw
+    assert "UNREAD" not in fake.labels_of(gid)
+
+    fake.revoke()
+    def paused() -> str | None:
+        out = run_cli("--vault", str(vault), "status").stdout
+        return out if "UNHEALTHY: Gmail sync is paused" in out else None
+
+    status = str(wait_for(paused, timeout_s=15))
+    assert "problem: Gmail sync is paused" in status and "run `vault gmail auth`" in status
+    assert "vault gmail auth" in (vault / "Dashboard.md").read_text()
+    assert proc.proc.poll() is None  # the engine goes on; only the source is paused

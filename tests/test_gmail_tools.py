@@ -157,3 +157,57 @@ async def test_check_tools_are_hidden_from_planners_and_run_before_steps(
     finally:
         await pool.aclose()
         ledger.close()
+
+
+@pytest.mark.integration
+def test_vault_gmail_auth_runs_the_installed_app_flow(tmp_path: Path, fake: FakeGmail) -> None:
+    """`vault gmail auth --no-browser` against a fake consent page and token endpoint: the URL is printed,
+    the browser's redirect lands on the local port, the token is saved outside the vault, mode 0600."""
+    import json
+    import stat
+    import subprocess
+    import sys
+    import urllib.request
+
+    from ai_employee.vault.layout import init_vault
+    from tests.conftest import engine_env, run_cli
+    from tests.fake_gmail import CLIENT_ID, CLIENT_SECRET
+
+    init_vault(tmp_path / "vault")
+    secret = tmp_path / "client.json"
+    installed = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "auth_uri": fake.url + "auth",
+        "token_uri": fake.url + "token",
+        "redirect_uris": ["http://localhost"],
+    }
+    secret.write_text(json.dumps({"installed": installed}))
+    token = tmp_path / "home" / "gmail-token.json"
+    config = tmp_path / "config.yaml"
+    gmail = {"client_secret_file": str(secret), "token_file": str(token), "api_endpoint": fake.url}
+    config.write_text(json.dumps({"gmail": gmail}))
+    env = engine_env({"OAUTHLIB_INSECURE_TRANSPORT": "1"})  # the fake speaks http; Google speaks https
+    args = [sys.executable, "-m", "ai_employee", "--vault", str(tmp_path / "vault"), "--config", str(config)]
+    proc = subprocess.Popen([*args, "gmail", "auth", "--no-browser"], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    url = ""
+    while not url.startswith("http"):
+        url = proc.stdout.readline().strip()
+        assert url or proc.poll() is None, "no URL printed"
+    assert "gmail.modify" in url and "access_type=offline" in url
+    with urllib.request.urlopen(url, timeout=10) as page:  # the browser: consent, then the redirect
+        assert b"AI Employee may now read your Gmail" in page.read()
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "Gmail access granted for owner@example.com" in out
+    saved = json.loads(token.read_text())
+    assert saved["refresh_token"] and saved["account"] == "owner@example.com"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    status = run_cli("--vault", str(tmp_path / "vault"), "--config", str(config), "gmail", "status", "--check", env=env)
+    assert "Account: owner@example.com" in status.stdout and "Check: ok" in status.stdout, status.stdout + status.stderr
+    # A token file inside the vault is refused before anything is asked of Google.
+    inside = {**gmail, "token_file": str(tmp_path / "vault" / "token.json")}
+    config.write_text(json.dumps({"gmail": inside}))
+    refused = run_cli("--vault", str(tmp_path / "vault"), "--config", str(config), "gmail", "auth", env=env)
+    assert refused.returncode == 1 and "inside the vault" in refused.stderr

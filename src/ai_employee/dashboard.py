@@ -60,6 +60,8 @@ def activity_line(name: str, data: dict[str, Any]) -> str | None:
         "pipeline.paused": f"Paused: {clean_text(str(data.get('problem') or ''), 120)}",
         "pipeline.resumed": "Resumed after the problem went away",
         "service.error": f"The {data.get('service')} service failed and was restarted: {detail}",
+        "gmail.paused": f"Gmail sync paused: {clean_text(str(data.get('detail') or ''), 160)}",
+        "gmail.resumed": "Gmail sync resumed",
         "engine.started": "Engine started",
         "engine.stopped": "Engine stopped",
     }
@@ -124,6 +126,12 @@ def render(status: dict[str, Any], activity: list[str], mode: str) -> str:
         lines.append(f"- {_link(item['file'], item.get('title') or '')} — {why}")
     if not attention:
         lines.append("Nothing needs attention.")
+    gmail = status.get("gmail")
+    if gmail:
+        synced = local_time(gmail["last_sync"]) if gmail.get("last_sync") else "never"
+        lines += ["", "## Gmail", "", f"{clean_text(str(gmail.get('account') or 'Gmail'), 120)}: last sync {synced}."]
+        if gmail.get("problem"):
+            lines += ["", f"> [!warning] {clean_text(str(gmail['problem']), 300)}"]
     lines += ["", "## Recent activity", "", *(activity or ["No activity yet."])]
     return "\n".join(lines) + "\n"
 

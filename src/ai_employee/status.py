@@ -312,6 +312,20 @@ def collect(vault: Vault, ledger: Ledger | None, view: VaultView | None = None) 
         "attention": [asdict(p) for p in groups.attention] + [{"file": f"{QUARANTINE}/{q}"} for q in quarantined],
         "tokens_today": tokens,
         "budget": budget_today(ledger, engine.get("budget")),
+        "gmail": gmail_state(ledger),
+    }
+
+
+def gmail_state(ledger: Ledger | None) -> dict[str, Any] | None:
+    """The Gmail source's account, last sync and problem (None if Gmail was never synced or set up)."""
+    state = ledger.gmail_state() if ledger is not None else {}
+    if not state:
+        return None
+    return {
+        "account": state.get("account"),
+        "last_sync": state.get("last_sync"),
+        "paused": state.get("paused") == "1",
+        "problem": state.get("problem"),
     }
 
 

@@ -10,6 +10,7 @@ import click
 from ai_employee import __version__
 from ai_employee.cli.app import AppState
 from ai_employee.cli.engine import budget, init, restart, start, status, stop
+from ai_employee.cli.gmail import gmail
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, replan, show, stats
 from ai_employee.errors import AIEmployeeError, machine_fault
 
@@ -60,6 +61,7 @@ for command in (
     history,
     stats,
     budget,
+    gmail,
 ):
     cli.add_command(command)
 

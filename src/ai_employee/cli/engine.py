@@ -209,6 +209,12 @@ def _print_status(data: dict[str, Any]) -> None:
         for item in attention[:20]:
             click.echo(f"  {item['file']}" + (f"  {item['error']}" if item.get("error") else ""))
     click.echo("Tokens today: " + budget_line(data.get("budget") or {}))
+    gmail = data.get("gmail")
+    if gmail:
+        synced = local_time(gmail["last_sync"]) if gmail.get("last_sync") else "never"
+        click.echo(f"Gmail: {gmail.get('account') or 'unknown account'}, last sync {synced}")
+        if gmail.get("problem"):
+            click.echo(f"  problem: {gmail['problem']}")
 
 
 def budget_line(budget: dict[str, Any]) -> str:
@@ -270,7 +276,8 @@ def status(app: AppState, as_json: bool) -> None:
     --json keys: vault, engine, disk_problems, folders, pending_approvals (waiting for a decision,
     oldest first), deferred (waiting, snoozed until `deferred_until`), attention (failed or interrupted
     plans, and quarantined files), tokens_today, budget (today's tokens per scope with the running
-    engine's limits). `vault list` shows the same three groups.
+    engine's limits), gmail (account, last_sync, paused, problem; null without Gmail). `vault list`
+    shows the same three groups.
     """
     from ai_employee.status import collect
 
