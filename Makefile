@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/planner.py
+	$(BIN)/python benchmarks/gmail.py
 
 ## Regenerate docs/cli.md from the CLI's --help.
 docs: $(STAMP)

@@ -316,6 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
+        if url.path == "/_count":
+            self._reply(200, {"count": self.fake.count(query.get("path", [""])[0])})
+            return
         if url.path == "/auth":
             self._reply(302, b"", {"Location": self.fake.authorize(query)})
             return
@@ -334,6 +337,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if url.path == "/batch/gmail/v1":
             self._batch(body)
+            return
+        if url.path == "/_deliver":  # the control plane of a fake run in its own process (benchmarks)
+            self._reply(200, {"id": self.fake.deliver(mail(**json.loads(body)))})
             return
         query = urllib.parse.parse_qs(url.query)
         self._reply(*self.fake.handle("POST", url.path, query, body, self.headers.get("Authorization", "")))
@@ -395,7 +401,7 @@ def mail(
     return msg
 
 
-def token_file(path: Any, fake: FakeGmail, access: str = "access-0") -> None:
+def token_file(path: Any, fake: Any, access: str = "access-0") -> None:
     """A stored token for the fake, as `vault gmail auth` writes it."""
     info = {
         "token": access,
@@ -409,3 +415,21 @@ def token_file(path: Any, fake: FakeGmail, access: str = "access-0") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info))
     path.chmod(0o600)
+
+
+def main() -> None:
+    """`python -m tests.fake_gmail [N]`: a fake with N messages in its inbox, in a process of its own;
+    prints its URL, serves until killed."""
+    import sys
+
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    fake = FakeGmail()
+    body = "Hello,\n\nCould you send me a quote for the items below?\n\n" + "- an item\n" * 20 + "\nThanks,\nDana\n"
+    for n in range(count):
+        fake.deliver(mail(subject=f"Question {n}: a quote", body=body, message_id=f"<b{n}@x.example>"))
+    print(fake.url, flush=True)
+    fake.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

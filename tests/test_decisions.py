@@ -84,6 +84,9 @@ class FailingPool:
     async def validate(self, *_: object) -> None:
         return None
 
+    async def check(self, *_: object) -> None:
+        return None
+
     async def call(self, *_: object) -> None:
         raise ConnectionError("lost smtp://ann:hunter2@mail.example.com mid-send")
 

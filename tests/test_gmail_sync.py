@@ -425,6 +425,7 @@ def test_engine_mail_to_plan_to_a_draft_in_the_thread(
     assert "UNREAD" not in fake.labels_of(gid)
 
     fake.revoke()
+
     def paused() -> str | None:
         out = run_cli("--vault", str(vault), "status").stdout
         return out if "UNHEALTHY: Gmail sync is paused" in out else None

@@ -196,34 +196,52 @@ class GmailSource:
 
     # taking messages ------------------------------------------------------------------------------
     async def _take(self, client: GmailClient, listed: list[str], kind: str) -> Synced:
+        """Fetch, write and record the listed messages the ledger does not know, a chunk at a time; the
+        next chunk is fetched while this one is rendered and written. Marked in Gmail at the end."""
         result = Synced(kind)
-        ledger = self.ctx.ledger
-        known = ledger.known_mail(listed)
+        known = self.ctx.ledger.known_mail(listed)
         todo = [gid for gid in dict.fromkeys(listed) if gid not in known]
-        for start in range(0, len(todo), FETCH_CHUNK):
-            chunk = todo[start : start + FETCH_CHUNK]
-            fetched = await asyncio.to_thread(client.get_raw, chunk)
-            notes: list[MailNote] = []
-            skipped: list[Skipped] = []
-            for gid in chunk:
-                got = fetched.get(gid)
-                if isinstance(got, NotFound):
-                    continue  # deleted since it was listed: nothing to take
-                if not isinstance(got, dict):
-                    result.complete = False
-                    result.detail = f"message {gid} could not be fetched ({got})"
-                    continue
-                made = self._render(got)
-                if made is None:
-                    continue
-                (skipped if isinstance(made, Skipped) else notes).append(made)  # type: ignore[arg-type]
-            await self._store(notes, skipped)
-            result.taken += len(notes)
-            result.skipped += len(skipped)
-            await self._mark(client)
+        chunks = [todo[start : start + FETCH_CHUNK] for start in range(0, len(todo), FETCH_CHUNK)]
+        fetching: asyncio.Task[dict[str, Any]] | None = None
+        try:
+            for number, chunk in enumerate(chunks):
+                fetched = await (fetching or asyncio.to_thread(client.get_raw, chunk))
+                fetching = None
+                if number + 1 < len(chunks):  # one thread uses the client at a time: this one
+                    fetching = asyncio.create_task(asyncio.to_thread(client.get_raw, chunks[number + 1]))
+                notes, skipped = await asyncio.to_thread(self._render_chunk, chunk, fetched, result)
+                await self._store(notes, skipped)
+                result.taken += len(notes)
+                result.skipped += len(skipped)
+        finally:
+            if fetching is not None:  # wait for it: the client must be idle before anyone else uses it
+                await asyncio.gather(fetching, return_exceptions=True)
+        await self._mark(client)
         if todo:
             self.ctx.bus.publish(EventName.GMAIL_SYNCED, SyncPayload(kind, result.taken, result.skipped, result.detail))
         return result
+
+    def _render_chunk(
+        self, chunk: list[str], fetched: dict[str, Any], result: Synced
+    ) -> tuple[list[MailNote], list[Skipped]]:
+        """On a worker thread: the notes of a chunk's messages, and those a rule (or an unreadable
+        answer) keeps out; a message Gmail did not give leaves the sync incomplete."""
+        notes: list[MailNote] = []
+        skipped: list[Skipped] = []
+        for gid in chunk:
+            got = fetched.get(gid)
+            if isinstance(got, NotFound):
+                continue  # deleted since it was listed: nothing to take
+            if not isinstance(got, dict):
+                result.complete = False
+                result.detail = f"message {gid} could not be fetched ({got})"
+                continue
+            made = self._render(got)
+            if isinstance(made, MailNote):
+                notes.append(made)
+            else:
+                skipped.append(made or Skipped(gid, str(got.get("threadId") or gid), "unreadable answer from Gmail"))
+        return notes, skipped
 
     def _render(self, message: dict[str, Any]) -> MailNote | Skipped | None:
         """The message's note; a message the parser cannot make a note of comes into the vault as the
