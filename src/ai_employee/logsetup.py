@@ -125,5 +125,9 @@ def configure_logging(
         )
         root.addHandler(file_handler)
     # Third-party chatter stays at WARNING unless asked for.
-    for noisy in ("mcp", "httpx", "httpx2", "anthropic", "watchdog", "pypdf", "asyncio"):
+    for noisy in ("mcp", "httpx", "httpx2", "anthropic", "watchdog", "pypdf", "asyncio", "googleapiclient"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # OAuth libraries log request bodies at DEBUG, refresh tokens and client secrets included: never below
+    # WARNING, even with -v.
+    for secretive in ("requests_oauthlib", "oauthlib", "google_auth_oauthlib", "google.auth", "google_auth_httplib2"):
+        logging.getLogger(secretive).setLevel(logging.WARNING)
