@@ -155,10 +155,18 @@ class GmailSource:
         wanted = set(found) - self.ctx.ledger.known_mail(found)
         result = Synced("incremental")
         if wanted:
+            limit = self.config.max_sync_messages
             listed = await asyncio.to_thread(
-                client.list_ids, self._query(state), self.config.max_sync_messages, lambda seen: wanted <= set(seen)
+                client.list_ids, self._query(state), limit, lambda seen: wanted <= set(seen)
             )
             result = await self._take(client, listed, "incremental")
+            if len(listed) >= limit and not wanted <= set(listed):
+                # New mail may lie beyond the listing's limit: keep the cursor (ask again), and say so.
+                result.complete = False
+                result.detail = (
+                    f"more than {limit} messages match the query, and some new mail may lie beyond them:"
+                    " narrow gmail.query or raise gmail.max_sync_messages"
+                )
         if result.complete:
             self.ctx.ledger.set_gmail_state(history_id=newest, last_sync=_now())
         return result
