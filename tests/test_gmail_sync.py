@@ -295,8 +295,9 @@ async def test_token_in_the_vault_is_refused(make_ctx: Any, vault: Path, fake: F
     inside = vault / "token.json"
     token_file(inside, fake)
     source = GmailSource(make_ctx(token_file=str(inside)))
-    with pytest.raises(Exception, match="inside the vault"):
-        await source.poll()
+    await source.poll()
+    assert source.fault is not None and "inside the vault" in source.fault and "fix the config" in source.fault
+    assert fake.requests == []  # nothing was asked of Google with it
 
 
 async def test_mark_with_a_label(make_ctx: Any, fake: FakeGmail) -> None:
@@ -432,7 +433,7 @@ def test_engine_mail_to_plan_to_a_draft_in_the_thread(
 
     status = str(wait_for(paused, timeout_s=15))
     assert "problem: Gmail sync is paused" in status and "run `vault gmail auth`" in status
-    assert "vault gmail auth" in (vault / "Dashboard.md").read_text()
+    wait_for(lambda: "vault gmail auth" in (vault / "Dashboard.md").read_text(), timeout_s=10)
     assert proc.proc.poll() is None  # the engine goes on; only the source is paused
 
 
@@ -483,3 +484,100 @@ def test_oauth_loggers_stay_quiet_even_with_verbose(tmp_path: Path) -> None:
         "google_auth_oauthlib",
     ):
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
+
+
+async def test_a_resync_over_the_limit_takes_the_rest_next_time(make_ctx: Any, vault: Path, fake: FakeGmail) -> None:
+    """More new mail than one sync takes: it says so, keeps its cursor, and the next syncs take the rest."""
+    ctx = make_ctx(max_sync_messages=5)
+    source = GmailSource(ctx)
+    await source.poll()
+    fake.expire_history()
+    gap = [fake.deliver(mail(subject=f"Gap {n}")) for n in range(12)]
+    await source.poll()
+    assert source.last is not None and not source.last.complete
+    assert source.fault is not None and "gmail.max_sync_messages" in source.fault
+    for _ in range(3):
+        await source.poll()
+    assert sorted(props(p)["gmail_id"] for p in notes(vault)) == sorted(gap)
+    assert source.fault is None and ctx.ledger.gmail_state()["history_id"] == str(fake.box.history_id)
+
+
+async def test_sent_mail_and_drafts_do_not_hold_the_cursor(make_ctx: Any, vault: Path, fake: FakeGmail) -> None:
+    """New messages that do not match the query (the owner's sent mail) never keep the history id back,
+    even when more mail matches than one listing holds."""
+    for n in range(7):
+        fake.deliver(mail(subject=f"Old {n}"), labels=("INBOX",), age_s=3600)
+    ctx = make_ctx(max_sync_messages=5, query="in:inbox", mark="none")
+    source = GmailSource(ctx)
+    for _ in range(3):
+        await source.poll()
+    fake.deliver(mail(subject="My own reply"), labels=("SENT",))
+    await source.poll()
+    assert source.fault is None and ctx.ledger.gmail_state()["history_id"] == str(fake.box.history_id)
+    fresh = fake.deliver(mail(subject="New"), labels=("INBOX",))
+    await source.poll()
+    assert fresh in {props(p)["gmail_id"] for p in notes(vault)}
+
+
+async def test_a_message_that_cannot_be_marked_does_not_stop_new_mail(
+    make_ctx: Any, vault: Path, fake: FakeGmail
+) -> None:
+    ctx = make_ctx(mark="label")
+    source = GmailSource(ctx)
+    first = fake.deliver(mail(subject="First"))
+    fake.fail("/batchModify", 503, times=10)  # stored, not marked
+    await source.poll()
+    assert source.fault is not None and ctx.ledger.unmarked_mail() == [first]
+    fake.failures.clear()
+    del fake.box.messages[first]  # deleted in Gmail meanwhile
+    fake.box.labels.clear()  # and the label deleted too
+    second = fake.deliver(mail(subject="Second"))
+    await source.poll()
+    assert source.fault is None and ctx.ledger.unmarked_mail() == []
+    assert {props(p)["subject"] for p in notes(vault)} == {"First", "Second"}
+    assert any(name == "AI-Employee/Processed" for name in fake.box.labels.values())
+    assert len(fake.labels_of(second) - {"INBOX", "UNREAD"}) == 1
+
+
+async def test_a_display_name_posing_as_another_address_reaches_the_action(
+    make_ctx: Any, vault: Path, fake: FakeGmail
+) -> None:
+    fake.deliver(
+        b"From: =?utf-8?q?service=40paypal=2Ecom_=E2=80=93_Z=C3=B6e?= <x@evil.example>\r\n"
+        b"To: owner@example.com\r\nSubject: Invoice\r\nMessage-ID: <p1@evil.example>\r\n\r\nPay now.\r\n"
+    )
+    ctx = make_ctx()
+    ingest = IngestStage(ctx)
+    await GmailSource(ctx, lambda folder, name, complete: ingest.hint(name, True)).poll()
+    (note,) = notes(vault)
+    assert props(note)["from"] == '"service@paypal.com – Zöe" <x@evil.example>'
+    ingest.run_once()
+    (action_file,) = files(vault / "Needs_Action", ".action.yaml")
+    email = yaml.safe_load(action_file.read_text())["email"]
+    assert email["from_addr"] == "x@evil.example" and "service@paypal.com" in email["sender_warning"]
+
+
+async def test_recover_finds_a_note_written_under_a_variant_name(make_ctx: Any, vault: Path, fake: FakeGmail) -> None:
+    from ai_employee.ledger.mail import MailIntent
+
+    ctx = make_ctx()
+    (vault / "Inbox" / "2026-12-02 Hello (2).md").write_bytes(b"the note")
+    import hashlib
+
+    digest = hashlib.sha256(b"the note").hexdigest()
+    ctx.ledger.mail_intents([MailIntent("abc", "abc", "2026-12-02 Hello.md", digest)], [])
+    assert GmailSource(ctx).recover() == 1
+    assert ctx.ledger.mail_writing() == [] and ctx.ledger.known_mail(["abc"]) == {"abc"}
+
+
+def test_a_send_is_never_retried_by_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost answer to a send must not be resent blindly: the engine's unknown outcome and the search in
+    Sent decide. Reads and label changes are retried."""
+    from googleapiclient.http import HttpMockSequence
+
+    ok = ({"status": "200"}, json.dumps({"id": "m1", "threadId": "t1"}).encode())
+    http = HttpMockSequence([_error(503), ok])
+    client = gmail_client.GmailClient(None, http=http, sleep=lambda s: None)
+    with pytest.raises(gmail_client.Transient):
+        client.send(b"Subject: x\r\n\r\nbody", "t1")
+    assert len(http.request_sequence) == 1

@@ -104,6 +104,25 @@ async def test_labels_and_archive(config: GmailConfig, fake: FakeGmail) -> None:
     assert missing.is_error and "404" in missing.content[0].text
 
 
+async def test_system_labels_are_refused(config: GmailConfig, fake: FakeGmail) -> None:
+    gid = fake.deliver(mail())
+    for label in ("TRASH", "SPAM", "inbox", "CATEGORY_PROMOTIONS"):
+        result = await call(config, "add_label", message=gid, label=label)
+        assert result.is_error and "system labels" in result.content[0].text, label
+    assert fake.labels_of(gid) == {"INBOX", "UNREAD"}
+
+
+async def test_a_reply_to_elsewhere_must_be_named_in_the_plan(config: GmailConfig, fake: FakeGmail) -> None:
+    """Where a reply goes is shown in the plan: a Reply-To other than the sender is never used silently."""
+    thread = fake.deliver(mail(subject="Q", message_id="<q1@client.example>", Reply_To="collector@evil.example"))
+    args = {"thread_id": thread, "in_reply_to": "<q1@client.example>", "body": "Hi\n"}
+    refused = await call(config, "create_draft", **args)
+    assert refused.is_error and "collector@evil.example" in refused.content[0].text
+    named = await call(config, "create_draft", **args, to=["collector@evil.example"])
+    assert not named.is_error
+    assert sent_message(fake.box.drafts[0]["message"]["raw"])["To"] == "collector@evil.example"
+
+
 async def test_without_a_token_the_tools_say_how_to_fix_it(tmp_path: Path, fake: FakeGmail) -> None:
     config = GmailConfig(token_file=tmp_path / "none.json", api_endpoint=fake.url)
     result = await call(config, "archive", message="abc")

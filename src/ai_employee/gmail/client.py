@@ -26,6 +26,10 @@ PAGE_SIZE = 500  # messages.list's largest page
 RETRIES = 3  # the library's own retries of one request (429, 5xx), with exponential backoff
 BATCH_ROUNDS = 4  # rounds of re-asking for the messages a batch answered with a transient error
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError"})
+_SYSTEM_LABELS = frozenset(
+    {"INBOX", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT", "SENT", "DRAFT", "CHAT"}
+    | {f"CATEGORY_{c}" for c in ("PERSONAL", "SOCIAL", "PROMOTIONS", "UPDATES", "FORUMS")}
+)
 
 
 class GmailError(Exception):
@@ -130,13 +134,15 @@ class GmailClient:
         """Close the open connections (the next call opens new ones): between polls nothing stays open."""
         self.service.close()
 
-    def _run(self, request: Any) -> Any:
+    def _run(self, request: Any, retries: int | None = None) -> Any:
+        """Execute a request; the library retries it (429, 5xx, network) `RETRIES` times, or `retries`:
+        0 for requests that create something, which a retry after a lost answer would create twice."""
         from googleapiclient.http import BatchHttpRequest
 
         try:
             if isinstance(request, BatchHttpRequest):
                 return request.execute()  # each answer goes to the batch's callback
-            return request.execute(num_retries=RETRIES)
+            return request.execute(num_retries=RETRIES if retries is None else retries)
         except Exception as exc:
             raise classify(exc) from exc
 
@@ -146,18 +152,20 @@ class GmailClient:
         result: dict[str, Any] = self._run(self.service.users().getProfile(userId="me"))
         return result
 
+    def list_page(self, query: str, size: int, token: str | None = None) -> tuple[list[str], str | None]:
+        """One page of the ids of the messages matching `query`, newest first, and the next page's token."""
+        page = self._run(
+            self.service.users().messages().list(userId="me", q=query, maxResults=min(PAGE_SIZE, size), pageToken=token)
+        )
+        return [m["id"] for m in page.get("messages", [])], page.get("nextPageToken")
+
     def list_ids(self, query: str, limit: int, enough: Callable[[list[str]], bool] = lambda ids: False) -> list[str]:
         """Ids of the messages matching `query`, newest first, at most `limit`, paging until `enough(ids)`."""
         ids: list[str] = []
         token: str | None = None
         while len(ids) < limit:
-            page = self._run(
-                self.service.users()
-                .messages()
-                .list(userId="me", q=query, maxResults=min(PAGE_SIZE, limit - len(ids)), pageToken=token)
-            )
-            ids += [m["id"] for m in page.get("messages", [])]
-            token = page.get("nextPageToken")
+            page, token = self.list_page(query, limit - len(ids), token)
+            ids += page
             if not token or enough(ids):
                 break
         return ids[:limit]
@@ -195,9 +203,10 @@ class GmailClient:
             if not token:
                 return list(ids), newest, False
 
-    def get_raw(self, ids: Iterable[str]) -> dict[str, dict[str, Any] | GmailError]:
-        """Each message in full (`format=raw`), fetched in batches; a message Gmail could not give is
-        its error (transient errors are asked again a few times first, with backoff)."""
+    def get_raw(self, ids: Iterable[str], fmt: str = "raw") -> dict[str, dict[str, Any] | GmailError]:
+        """Each message in full (`format=raw`; `minimal`: ids, labels, date and size only), fetched in
+        batches; a message Gmail could not give is its error (transient errors are asked again a few
+        times first, with backoff)."""
         from googleapiclient.http import BatchHttpRequest
 
         pending = list(dict.fromkeys(ids))
@@ -209,7 +218,7 @@ class GmailClient:
                 done = functools.partial(_collect, found, retry)
                 batch = BatchHttpRequest(callback=done, batch_uri=self.endpoint + "batch/gmail/v1")
                 for gmail_id in chunk:
-                    request = self.service.users().messages().get(userId="me", id=gmail_id, format="raw")
+                    request = self.service.users().messages().get(userId="me", id=gmail_id, format=fmt)
                     batch.add(request, request_id=gmail_id)
                 self._run(batch)
             if not retry:
@@ -226,15 +235,20 @@ class GmailClient:
             self._run(self.service.users().messages().batchModify(userId="me", body=body))
 
     def label_id(self, name: str, create: bool = True) -> str:
-        """The id of the user label `name` (or a system label's id), created if missing."""
+        """The id of the user label `name`, created if missing. System labels (INBOX, TRASH, SPAM,
+        UNREAD, ...) are refused: adding one moves or hides mail, which is not what labelling means."""
         labels = self._run(self.service.users().labels().list(userId="me")).get("labels", [])
         for label in labels:
-            if label.get("name") == name or label.get("id") == name:
+            if label.get("name", "").casefold() == name.casefold() or label.get("id") == name:
+                if label.get("type") == "system":
+                    raise GmailError(f"{name!r} is one of Gmail's system labels, not a label of yours")
                 return str(label["id"])
+        if name.upper() in _SYSTEM_LABELS:
+            raise GmailError(f"{name!r} is one of Gmail's system labels, not a label of yours")
         if not create:
             raise NotFound(f"no label named {name!r}")
         body = {"name": name, "labelListVisibility": "labelShow", "messageListVisibility": "show"}
-        return str(self._run(self.service.users().labels().create(userId="me", body=body))["id"])
+        return str(self._run(self.service.users().labels().create(userId="me", body=body), retries=0)["id"])
 
     def thread(self, thread_id: str) -> dict[str, Any]:
         """A thread's messages with the headers a reply needs."""
@@ -256,10 +270,11 @@ class GmailClient:
 
     def send(self, raw: bytes, thread_id: str) -> dict[str, Any]:
         body = {"raw": base64.urlsafe_b64encode(raw).decode("ascii"), "threadId": thread_id}
-        result: dict[str, Any] = self._run(self.service.users().messages().send(userId="me", body=body))
+        result: dict[str, Any] = self._run(self.service.users().messages().send(userId="me", body=body), retries=0)
         return result
 
     def create_draft(self, raw: bytes, thread_id: str) -> dict[str, Any]:
         message = {"raw": base64.urlsafe_b64encode(raw).decode("ascii"), "threadId": thread_id}
-        result: dict[str, Any] = self._run(self.service.users().drafts().create(userId="me", body={"message": message}))
+        request = self.service.users().drafts().create(userId="me", body={"message": message})
+        result: dict[str, Any] = self._run(request, retries=0)
         return result

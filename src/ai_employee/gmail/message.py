@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import formataddr
 from typing import Any
 
 import yaml
@@ -127,7 +126,7 @@ def render(message: dict[str, Any], rules: list[NoiseRule]) -> MailNote | Skippe
     bulk = info.bulk or (f"your noise rule “{rule.name}” files it without a reply" if rule else None)
     props: dict[str, Any] = {
         "type": "email",
-        "from": formataddr((info.from_name, info.from_addr)) if info.from_addr else info.from_name,
+        "from": display_address(info.from_name, info.from_addr),
         "to": info.to,
         "cc": info.cc,
         "subject": info.subject,
@@ -164,6 +163,18 @@ def render(message: dict[str, Any], rules: list[NoiseRule]) -> MailNote | Skippe
     title = file_title(info.subject or f"Email from {info.from_addr or 'unknown sender'}", 100)
     name = f"{received(message):%Y-%m-%d} {title}.md"
     return MailNote(gmail_id, thread_id, name, text.encode("utf-8"), saved, rule.name if rule else None)
+
+
+def display_address(name: str, address: str) -> str:
+    """`Name <address>` as a person reads it (no MIME encoded words, so a display name that poses as
+    another address stays visible, to the reader and to ingest's check); quoted where it must be."""
+    if not address:
+        return name
+    if not name:
+        return address
+    if re.search(r'[()<>@,;:\\".\[\]]', name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{address}>"
 
 
 def _longest_run(text: str, char: str) -> int:

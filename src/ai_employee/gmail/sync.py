@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -33,18 +34,21 @@ from typing import Any
 
 import structlog
 
+from ai_employee.errors import ConfigError
 from ai_employee.events import EventName, MailPayload, ServicePayload, SyncPayload
 from ai_employee.faults import crash_point
-from ai_employee.gmail.auth import FIX, NotAuthorized, check_outside, load_credentials, save_credentials
-from ai_employee.gmail.client import AuthFailed, GmailClient, GmailError, HistoryGone, NotFound
+from ai_employee.gmail.auth import FIX, NotAuthorized, check_outside, load_credentials, load_token, save_credentials
+from ai_employee.gmail.client import AuthFailed, GmailClient, GmailError, HistoryGone, NotFound, Transient
 from ai_employee.gmail.message import BadMessage, MailNote, Skipped, ids, parse_raw, received, render
 from ai_employee.ledger.mail import MailIntent
 from ai_employee.pipeline.context import EngineContext
-from ai_employee.vault.fsops import candidate_names, create_file, group_commit, in_parallel, replace_file
+from ai_employee.vault.fsops import FileOpError, candidate_names, create_file, group_commit, in_parallel, replace_file
 from ai_employee.vault.layout import INBOX
 
 log = structlog.get_logger(__name__)
-FETCH_CHUNK = 100  # messages fetched, written and recorded together (two batched requests)
+FETCH_CHUNK = 50  # messages fetched (one batched request), written and recorded together; with the
+# next chunk fetched meanwhile, at most 100 messages are held in memory
+PAGE = 500  # ids per page of a listing
 MAX_BACKOFF_S = 900.0
 AUTH_RECHECK_S = 3600.0  # a paused source tries again this often even if the token file did not change
 
@@ -82,6 +86,7 @@ class GmailSource:
         self._paused_at = 0.0
         self._saved_token: str | None = None
         self._label: str | None = None
+        self._account: str | None = None  # whose token it is (as `vault gmail auth` saved it)
         self._wake = asyncio.Event()
         self.last: Synced | None = None  # what the last good sync did
 
@@ -113,10 +118,13 @@ class GmailSource:
             return interval
         try:
             result = await self.sync()
-        except (AuthFailed, NotAuthorized) as exc:
+        except (AuthFailed, NotAuthorized) as exc:  # only the human can fix these
             self._pause(str(exc))
             return interval
-        except GmailError as exc:
+        except ConfigError as exc:
+            self._pause(str(exc), "fix the config, then restart the engine")
+            return interval
+        except (GmailError, OSError, FileOpError) as exc:  # Gmail, the network, a full disk: wait, retry
             self.failures += 1
             delay = min(MAX_BACKOFF_S, interval * 2.0 ** min(self.failures - 1, 10))
             self._problem(f"Gmail sync failed ({exc}); trying again in {delay:.0f} s")
@@ -140,7 +148,7 @@ class GmailSource:
 
     async def _sync(self, client: GmailClient) -> Synced:
         await self._mark(client)  # what an earlier sync stored but could not mark (a crash, an error)
-        state = self.ctx.ledger.gmail_state()
+        state = self._state()
         if "history_id" not in state:
             return await self._full(client, "first")
         try:
@@ -155,49 +163,88 @@ class GmailSource:
         wanted = set(found) - self.ctx.ledger.known_mail(found)
         result = Synced("incremental")
         if wanted:
-            limit = self.config.max_sync_messages
-            listed = await asyncio.to_thread(
-                client.list_ids, self._query(state), limit, lambda seen: wanted <= set(seen)
-            )
-            result = await self._take(client, listed, "incremental")
-            if len(listed) >= limit and not wanted <= set(listed):
-                # New mail may lie beyond the listing's limit: keep the cursor (ask again), and say so.
+            # Which of the new messages match the query: list it, from the oldest of them on (their
+            # dates come from one light batched request), and take what the ledger does not know.
+            dates = await asyncio.to_thread(client.get_raw, sorted(wanted), "minimal")
+            times = [int(m.get("internalDate") or 0) // 1000 for m in dates.values() if isinstance(m, dict)]
+            if any(not isinstance(m, dict | NotFound) for m in dates.values()):
                 result.complete = False
-                result.detail = (
-                    f"more than {limit} messages match the query, and some new mail may lie beyond them:"
-                    " narrow gmail.query or raise gmail.max_sync_messages"
-                )
+                result.detail = "Gmail did not say when some new messages arrived"
+            if times:
+                # A day's margin: what else is unknown in that window is reconciled too.
+                since = max(int(state.get("floor") or 0), min(times) - 86400)
+                listed, full = await self._list(client, self._query(since))
+                taken = await self._take(client, listed, "incremental")
+                taken.complete = taken.complete and result.complete and not full
+                taken.detail = result.detail or taken.detail or (self._limit_detail() if full else "")
+                result = taken
         if result.complete:
             self.ctx.ledger.set_gmail_state(history_id=newest, last_sync=_now())
         return result
 
     async def _full(self, client: GmailClient, kind: str, why: str = "") -> Synced:
         """List the query down to the floor and take what the ledger does not know; the history id is
-        the one from before the listing, so mail arriving meanwhile comes with the next sync."""
+        the one from before the listing, so mail arriving meanwhile comes with the next sync. One sync
+        takes at most `max_sync_messages` new messages: when there are more it says so, keeps the old
+        cursor, and the next sync takes the next ones."""
         profile = await asyncio.to_thread(client.profile)
-        state = self.ctx.ledger.gmail_state()
-        floor = state.get("floor") or str(int(time.time()) - self.config.first_sync_days * 86400)
-        limit = self.config.max_sync_messages
-        listed = await asyncio.to_thread(client.list_ids, self._query({**state, "floor": floor}), limit)
+        state = self._state()
+        floor = state.get("floor")
+        if floor is None:  # the first sync: the floor is set once, and no sync ever goes below it
+            floor = str(int(time.time()) - self.config.first_sync_days * 86400)
+            self.ctx.ledger.set_gmail_state(floor=floor, account=str(profile.get("emailAddress") or "") or None)
+        listed, full = await self._list(client, self._query(int(floor)))
         result = await self._take(client, listed, kind)
-        if len(listed) >= limit:
-            result.detail = f"more than {limit} messages match: the {limit} newest were looked at"
-            log.warning("gmail sync hit its limit", limit=limit, kind=kind)
+        if full:
+            result.complete = False
+            result.detail = self._limit_detail()
+            log.warning("gmail sync hit its limit", limit=self.config.max_sync_messages, kind=kind)
         if result.complete:
             self.ctx.ledger.set_gmail_state(
                 history_id=str(profile["historyId"]),
-                floor=floor,
-                account=str(profile.get("emailAddress") or ""),
+                account=str(profile.get("emailAddress") or "") or None,
                 last_sync=_now(),
                 last_full_sync=_now(),
             )
         log.info("gmail full sync", kind=kind, why=why or None, listed=len(listed), taken=result.taken)
         return result
 
-    def _query(self, state: dict[str, str]) -> str:
-        query = f"({self.config.query})"
-        if state.get("floor"):
-            query += f" after:{state['floor']}"
+    async def _list(self, client: GmailClient, query: str) -> tuple[list[str], bool]:
+        """The ids matching `query`, newest first, paged until `max_sync_messages` of them are unknown to
+        the ledger (what is known costs a page of ids, nothing more); and whether that limit was hit."""
+        limit = self.config.max_sync_messages
+        listed: list[str] = []
+        unknown = 0
+        token: str | None = None
+        while True:
+            page, token = await asyncio.to_thread(client.list_page, query, min(PAGE, limit), token)
+            fresh = [gid for gid in page if gid not in self.ctx.ledger.known_mail(page)]
+            listed += page
+            unknown += len(fresh)
+            if unknown >= limit:
+                return listed, token is not None
+            if not token:
+                return listed, False
+
+    def _limit_detail(self) -> str:
+        limit = self.config.max_sync_messages
+        return (
+            f"more than {limit} new messages match the query: {limit} were taken, the rest come with the next"
+            " syncs (narrow gmail.query, or raise gmail.max_sync_messages)"
+        )
+
+    def _state(self) -> dict[str, str]:
+        """The sync cursor; forgotten (a first sync again) when the token is now another account's."""
+        state = self.ctx.ledger.gmail_state()
+        account = self._account
+        if account and state.get("account") and state["account"].casefold() != account.casefold():
+            log.warning("gmail account changed: syncing the new one from scratch", account=account)
+            self.ctx.ledger.set_gmail_state(history_id=None, floor=None, account=None, last_full_sync=None)
+            state = self.ctx.ledger.gmail_state()
+        return state
+
+    def _query(self, since: int) -> str:
+        query = f"({self.config.query}) after:{since}"
         if self.config.mark == "label":
             query += f' -label:"{self.config.label}"'
         return query
@@ -245,10 +292,13 @@ class GmailSource:
                 result.detail = f"message {gid} could not be fetched ({got})"
                 continue
             made = self._render(got)
-            if isinstance(made, MailNote):
+            if made is None:  # kept unknown: asked for again at the next sync, and said so meanwhile
+                result.complete = False
+                result.detail = f"Gmail's answer for message {gid} was unreadable"
+            elif isinstance(made, MailNote):
                 notes.append(made)
             else:
-                skipped.append(made or Skipped(gid, str(got.get("threadId") or gid), "unreadable answer from Gmail"))
+                skipped.append(made)
         return notes, skipped
 
     def _render(self, message: dict[str, Any]) -> MailNote | Skipped | None:
@@ -312,16 +362,34 @@ class GmailSource:
         return {note.gmail_id: str(name) for note, name in zip(notes, results, strict=True)}
 
     async def _mark(self, client: GmailClient) -> None:
-        """Mark the messages whose notes are in the vault, as configured."""
+        """Mark the messages whose notes are in the vault, as configured. A message Gmail refuses to
+        mark (deleted meanwhile, say) is marked one by one and, if it is refused alone too, given up:
+        marking never holds up new mail. Auth and transient errors end the sync (tried again later)."""
         ledger = self.ctx.ledger
         while pending := ledger.unmarked_mail():
-            if self.config.mark == "remove_unread":
-                await asyncio.to_thread(client.modify, pending, [], ["UNREAD"])
-            elif self.config.mark == "label":
-                if self._label is None:
-                    self._label = await asyncio.to_thread(client.label_id, self.config.label)
-                await asyncio.to_thread(client.modify, pending, [self._label], [])
+            try:
+                await self._modify(client, pending)
+            except (AuthFailed, Transient):
+                raise
+            except GmailError as exc:
+                log.warning("gmail batch mark refused: marking one by one", error=str(exc))
+                self._label = None  # the label may have been deleted: look it up (or create it) again
+                for gmail_id in pending:
+                    try:
+                        await self._modify(client, [gmail_id])
+                    except (AuthFailed, Transient):
+                        raise
+                    except GmailError as one:
+                        log.warning("gmail message not marked", gmail_id=gmail_id, error=str(one))
             ledger.mail_marked(pending)
+
+    async def _modify(self, client: GmailClient, ids: list[str]) -> None:
+        if self.config.mark == "remove_unread":
+            await asyncio.to_thread(client.modify, ids, [], ["UNREAD"])
+        elif self.config.mark == "label":
+            if self._label is None:
+                self._label = await asyncio.to_thread(client.label_id, self.config.label)
+            await asyncio.to_thread(client.modify, ids, [self._label], [])
 
     # crash recovery -------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -349,19 +417,19 @@ class GmailSource:
         if self.ctx.ledger.source(f"sha256:{intent.sha256}") or intent.sha256 in ingesting:
             return intent.note  # ingest has taken it (or is taking it) already
         inbox = self.ctx.vault.folder(INBOX)
-        for candidate in candidate_names(intent.note):
+        # Every free variant of the name it may have been given (an earlier one may have gone since).
+        for candidate in itertools.islice(candidate_names(intent.note), len(os.listdir(inbox)) + 1):
             path = inbox / candidate
-            if not path.exists():
-                return None
             with contextlib.suppress(OSError):
                 if hashlib.sha256(path.read_bytes()).hexdigest() == intent.sha256:
                     return candidate
-        return None  # pragma: no cover (candidate_names never ends)
+        return None
 
     # credentials and problems ---------------------------------------------------------------------
     def _default_client(self) -> GmailClient:
         check_outside(self.config.token_path(), self.ctx.vault.root)
         creds = load_credentials(self.config)
+        self._account = load_token(self.config.token_path()).get("account") or None
         self._saved_token = creds.token
         return GmailClient(creds, self.config.api_endpoint)
 
@@ -393,11 +461,11 @@ class GmailSource:
             return True
         return self._token_stat() != self._paused_on
 
-    def _pause(self, why: str) -> None:
+    def _pause(self, why: str, fix: str = FIX) -> None:
         self.client = None  # the next attempt reads the token file again
         self._paused_on = self._token_stat()
         self._paused_at = time.monotonic()
-        message = f"Gmail sync is paused: {why.removesuffix(': ' + FIX)}. To fix it, {FIX}."
+        message = f"Gmail sync is paused: {why.removesuffix(': ' + FIX)}. To fix it, {fix}."
         if self.fault != message:
             log.warning("gmail paused", problem=message)
             self.ctx.bus.publish(EventName.GMAIL_PAUSED, ServicePayload(self.name, message))

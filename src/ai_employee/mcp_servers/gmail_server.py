@@ -37,7 +37,7 @@ from pydantic import Field
 from ai_employee import __version__
 from ai_employee.config import GmailConfig
 from ai_employee.errors import ConfigError
-from ai_employee.gmail.auth import NotAuthorized, load_credentials, save_credentials
+from ai_employee.gmail.auth import NotAuthorized, check_outside, load_credentials, save_credentials
 from ai_employee.gmail.client import GmailClient, GmailError, NotFound
 from ai_employee.mcp_servers.email_server import MAX_BODY_BYTES, MAX_RECIPIENTS, check_header_value, parse_address
 
@@ -223,8 +223,15 @@ class Gmail:
             )
         chosen = subject.strip() if subject and subject.strip() else expected
         check_header_value(chosen, "the subject")
-        default_to = [a for _, a in getaddresses([original.get("reply-to") or original.get("from", "")]) if a]
-        to_list = to if to else default_to
+        senders = {a.lower() for _, a in getaddresses([original.get("from", "")]) if a}
+        reply_to = [a for _, a in getaddresses([original.get("reply-to", "")]) if a]
+        if not to and reply_to and {a.lower() for a in reply_to} != senders:
+            # The sender chose where answers go: the owner must see that address in the plan, not find out.
+            raise ToolError(
+                f"refused: the message asks for replies to {', '.join(reply_to)}, not to its sender; give `to`"
+                " explicitly, so that the plan shows who the reply goes to"
+            )
+        to_list = to if to else sorted(senders)
         if not to_list:
             raise ToolError("refused: there is no recipient (the message answered has no From or Reply-To)")
         if len(to_list) + len(cc) > MAX_RECIPIENTS:
@@ -350,12 +357,16 @@ def _modify(gmail: Gmail, message: str, add: list[str], remove: list[str]) -> La
 
 
 def config_from_env(env: Mapping[str, str]) -> GmailConfig:
+    """The settings the engine passes (`GMAIL_*`); a token inside the vault (`AI_EMPLOYEE_VAULT`) is refused."""
     token = env.get("GMAIL_TOKEN_FILE")
-    return GmailConfig(
+    config = GmailConfig(
         token_file=Path(token).expanduser() if token else None,
         api_endpoint=env.get("GMAIL_API_ENDPOINT") or None,
         token_uri=env.get("GMAIL_TOKEN_URI") or None,
     )
+    vault = env.get("AI_EMPLOYEE_VAULT")
+    check_outside(config.token_path(), Path(vault) if vault else None)
+    return config
 
 
 def main() -> None:

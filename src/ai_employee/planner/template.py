@@ -96,7 +96,12 @@ class TemplatePlanner:
         tool, how = "email.send_email", "suggests a short acknowledgement"
         if email.get("thread_id") and email.get("message_id"):
             # Mail from Gmail: a draft in its own thread, for the owner to read and send from Gmail.
-            args = {"thread_id": str(email["thread_id"]), "in_reply_to": str(email["message_id"]), "body": body}
+            args = {
+                "thread_id": str(email["thread_id"]),
+                "in_reply_to": str(email["message_id"]),
+                "to": [str(email["from_addr"])],
+                "body": body,
+            }
             tool, how = "gmail.create_draft", "drafts a short acknowledgement in the Gmail thread (not sent)"
         caution = (
             f"> [!warning] Suspicious sender\n> {warning}. Check who really wrote before you answer.\n\n"
