@@ -228,7 +228,7 @@ class GmailConfig(_Section):
         14, ge=1, description="The first sync takes matching mail at most this old; older mail is never taken."
     )
     max_sync_messages: int = Field(
-        2000, gt=0, le=100_000, description="The most messages one full sync (first, or after a gap) looks at."
+        2000, gt=0, le=100_000, description="The most new messages one sync takes; more come with the next syncs."
     )
     mark: Literal["remove_unread", "label", "none"] = Field(
         "remove_unread", description="What is done to a message once its note is in the vault."
