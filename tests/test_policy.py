@@ -47,7 +47,7 @@ def test_arguments_do_not_lower_a_rating() -> None:
 
 def test_user_rules_come_first() -> None:
     policy = Policy({"email.send_email": "low", "vault.delete_*": "high", "crm.*": "medium"})
-    assert policy.rate_step(step("email.send_email")) == (Criticality.LOW, "your rule in config (policy.rules)")
+    assert policy.rate_step(step("email.send_email")) == (Criticality.LOW, "your rule in config (policy.tool_defaults)")
     assert policy.rate_step(step("vault.delete_note"))[0] == Criticality.HIGH
     assert policy.rate_step(step("vault.create_note"))[0] == Criticality.LOW  # built-in still applies
     assert policy.rate_step(step("crm.add_contact"))[0] == Criticality.MEDIUM

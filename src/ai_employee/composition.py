@@ -57,6 +57,11 @@ def make_budget(config: Config, ledger: Ledger, bus: EventBus) -> Budget:
     return budget
 
 
+def colleagues(config: Config) -> list[str]:
+    """Who counts as a known contact besides `policy.known_contacts`: you and your organisation."""
+    return [*config.app.owner_addresses, *(f"@{d.lstrip('@')}" for d in config.app.own_domains)]
+
+
 def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:
     from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.pipeline.context import EngineContext
@@ -68,7 +73,7 @@ def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) ->
         config=config,
         ledger=ledger,
         bus=bus,
-        policy=Policy(config.policy.rules),
+        policy=Policy(config.policy, colleagues(config), pool.annotations),
         planner=make_planner(config, pool, make_budget(config, ledger, bus), ledger),
         pool=pool,
     )

@@ -245,12 +245,91 @@ class GmailConfig(_Section):
         return (self.client_secret_file or user_config_dir() / "gmail-client.json").expanduser()
 
 
-class PolicyConfig(_Section):
-    rules: dict[str, Literal["low", "medium", "high"]] = Field(
-        default_factory=dict,
-        description="Extra `server.tool` (glob) -> criticality rules, checked before the built-in ones.",
+Level = Literal["low", "medium", "high"]
+
+
+class KnownContacts(_Section):
+    addresses: list[str] = Field(
+        default_factory=list, description="Addresses or domains (`@ourteam.com`) you correspond with."
     )
+    email: Literal["low", "medium"] = Field(
+        "medium", description="How critical mail to known contacts only is (`low` lets it run by itself)."
+    )
+
+
+class KeywordPatterns(_Section):
+    high: list[str] = Field(
+        default_factory=lambda: [
+            r"\bwire (transfer|the money)\b",
+            r"\bbank (details|account)\b",
+            r"\bpassword\b",
+            r"\bgift cards?\b",
+            r"\bIBAN\b",
+        ],
+        description="Regular expressions (case-insensitive) that make a plan HIGH when its item or steps hold one.",
+    )
+    medium: list[str] = Field(
+        default_factory=lambda: [r"\burgent\b", r"\bpayment\b", r"\binvoice\b", r"\bcontract\b", r"\blegal\b"],
+        description="Regular expressions that make a plan at least MEDIUM.",
+    )
+
+    @field_validator("high", "medium")
+    @classmethod
+    def _valid_patterns(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return values
+
+
+class AmountThresholds(_Section):
+    high: float | None = Field(100.0, ge=0, description="An amount above this (any currency) in a step: HIGH.")
+    medium: float | None = Field(None, ge=0, description="An amount above this in a step: at least MEDIUM.")
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _workdays() -> list[Weekday]:
+    return ["mon", "tue", "wed", "thu", "fri"]
+
+
+class BusinessHours(_Section):
+    days: list[Weekday] = Field(default_factory=_workdays)
+    start: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field("18:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+    timezone: str | None = Field(None, description="IANA name; default: this machine's.")
+    outside: Level = Field(
+        "medium", description="The least criticality of a step that reaches outside (sends, posts) out of hours."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return BudgetConfig._known_zone(value)
+
+
+class PolicyConfig(_Section):
     auto_approve: Literal["low", "none"] = Field("low", description="Which plans run without asking.")
+    tool_defaults: dict[str, Level] = Field(
+        default_factory=dict,
+        description="`server.tool` (or a glob: `payment.*`) -> criticality, checked before the built-in ones.",
+    )
+    rules: dict[str, Level] = Field(default_factory=dict, description="Older name of tool_defaults (merged into it).")
+    vip_contacts: list[str] = Field(
+        default_factory=list,
+        description="Names, addresses or domains (`@bigclient.com`): a plan that involves one is HIGH.",
+    )
+    known_contacts: KnownContacts = KnownContacts()
+    keyword_patterns: KeywordPatterns = KeywordPatterns()
+    amount_thresholds: AmountThresholds = AmountThresholds()
+    business_hours: BusinessHours | None = Field(None, description="Working hours; none: no rule by time of day.")
+
+    @property
+    def tool_levels(self) -> dict[str, str]:
+        return {**self.rules, **self.tool_defaults}
 
 
 class Config(_Section):

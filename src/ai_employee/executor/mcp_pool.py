@@ -244,6 +244,14 @@ class McpPool:
             )
         return sorted(found, key=lambda item: item[0])
 
+    def annotations(self, tool: str) -> Any:
+        """A tool's MCP annotations (`server.tool`), if its server has told us its tools; None if not
+        (not started yet, or no such tool). Never starts a server: the policy asks synchronously."""
+        server, _, name = tool.partition(".")
+        connection = self._connections.get(server)
+        found = connection.tools.get(name) if connection is not None else None
+        return found.annotations if found is not None else None
+
     async def tool(self, server: str, name: str) -> Tool:
         _, connection = await self._session(server)
         tools = connection.tools

@@ -10,6 +10,7 @@ import structlog
 
 from ai_employee.errors import FormatError
 from ai_employee.pipeline.context import EngineContext
+from ai_employee.policy import Facts
 from ai_employee.vault.actions import read_action
 from ai_employee.vault.fsops import move_file
 from ai_employee.vault.layout import ACTION_FOLDERS, ACTION_SUFFIX, NEEDS_ACTION, PLAN_FOLDERS
@@ -29,6 +30,18 @@ def find_action(
         if has_id(candidate, action_id):
             return candidate
     return find_by_id([ctx.vault.folder(name) for name in folders], ACTION_SUFFIX, action_id)
+
+
+def action_facts(ctx: EngineContext, action_id: str, hint_name: str | None = None) -> Facts:
+    """What the policy sees of a plan's item (sender, text), read from its action file; nothing if
+    there is none (a hand-written plan) or it cannot be read."""
+    path = find_action(ctx, action_id, hint_name) if action_id else None
+    if path is None:
+        return Facts()
+    try:
+        return Facts.of(read_action(path)[0])
+    except (OSError, FormatError, ValueError):
+        return Facts()
 
 
 def close_action(

@@ -20,7 +20,7 @@ from ai_employee.events import DecisionPayload, EventName, ExecutionPayload, Pla
 from ai_employee.executor.run import PlanRunner, RunResult, StepResult
 from ai_employee.faults import crash_point
 from ai_employee.ledger import RunRecord
-from ai_employee.pipeline.closing import close_action, find_plan
+from ai_employee.pipeline.closing import action_facts, close_action, find_plan
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import APPROVALS, binding_approval, current_user, record, steps_diff
 from ai_employee.pipeline.quarantine import quarantine
@@ -240,7 +240,8 @@ class ExecutionStage:
             hint: Criticality | None = Criticality.parse(plan.criticality)
         except ValueError:
             hint = None
-        assessment = ctx.policy.assess(plan.steps, hint)
+        facts = action_facts(ctx, plan.action_id, self.state.action_file(plan.action_id))
+        assessment = ctx.policy.assess(plan.steps, hint, facts)
         level = assessment.criticality.label
         if assessment.criticality == Criticality.LOW and ctx.config.policy.auto_approve == "low":
             record(

@@ -32,7 +32,7 @@ from ai_employee.pipeline.drafts import Draft, Drafts
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.planner import PlanningContext
-from ai_employee.policy import Criticality
+from ai_employee.policy import Criticality, Facts
 from ai_employee.vault.actions import Action, adopt_action_file, new_id, read_action, reidentify_action_file
 from ai_employee.vault.fsops import create_file, group_commit, in_parallel
 from ai_employee.vault.layout import (
@@ -360,7 +360,7 @@ class PlanningStage:
         if not has_id(path, action.id):
             log.info("action gone while its plan was drafted", path=path.name, action_id=action.id)
             return None
-        assessment = ctx.policy.assess(result.steps, result.criticality_hint)
+        assessment = ctx.policy.assess(result.steps, result.criticality_hint, Facts.of(action))
         plan_id = draft.existing or new_id()
         # Only the policy lets a plan run by itself, and only a LOW one the planner did not hold back.
         low = assessment.criticality == Criticality.LOW

@@ -32,6 +32,7 @@ from ai_employee.pipeline.drafts import Draft, Drafts
 from ai_employee.pipeline.planning import FULL_SWEEP_EVERY, FileKey, PlanningStage
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.planner import Revision
+from ai_employee.policy import Facts
 from ai_employee.vault.actions import read_action
 from ai_employee.vault.layout import NEEDS_ACTION, PLANS, entries, is_conflict_copy
 from ai_employee.vault.notes import edit_file, find_by_id, has_id, read_frontmatter, split_note, update_frontmatter
@@ -248,7 +249,7 @@ class RevisionStage:
             at = self._retry_later(plan_id, path.name)
             self._notice(path, [f"The planner could not write it ({result.fell_back}). It tries again at {at}."])
             return 0
-        assessment = ctx.policy.assess(result.steps, result.criticality_hint)
+        assessment = ctx.policy.assess(result.steps, result.criticality_hint, Facts.of(draft.action))
         links = draft.action.source_links(draft.path.name)
         version = asked.version + 1
         note = result.to_note(plan_id, draft.action.id, assessment, asked.created, "pending_approval", links, True)

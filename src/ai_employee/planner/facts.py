@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from ai_employee.vault.extract.money import AMOUNT, CURRENCY, value
+
 _MONTHS = {
     name: number
     for number, names in enumerate(
@@ -40,13 +42,6 @@ _MONTH = (
 _ISO_DATE = r"(\d{4})-(\d{2})-(\d{2})"
 _DAY_MONTH = rf"(\d{{1,2}})(?:st|nd|rd|th)?\s+{_MONTH}\.?(?:,?\s+(\d{{4}}))?"
 _MONTH_DAY = rf"{_MONTH}\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?"
-_CURRENCY = {"£": "GBP", "$": "USD", "€": "EUR", "gbp": "GBP", "usd": "USD", "eur": "EUR", "chf": "CHF"}
-_AMOUNT = re.compile(
-    r"(?P<sym>[£$€])\s?(?P<n1>\d{1,3}(?:[,.\s]\d{3})*(?:[.,]\d{2})?)"
-    r"|(?P<n2>\d{1,3}(?:[,.\s]\d{3})*(?:[.,]\d{2})?)\s?(?P<code>GBP|USD|EUR|CHF|€)\b"
-    r"|(?P<code2>GBP|USD|EUR|CHF)\s?(?P<n3>\d{1,3}(?:[,.\s]\d{3})*(?:[.,]\d{2})?)",
-    re.IGNORECASE,
-)
 _TOTAL_LINE = re.compile(r"\b(total|amount due|balance due|to pay|grand total)\b", re.IGNORECASE)
 _DUE = re.compile(r"\b(due(?: date)?|pay(?:able)? by|payment due)\b[:\s]*(?P<rest>.{0,40})", re.IGNORECASE)
 _IBAN = re.compile(r"\b([A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?)\b")
@@ -130,28 +125,18 @@ def invoice(text: str, today: date | None = None) -> Invoice | None:
     number = next((m.group("no") or m.group("no2") for m in _INVOICE_NO.finditer(text)), None)
     bank = [" ".join(m.group(0).split()) for m in (*_IBAN.finditer(text), *_ACCOUNT.finditer(text))]
     symbol = amount[0] if amount[0] in "£$€" else amount.split()[-1]
-    return Invoice(amount, _CURRENCY.get(symbol.lower()), due, number, list(dict.fromkeys(bank))[:4])
+    return Invoice(amount, CURRENCY.get(symbol.lower()), due, number, list(dict.fromkeys(bank))[:4])
 
 
 def _total(text: str) -> str | None:
     """The amount on a total line (the last one), else the largest amount in the text."""
-    on_total = [m for line in text.splitlines() if _TOTAL_LINE.search(line) for m in _AMOUNT.finditer(line)]
-    candidates = on_total or list(_AMOUNT.finditer(text))
+    on_total = [m for line in text.splitlines() if _TOTAL_LINE.search(line) for m in AMOUNT.finditer(line)]
+    candidates = on_total or list(AMOUNT.finditer(text))
     if not candidates:
         return None
     if on_total:
         return " ".join(on_total[-1].group(0).split())
-    return " ".join(max(candidates, key=lambda m: _value(m.group(0))).group(0).split())
-
-
-def _value(amount: str) -> float:
-    digits = re.sub(r"[^\d.,]", "", amount)
-    if re.search(r",\d{2}$", digits):  # 1.234,56
-        digits = digits.replace(".", "").replace(",", ".")
-    try:
-        return float(digits.replace(",", ""))
-    except ValueError:
-        return 0.0
+    return " ".join(max(candidates, key=lambda m: value(m.group(0))).group(0).split())
 
 
 def meeting(text: str) -> Meeting | None:
