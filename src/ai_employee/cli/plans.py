@@ -52,11 +52,12 @@ def list_plans(app: AppState, as_json: bool) -> None:
 @click.argument("plan")
 @pass_app
 def show(app: AppState, plan: str) -> None:
-    """Show a plan: where it is, its status, criticality, steps and decisions. PLAN is an id, a unique
-    prefix of one, or the note's file name."""
+    """Show a plan: where it is, its status, criticality and why, steps and decisions. PLAN is an id, a
+    unique prefix of one, or the note's file name."""
     from ai_employee.pipeline import decisions
     from ai_employee.vault.notes import split_note
     from ai_employee.vault.plans import dump_steps, parse_steps
+    from ai_employee.vault.revisions import section_text
 
     vault = app.vault()
     ref = decisions.resolve_plan(vault, plan)
@@ -67,6 +68,10 @@ def show(app: AppState, plan: str) -> None:
         if fm.get(key) not in (None, ""):
             click.echo(f"  {key + ':':12} {fm[key]}")
     body = split_note(ref.path.read_text("utf-8")).body
+    why = section_text(body, "Why this criticality")
+    if why:
+        click.echo("Why this criticality (`vault explain` checks it against the rules now):")
+        click.echo("  " + why.replace("\n", "\n  "))
     try:
         steps = parse_steps(body)
         click.echo("Steps:")

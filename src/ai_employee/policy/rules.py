@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from email.utils import getaddresses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from ai_employee.config import PolicyConfig
@@ -118,7 +118,8 @@ class Policy:
         annotations: Annotations = lambda tool: None,
     ) -> None:
         if config is None or isinstance(config, Mapping):  # tool rules alone (tests, `vault policy test`)
-            config = PolicyConfig.model_construct(tool_defaults=dict(config or {}))
+            # Not validated: levels are parsed (loosely, with a clear error) below.
+            config = PolicyConfig.model_construct(tool_defaults=cast(Any, dict(config or {})))
         self.config = config
         extra = [
             (pattern, Criticality.parse(level), "your rule in config (policy.tool_defaults)")

@@ -52,6 +52,12 @@ def _sections(body: str, name: str) -> list[tuple[int, int, int]]:
     return found
 
 
+def section_text(body: str, name: str) -> str:
+    """The text of the note's first `## name` section ("" if it has none)."""
+    found = _sections(body, name)
+    return body[found[0][1] : found[0][2]].strip() if found else ""
+
+
 def _feedback_section(body: str) -> tuple[int, int, int] | None:
     """The note's feedback section: the first `## Feedback` (the engine writes one, above `## Source`;
     anything after it, such as the links to the source, is not the owner's)."""
