@@ -10,9 +10,18 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ai_employee.config_file import read_config_file
 from ai_employee.errors import ConfigError
@@ -311,6 +320,34 @@ class BusinessHours(_Section):
         return BudgetConfig._known_zone(value)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> Any:
+    """`90s`, `30m`, `2h`, `3d` (or a number of seconds) as seconds; other values are left to fail."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration: write it like 90s, 30m, 2h or 3d")
+        return float(match.group(1)) * _UNIT_S[match.group(2)]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class Timeout(_Section):
+    remind_after: Duration | None = Field(None, description="Remind you once when a plan waits this long.")
+    expire_after: Duration | None = Field(None, description="Decline the plan (`expired`) when it waits this long.")
+
+
+class Timeouts(_Section):
+    low: Timeout = Timeout()
+    medium: Timeout = Timeout()
+    high: Timeout = Timeout()
+
+
 class PolicyConfig(_Section):
     auto_approve: Literal["low", "none"] = Field("low", description="Which plans run without asking.")
     tool_defaults: dict[str, Level] = Field(
@@ -326,6 +363,10 @@ class PolicyConfig(_Section):
     keyword_patterns: KeywordPatterns = KeywordPatterns()
     amount_thresholds: AmountThresholds = AmountThresholds()
     business_hours: BusinessHours | None = Field(None, description="Working hours; none: no rule by time of day.")
+    timeouts: Timeouts = Field(
+        Timeouts(),
+        description="Per criticality: when a waiting plan is reminded of, and when it expires (never approves).",
+    )
 
     @property
     def tool_levels(self) -> dict[str, str]:

@@ -53,6 +53,8 @@ def activity_line(name: str, data: dict[str, Any]) -> str | None:
         "action.approved": f"Approved {subject} by {who}",
         "action.denied": f"Declined {subject} by {who}",
         "action.deferred": f"Deferred {subject} by {who} until {local_time(str(data.get('feedback') or ''))}",
+        "action.expired": f"Expired {subject}: nobody decided within {detail}",
+        "approval.reminder": f"Still waiting for you: {subject} ({str(data.get('criticality') or '').upper()})",
         "plan.execution_completed": f"Done{dry}: {subject}",
         "plan.interrupted": f"Interrupted, may or may not have happened: {subject}",
         "plan.duplicate": f"A copy of an already approved plan was set aside ({data.get('plan_id')})",

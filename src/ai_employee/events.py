@@ -28,9 +28,11 @@ class EventName(enum.StrEnum):
     ACTION_GENERATED = "action.generated"
     PLAN_CREATED = "plan.created"
     APPROVAL_REQUIRED = "approval.required"
+    APPROVAL_REMINDER = "approval.reminder"
     ACTION_APPROVED = "action.approved"
     ACTION_DENIED = "action.denied"
     ACTION_DEFERRED = "action.deferred"
+    ACTION_EXPIRED = "action.expired"
     REVISION_REQUESTED = "plan.revision_requested"
     PLAN_REVISED = "plan.revised"
     ACTION_EXECUTED = "action.executed"
@@ -80,6 +82,16 @@ class PlanPayload(Payload):
     criticality: str
     path: str
     title: str = ""
+
+
+@dataclass(frozen=True)
+class ReminderPayload(Payload):
+    plan_id: str
+    criticality: str
+    path: str
+    title: str
+    waiting_s: float
+    expires: str | None = None  # when it will expire if nobody decides (ISO 8601), or None: never
 
 
 @dataclass(frozen=True)

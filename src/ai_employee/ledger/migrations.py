@@ -227,6 +227,22 @@ def m009_gmail(db: sqlite3.Connection) -> None:
     )
 
 
+def m010_reminders(db: sqlite3.Connection) -> None:
+    """Reminders sent for waiting plans: one per plan and waiting period (from its creation or its last
+    deferral), so a restart does not remind again."""
+    _run(
+        db,
+        """
+        CREATE TABLE reminders (
+            plan_id TEXT NOT NULL,
+            since TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (plan_id, since)
+        )
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -237,6 +253,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("007_plan_memory", m007_plan_memory),
     ("008_plan_versions", m008_plan_versions),
     ("009_gmail", m009_gmail),
+    ("010_reminders", m010_reminders),
 ]
 
 

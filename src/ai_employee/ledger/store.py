@@ -257,6 +257,16 @@ class Ledger(UsageRecords, MailRecords):
         ).fetchone()
         return str(row[0]) if row else None
 
+    # reminders ----------------------------------------------------------------------------------
+    def reminded(self, plan_id: str, since: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM reminders WHERE plan_id = ? AND since = ?", (plan_id, since))
+        return row.fetchone() is not None
+
+    def record_reminder(self, plan_id: str, since: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO reminders (plan_id, since, ts) VALUES (?, ?, ?)", (plan_id, since, now_iso())
+        )
+
     # ingest intents -----------------------------------------------------------------------------
     def add_intents(self, intents: list[dict[str, str]]) -> None:
         """Record a batch of ingest intents durably (one fsync), before any original is moved."""

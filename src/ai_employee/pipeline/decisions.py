@@ -38,6 +38,7 @@ EVENT_OF = {
     "auto_approve": EventName.ACTION_APPROVED,
     "deny": EventName.ACTION_DENIED,
     "defer": EventName.ACTION_DEFERRED,
+    "expire": EventName.ACTION_EXPIRED,
     "revise": EventName.REVISION_REQUESTED,
 }
 MAX_DIFF_LINES = 30
@@ -248,6 +249,19 @@ def deny(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str 
     return _decide_by_move(vault, ledger, plan, "deny", who, feedback, None, updates, box, REJECTED)
 
 
+def expire(vault: Vault, ledger: Ledger, ref: str, waited: str, publish: Publish | None = None) -> Path:
+    """Decline a plan nobody decided on in time: into `Rejected/` as `expired` (channel `policy`, actor
+    `timeout`). A timeout never approves."""
+    plan = resolve_plan(vault, ref)
+    _require_pending(plan, "expired")
+    at = now_stamp()
+    updates: dict[str, Any] = {"status": "expired", "decided": at}
+    box = callouts.expired(at, waited)
+    return _decide_by_move(
+        vault, ledger, plan, "expire", "timeout", waited, None, updates, box, REJECTED, "policy", publish
+    )
+
+
 def _decide_by_move(
     vault: Vault,
     ledger: Ledger,
@@ -259,11 +273,13 @@ def _decide_by_move(
     updates: dict[str, Any],
     box: callouts.Callout,
     folder: str,
+    channel: str = "cli",
+    publish: Publish | None = None,
 ) -> Path:
     """Record the decision first (the engine, finding the note moved, sees it already made), then mark the
     note and move it; if that fails, take the decision back and let the note say again that it waits."""
     title = _title(split_note(plan.path.read_text("utf-8")).body, plan)
-    row = record(ledger, None, plan.plan_id, decision, "cli", who, steps, feedback)
+    row = record(ledger, None, plan.plan_id, decision, channel, who, steps, feedback)
     try:
         expect = steps_hash(steps) if steps is not None else None
         restate(plan.path, updates, box, vault.tmp_dir, remove=("deferred_until",), expect=expect)
@@ -272,7 +288,7 @@ def _decide_by_move(
         _take_back(ledger, row, plan)
         _restore(vault, plan)
         raise
-    announce(ledger_publisher(ledger), plan.plan_id, decision, "cli", who, feedback, title)
+    announce(publish or ledger_publisher(ledger), plan.plan_id, decision, channel, who, feedback, title)
     return dest
 
 

@@ -87,8 +87,9 @@ class RejectionStage:
         if not plan_id:
             return 0
         last = ctx.ledger.last_decision(plan_id, VERDICTS)
-        moved_by_hand = last is None or last["decision"] != "deny"
-        if fm.get("status") != "rejected":
+        expired = last is not None and last["decision"] == "expire" and fm.get("status") == "expired"
+        moved_by_hand = last is None or last["decision"] not in ("deny", "expire")
+        if fm.get("status") != "rejected" and not expired:
             at = now_stamp()
             restate(path, {"status": "rejected", "decided": at}, callouts.rejected(current_user(), at), ctx.tmp_dir)
         if moved_by_hand:

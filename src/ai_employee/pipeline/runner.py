@@ -14,6 +14,7 @@ from ai_employee.errors import machine_fault
 from ai_employee.events import EventName, PausePayload
 from ai_employee.executor.run import PlanRunner
 from ai_employee.pipeline.context import EngineContext
+from ai_employee.pipeline.deadlines import DeadlineStage
 from ai_employee.pipeline.execution import ExecutionStage
 from ai_employee.pipeline.ingest import IngestStage
 from ai_employee.pipeline.planning import PlanningStage
@@ -43,6 +44,7 @@ class Pipeline:
         self.revision = RevisionStage(ctx, self.state, self.planning)
         self.revision.drafts.wake = self.wake
         self.rejection = RejectionStage(ctx, self.state)
+        self.deadlines = DeadlineStage(ctx)
         self.pool = ctx.pool
         idempotent = {
             f"{server}.{tool}" for server, cfg in ctx.config.engine_servers().items() for tool in cfg.idempotent_tools
@@ -104,6 +106,7 @@ class Pipeline:
                 rounds_without_decisions = 0
                 busy = handled > 0
                 handled += await self.revision.run_once(self.should_stop)
+                handled += self.deadlines.run_once()
                 handled += self.rejection.run_once(self.should_stop)
                 handled += await self.execution.run_once(self.should_stop, human_only=busy)
             else:
@@ -153,7 +156,8 @@ class Pipeline:
                 # A burst does not wait for feedback to be quiet, nor for a revision's retry.
                 if until_idle and not drafting and self._recheck_s is None:
                     break
-                recheck = min((s for s in (self._recheck_s, self.revision.recheck_s) if s is not None), default=None)
+                rechecks = (self._recheck_s, self.revision.recheck_s, self.deadlines.recheck_s)
+                recheck = min((s for s in rechecks if s is not None), default=None)
                 await self.pool.stop_if_idle(self.ctx.config.mcp.idle_stop_s)
                 timeout = sweep_s if recheck is None else min(sweep_s, recheck + 0.01)
                 with contextlib.suppress(TimeoutError):

@@ -55,6 +55,15 @@ def rejected(actor: str, at: str, feedback: str = "") -> Callout:
     return ("note", "rejected", lines)
 
 
+def expired(at: str, waited: str) -> Callout:
+    lines = [
+        f"Expired at {at}: nobody decided within {waited}, so it was declined by the timeout. Nothing in it"
+        " was run; a timeout never approves.",
+        "To run it after all, move this note to `Approved/`: that is a new approval.",
+    ]
+    return ("note", "expired", lines)
+
+
 def steps_changed(level: str, reasons: list[str], diff: list[str], decided: str) -> Callout:
     """The steps are not the ones the last approval saw: what changed, and the new rating."""
     lines = [
