@@ -218,15 +218,31 @@ def history(app: AppState, limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @pass_app
 def stats(app: AppState, as_json: bool) -> None:
-    """Show totals from the ledger: events, decisions, runs and steps by kind."""
+    """Show totals from the ledger: plans by outcome (approved by you or by the policy, denied,
+    expired), your approval rate and median time to decide, how many the policy ran; then events,
+    decisions, runs and steps by kind. --json adds them under `outcomes`."""
     vault = app.vault()
     if not vault.ledger_path.exists():
         click.echo("No statistics yet: the engine has not run on this vault.")
         return
+    from ai_employee.status import human_age
+
     with app.ledger(vault) as ledger:
         counts = ledger.counts()
+        outcomes = ledger.decision_stats()
     if as_json:
-        click.echo(json.dumps(counts, indent=2))
+        click.echo(json.dumps({"outcomes": outcomes, **counts}, indent=2))
         return
+    rate = outcomes["approval_rate"]
+    wait = outcomes["median_time_to_decide_s"]
+    click.echo(
+        f"Plans: {outcomes['approved']} approved by you, {outcomes['auto_approved']} by the policy"
+        f" ({outcomes['auto_executed']} of them run), {outcomes['denied']} denied, {outcomes['expired']} expired"
+    )
+    click.echo(
+        "Your decisions: "
+        + (f"{rate:.0%} approved" if rate is not None else "none yet")
+        + (f", median time to decide {human_age(wait)}" if wait is not None else "")
+    )
     for section, values in counts.items():
         click.echo(f"{section}: " + (", ".join(f"{k} {v}" for k, v in values.items()) or "none"))

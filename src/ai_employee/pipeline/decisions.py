@@ -218,8 +218,32 @@ def request_revision(vault: Vault, ledger: Ledger, ref: str, feedback: str, acto
     return plan.path
 
 
-def _require_pending(plan: PlanRef, verb: str) -> None:
+class AlreadyDecided(UserError):
+    """A decision came after another one had taken effect: the first valid decision wins."""
+
+
+def already_decided(ledger: Ledger, plan: PlanRef, verb: str) -> AlreadyDecided:
+    """Why a later decision did nothing, in words: who decided first, how and when."""
+    last = ledger.last_decision(plan.plan_id, VERDICTS)
+    where = plan.path.parent.name if plan.path.exists() else "another folder"
+    if last is None:
+        return AlreadyDecided(
+            f"plan {plan.plan_id} is in {where}/, not Plans/: only plans waiting for a decision can be {verb};"
+            " nothing changed"
+        )
+    who = "the policy" if last["channel"] == "policy" and last["actor"] == "policy" else last["actor"]
+    how = "" if last["channel"] == "policy" else " " + CHANNEL_WORDS.get(last["channel"], f"via {last['channel']}")
+    what = DECISION_WORDS.get(last["decision"], last["decision"])
+    return AlreadyDecided(
+        f"plan {plan.plan_id} was already {what} by {who}{how} at {local_time(last['ts'])}: it can no longer"
+        f" be {verb}; nothing changed"
+    )
+
+
+def _require_pending(plan: PlanRef, verb: str, ledger: Ledger | None = None) -> None:
     if plan.folder != PLANS:
+        if ledger is not None:
+            raise already_decided(ledger, plan, verb)
         raise UserError(
             f"plan {plan.plan_id} is in {plan.folder}/, not Plans/: only plans waiting for a decision can be {verb}"
         )
@@ -228,7 +252,7 @@ def _require_pending(plan: PlanRef, verb: str) -> None:
 def approve(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None) -> Path:
     """Approve a pending plan's steps as they are now: the same as moving its note into `Approved/`."""
     plan = resolve_plan(vault, ref)
-    _require_pending(plan, "approved")
+    _require_pending(plan, "approved", ledger)
     try:
         steps = parse_steps(split_note(plan.path.read_text("utf-8")).body)
     except FormatError as exc:
@@ -242,7 +266,7 @@ def approve(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: s
 def deny(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None) -> Path:
     """Decline a pending plan: the same as moving its note into `Rejected/`."""
     plan = resolve_plan(vault, ref)
-    _require_pending(plan, "denied")
+    _require_pending(plan, "denied", ledger)
     who, at = actor or current_user(), now_stamp()
     updates: dict[str, Any] = {"status": "rejected", "decided": at, **({"feedback": feedback} if feedback else {})}
     box = callouts.rejected(who, at, feedback)
@@ -253,7 +277,7 @@ def expire(vault: Vault, ledger: Ledger, ref: str, waited: str, publish: Publish
     """Decline a plan nobody decided on in time: into `Rejected/` as `expired` (channel `policy`, actor
     `timeout`). A timeout never approves."""
     plan = resolve_plan(vault, ref)
-    _require_pending(plan, "expired")
+    _require_pending(plan, "expired", ledger)
     at = now_stamp()
     updates: dict[str, Any] = {"status": "expired", "decided": at}
     box = callouts.expired(at, waited)
@@ -284,9 +308,11 @@ def _decide_by_move(
         expect = steps_hash(steps) if steps is not None else None
         restate(plan.path, updates, box, vault.tmp_dir, remove=("deferred_until",), expect=expect)
         dest = move_file(plan.path, vault.folder(folder))
-    except BaseException:
+    except BaseException as exc:
         _take_back(ledger, row, plan)
         _restore(vault, plan)
+        if not plan.path.exists():  # another channel decided first and took the note: say who and how
+            raise already_decided(ledger, plan, DECISION_WORDS.get(decision, decision)) from exc
         raise
     announce(publish or ledger_publisher(ledger), plan.plan_id, decision, channel, who, feedback, title)
     return dest
@@ -297,7 +323,7 @@ def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | Non
     if minutes <= 0:
         raise UserError("--minutes must be a positive number of minutes")
     plan = resolve_plan(vault, ref)
-    _require_pending(plan, "deferred")
+    _require_pending(plan, "deferred", ledger)
     until = (local_now() + timedelta(minutes=minutes)).isoformat(timespec="seconds")
     edit_file(plan.path, lambda t: update_frontmatter(t, {"deferred_until": until}), vault.tmp_dir)
     who = actor or current_user()
