@@ -11,6 +11,7 @@ from ai_employee import __version__
 from ai_employee.cli.app import AppState
 from ai_employee.cli.engine import budget, init, restart, start, status, stop
 from ai_employee.cli.gmail import gmail
+from ai_employee.cli.interactive import interactive
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, replan, show, stats
 from ai_employee.cli.policy import explain, policy
 from ai_employee.errors import AIEmployeeError, machine_fault
@@ -63,6 +64,7 @@ for command in (
     stats,
     budget,
     gmail,
+    interactive,
     explain,
     policy,
 ):
