@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -59,3 +60,31 @@ def test_policy_test_refuses_what_is_not_a_plan(tmp_path: Path, vault: Path) -> 
     bad.write_text("# just a note\n\nno steps here\n")
     result = CliRunner().invoke(cli, ["--vault", str(vault), "policy", "test", str(bad)])
     assert result.exit_code != 0 and "not a plan note" in str(result.exception)
+
+
+@pytest.mark.integration
+def test_the_engine_applies_the_rules_end_to_end(vault: Path, tmp_path: Path) -> None:
+    """Through the real engine: mail to a known contact runs by itself (configured LOW), mail from a VIP
+    waits as HIGH, and each plan note says which rules decided."""
+    from tests.conftest import run_cli
+
+    config = write_config(
+        tmp_path,
+        {
+            "known_contacts": {"addresses": ["@brightpath-design.co"], "email": "low"},
+            "vip_contacts": ["@northwind.example", "@acme-cloud.example", "Priya Shah"],
+        },
+    )
+    (vault / "Inbox" / "quote.eml").write_bytes((SAMPLES / "client-quote-request.eml").read_bytes())
+    (vault / "Inbox" / "vip.eml").write_bytes(
+        b"From: Priya Shah <priya@northwind.example>\r\nTo: me@example.com\r\nSubject: Quick question\r\n"
+        b"Message-ID: <vip1@northwind.example>\r\n\r\nCan we talk about the renewal?\r\n"
+    )
+    result = run_cli("--vault", str(vault), "--config", str(config), "start", "--once")
+    assert result.returncode == 0, result.stderr
+    (done,) = files(vault / "Done", ".md")
+    assert "Maria" in done.name and "known_contacts" not in done.read_text()  # rule names stay in the ledger
+    assert "every recipient is a known contact" in done.read_text()
+    (waiting,) = files(vault / "Plans", ".md")
+    text = waiting.read_text()
+    assert "criticality: high" in text and "one of your VIP contacts" in text
