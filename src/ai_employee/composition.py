@@ -10,7 +10,7 @@ else; sources and notifiers are added here as they come. The CLI takes the servi
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ai_employee.budget import Budget
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ai_employee.orchestrator import Service
     from ai_employee.pipeline.context import EngineContext
     from ai_employee.planner import Planner
+    from ai_employee.policy import Policy
     from ai_employee.vault.layout import Vault
 
 # The services `vault start` runs, in the order they start (`gmail` when `gmail.enabled`);
@@ -62,10 +63,25 @@ def colleagues(config: Config) -> list[str]:
     return [*config.app.owner_addresses, *(f"@{d.lstrip('@')}" for d in config.app.own_domains)]
 
 
+def make_policy(config: Config, ledger: Ledger | None = None, annotations: Any = None) -> Policy:
+    """The policy of `policy:`, with the rules learned from your decisions (accepted in
+    `vault insights`, or promoted by themselves with `learning.auto_promote`) when there is a ledger."""
+    from ai_employee.policy import Policy
+    from ai_employee.policy.learning import Learned
+
+    policy = Policy(config.policy, colleagues(config), annotations or (lambda tool: None))
+    if ledger is not None:
+        from ai_employee.vault.plans import Step
+
+        learning = config.learning
+        level_of = lambda tool: policy.rate_step(Step(tool=tool, args={}))[0].label  # noqa: E731
+        policy.learned = Learned(config.learned_path(), ledger, level_of, learning.auto_promote, learning.min_samples)
+    return policy
+
+
 def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:
     from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.pipeline.context import EngineContext
-    from ai_employee.policy import Policy
 
     pool = McpPool.for_engine(config, vault)
     return EngineContext(
@@ -73,7 +89,7 @@ def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) ->
         config=config,
         ledger=ledger,
         bus=bus,
-        policy=Policy(config.policy, colleagues(config), pool.annotations),
+        policy=make_policy(config, ledger, pool.annotations),
         planner=make_planner(config, pool, make_budget(config, ledger, bus), ledger),
         pool=pool,
     )

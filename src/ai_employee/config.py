@@ -373,6 +373,16 @@ class PolicyConfig(_Section):
         return {**self.rules, **self.tool_defaults}
 
 
+class LearningConfig(_Section):
+    file: Path | None = Field(
+        None, description="Where `vault insights accept` writes the rules you accept; default: beside the config."
+    )
+    auto_promote: bool = Field(
+        False, description="Apply a proposal to make a pattern LOW by itself once it has `min_samples` approvals."
+    )
+    min_samples: int = Field(10, ge=3, description="Decisions on a pattern before a proposal is made.")
+
+
 class Config(_Section):
     app: AppConfig = AppConfig()
     claude: ClaudeConfig = ClaudeConfig()
@@ -384,6 +394,7 @@ class Config(_Section):
     execution: ExecutionConfig = ExecutionConfig()
     ingest: IngestConfig = IngestConfig()
     policy: PolicyConfig = PolicyConfig()
+    learning: LearningConfig = LearningConfig()
     mcp: McpConfig = McpConfig()
     gmail: GmailConfig = GmailConfig()
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=_builtin_servers)
@@ -401,6 +412,14 @@ class Config(_Section):
     @property
     def dry_run(self) -> bool:
         return self.execution.dry_run
+
+    def learned_path(self) -> Path:
+        """The file of the rules accepted from `vault insights`: `learning.file`, else beside the config
+        file, else in the user's config folder."""
+        if self.learning.file is not None:
+            return self.learning.file
+        folder = self.source.absolute().parent if self.source is not None else user_config_dir()
+        return folder / "learned-policy.yaml"
 
     def engine_servers(self) -> dict[str, McpServerConfig]:
         """The MCP servers as the engine starts them: with `gmail.enabled`, the built-in gmail server is
@@ -494,6 +513,8 @@ def _resolve_relative(config: Config, base: Path) -> Config:
     updates: dict[str, Any] = {}
     if config.app.vault_path is not None:
         updates["app"] = config.app.model_copy(update={"vault_path": base / config.app.vault_path.expanduser()})
+    if config.learning.file is not None:
+        updates["learning"] = config.learning.model_copy(update={"file": base / config.learning.file.expanduser()})
     if config.logging.file is not None:
         updates["logging"] = config.logging.model_copy(update={"file": base / config.logging.file.expanduser()})
     gmail = {

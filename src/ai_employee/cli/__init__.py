@@ -13,7 +13,7 @@ from ai_employee.cli.engine import budget, init, restart, start, status, stop
 from ai_employee.cli.gmail import gmail
 from ai_employee.cli.interactive import interactive
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, replan, show, stats
-from ai_employee.cli.policy import explain, policy
+from ai_employee.cli.policy import explain, insights, policy
 from ai_employee.errors import AIEmployeeError, machine_fault
 
 
@@ -67,6 +67,7 @@ for command in (
     interactive,
     explain,
     policy,
+    insights,
 ):
     cli.add_command(command)
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +21,20 @@ if TYPE_CHECKING:
     from ai_employee.vault.plans import Step
 
 
-def _policy(app: AppState) -> Any:
-    from ai_employee.composition import colleagues
-    from ai_employee.policy import Policy
+def _policy(app: AppState, ledger: Any = None) -> Any:
+    from ai_employee.composition import make_policy
 
-    return Policy(app.config.policy, colleagues(app.config))
+    return make_policy(app.config, ledger)
+
+
+@contextmanager
+def _maybe_ledger(app: AppState, vault: Vault) -> Iterator[Any]:
+    """The vault's ledger (for the rules learned from decisions), or None if it has none yet."""
+    if not vault.ledger_path.exists():
+        yield None
+        return
+    with app.ledger(vault) as ledger:
+        yield ledger
 
 
 def _action(vault: Vault, action_id: str) -> Action | None:
@@ -59,7 +70,8 @@ def explain_plan(app: AppState, vault: Vault, ref: str) -> dict[str, Any]:
     fm = plan.frontmatter
     steps = parse_steps(split_note(plan.path.read_text("utf-8")).body)
     action = _action(vault, str(fm.get("action_id") or ""))
-    now = _policy(app).assess(steps, None, Facts.of(action))
+    with _maybe_ledger(app, vault) as ledger:
+        now = _policy(app, ledger).assess(steps, None, Facts.of(action))
     return {
         "plan_id": plan.plan_id,
         "note": f"{plan.folder}/{plan.path.name}",
@@ -154,7 +166,8 @@ def classify_file(app: AppState, file: Path) -> dict[str, Any]:
             raise UserError(f"{file} is not a plan note: {exc}") from exc
         action = _action(vault, str(fm.get("action_id") or "")) if vault.root.is_dir() else None
         about = "" if action is None else f"its item: {action.title}"
-    assessment = _policy(app).assess(steps, None, Facts.of(action))
+    with _maybe_ledger(app, vault) as ledger:
+        assessment = _policy(app, ledger).assess(steps, None, Facts.of(action))
     return {"file": str(file), "about": about, "steps": [s.tool for s in steps], **verdict(assessment)}
 
 
@@ -172,3 +185,117 @@ def _template_steps(app: AppState, vault: Vault, action: Action) -> list[Step]:
         own_domains=frozenset(d.lower().lstrip("@") for d in config.app.own_domains),
     )
     return TemplatePlanner().plan(action, context).steps
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_context
+def insights(ctx: click.Context, as_json: bool) -> None:
+    """What your decisions say: approval rates per pattern (a tool and the domain it writes to), and
+    proposals to make a pattern LOW or HIGH. Nothing changes until you accept one
+    (`vault insights accept N`); the rules you accepted, and any a denial demoted, are listed too."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.find_object(AppState)
+    assert app is not None
+    data = _insights(app)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not data["patterns"]:
+        click.echo("No decisions of yours to learn from yet.")
+    for row in data["patterns"]:
+        wait = f", median {human_wait(row['median_wait_s'])} to decide" if row["median_wait_s"] is not None else ""
+        click.echo(
+            f"  {row['pattern']}: approved {row['approved']} of {row['decided']}"
+            f" ({row['edited']} edited first){wait}; now {row['level'].upper()}"
+        )
+    for number, proposal in enumerate(data["proposals"], 1):
+        click.echo(f"Proposal {number}: {proposal['text']}  (`vault insights accept {number}`)")
+    for rule in data["rules"]:
+        state = "DEMOTED by a denial since" if rule["demoted"] else "applies"
+        click.echo(f"Rule you accepted: {rule['tool']} to @{rule['domain']} is {rule['level'].upper()} ({state})")
+    click.echo(f"Learned rules file: {data['file']}")
+
+
+@insights.command("accept")
+@click.argument("number", type=click.IntRange(min=1))
+@pass_app
+def insights_accept(app: AppState, number: int) -> None:
+    """Accept proposal NUMBER of `vault insights`: its rule is written to the learned-rules file, with
+    where it came from. The engine applies it from its next start (`vault restart`)."""
+    from ai_employee.policy import learning
+
+    found = _proposals(app)
+    if number > len(found):
+        raise UserError(f"there is no proposal {number}: `vault insights` lists {len(found)}")
+    rule = learning.accept(app.config.learned_path(), found[number - 1])
+    click.echo(f"Accepted: {rule.tool} to @{rule.domain} is {rule.level.upper()} ({app.config.learned_path()}).")
+
+
+def human_wait(seconds: float) -> str:
+    from ai_employee.status import human_age
+
+    return human_age(seconds)
+
+
+def _proposals(app: AppState) -> list[Any]:
+    from ai_employee.policy import learning
+
+    vault = app.vault()
+    with _maybe_ledger(app, vault) as ledger:
+        if ledger is None:
+            return []
+        found = learning.tally(ledger)
+        policy = _policy(app)
+        current = {p: _level(policy, p.tool) for p in found}
+        accepted = {r.pattern for r in learning.load(app.config.learned_path())}
+        return [
+            p for p in learning.proposals(found, current, app.config.learning.min_samples) if p.pattern not in accepted
+        ]
+
+
+def _level(policy: Any, tool: str) -> str:
+    from ai_employee.vault.plans import Step
+
+    return str(policy.rate_step(Step(tool=tool, args={}))[0].label)
+
+
+def _insights(app: AppState) -> dict[str, Any]:
+    from ai_employee.policy import learning
+
+    vault = app.vault()
+    path = app.config.learned_path()
+    rules = learning.load(path)
+    with _maybe_ledger(app, vault) as ledger:
+        found = learning.tally(ledger) if ledger is not None else {}
+    policy = _policy(app)
+    patterns = [
+        {
+            "pattern": str(p),
+            "tool": p.tool,
+            "domain": p.domain,
+            "approved": t.approved,
+            "denied": t.denied,
+            "decided": t.decided,
+            "edited": t.edited,
+            "median_wait_s": t.median_wait_s,
+            "level": _level(policy, p.tool),
+        }
+        for p, t in sorted(found.items(), key=lambda item: (-item[1].decided, item[0]))
+    ]
+    return {
+        "file": str(path),
+        "patterns": patterns,
+        "proposals": [{"pattern": str(p.pattern), "level": p.level, "text": p.text} for p in _proposals(app)],
+        "rules": [
+            {
+                "tool": r.tool,
+                "domain": r.domain,
+                "level": r.level,
+                "accepted": r.accepted,
+                "demoted": learning.demoted(r, found),
+            }
+            for r in rules
+        ],
+    }

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from ai_employee.config import PolicyConfig
+from ai_employee.policy.learning import LearnedRule
 from ai_employee.vault.extract.money import amounts
 from ai_employee.vault.plans import Step
 
@@ -67,6 +68,7 @@ BUILTIN_RULES: tuple[tuple[str, Criticality, str], ...] = (
 # Tools that stay inside the vault when their server's annotations are not known yet.
 INSIDE_VAULT = ("vault.*", "email.draft_email")
 RECIPIENT_ARGS = ("to", "cc", "bcc")
+LOWERING = ("known_contacts", "learned")  # the only rules that may lower a step, and only as you configured
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -116,6 +118,7 @@ class Policy:
         config: PolicyConfig | Mapping[str, str] | None = None,
         colleagues: Iterable[str] = (),
         annotations: Annotations = lambda tool: None,
+        learned: Callable[[], list[LearnedRule]] = list,
     ) -> None:
         if config is None or isinstance(config, Mapping):  # tool rules alone (tests, `vault policy test`)
             # Not validated: levels are parsed (loosely, with a clear error) below.
@@ -134,6 +137,7 @@ class Policy:
             *((re.compile(p, re.IGNORECASE), Criticality.MEDIUM, "medium") for p in words.medium),
         ]
         self.annotations = annotations
+        self.learned = learned  # the learned rules that apply now (accepted, not demoted; or auto)
 
     # the tool -------------------------------------------------------------------------------------
     def rate_step(self, step: Step) -> tuple[Criticality, str]:
@@ -183,6 +187,15 @@ class Policy:
         base, why = self.rate_step(step)
         found = [Match("tool", base, why, number)]
         recipients = list(_recipients(step.args))
+        learned = self._learned_rule(step, recipients)
+        if learned is not None:
+            level = Criticality.parse(learned.level)
+            if level == Criticality.HIGH or base == Criticality.MEDIUM:  # never lowers a HIGH tool
+                kind = "a rule you accepted" if learned.accepted else "a pattern of your decisions"
+                why = f"{kind}: {learned.tool} to @{learned.domain} is {level.name} ({learned.why})"
+                found.append(Match("learned", level, why, number))
+            if level == Criticality.LOW and base == Criticality.MEDIUM:
+                recipients = []  # the recipients are the pattern's: not new
         if recipients:
             unknown = [r for r in recipients if not self._known(r)]
             if not unknown and base == Criticality.MEDIUM and self.config.known_contacts.email == "low":
@@ -233,6 +246,14 @@ class Policy:
             return None
         return f"it is {now:%a %H:%M}, outside business hours ({', '.join(hours.days)} {hours.start}-{hours.end})"
 
+    def _learned_rule(self, step: Step, recipients: list[str]) -> LearnedRule | None:
+        """The learned rule for this step's pattern: its tool, every recipient in one domain."""
+        found = {address.rpartition("@")[2] for address in recipients}
+        if len(found) != 1:
+            return None
+        (domain,) = found
+        return next((r for r in self.learned() if r.tool == step.tool and r.domain == domain), None)
+
     def _known(self, address: str) -> bool:
         address = address.lower()
         domain = address.rpartition("@")[2]
@@ -255,11 +276,11 @@ class Policy:
 
 
 def _decides(match: Match, matches: list[Match]) -> bool:
-    """Whether a step's match counts: a known-contact match replaces its step's tool level (lowering
-    it, as your config allows); every other match counts as it is."""
+    """Whether a step's match counts: a known-contact or learned LOW match replaces its step's tool level
+    (lowering it, as your config allows); every other match counts as it is."""
     if match.rule != "tool":
         return True
-    return not any(m.rule == "known_contacts" and m.step == match.step for m in matches)
+    return not any(m.rule in LOWERING and m.level == Criticality.LOW and m.step == match.step for m in matches)
 
 
 def _reasons(steps: list[Step], matches: list[Match]) -> list[str]:
