@@ -38,6 +38,13 @@ def test_explain_and_policy_test(vault: Path, tmp_path: Path) -> None:
     data = json.loads(run("--vault", str(vault), "explain", plan.name, "--json"))
     assert data["criticality"] == "medium" and data["recorded"] == "medium"
     assert {r["rule"] for r in data["rules"]} == {"tool", "new_contact"}
+    # The ledger keeps the rules that matched, with the plan (what learning and history read).
+    from ai_employee.ledger import Ledger
+
+    ledger = Ledger(Vault(vault).ledger_path)
+    (rules,) = ledger.db.execute("SELECT rules FROM plans WHERE plan_id = ?", (data["plan_id"],)).fetchone()
+    ledger.close()
+    assert {r["rule"] for r in json.loads(rules)} == {"tool", "new_contact"}
 
     # Tuning: the sender's domain made a VIP; the same plan is HIGH now, and says it was MEDIUM.
     config = write_config(tmp_path, {"vip_contacts": ["@brightpath-design.co"]})

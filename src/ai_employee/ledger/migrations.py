@@ -243,6 +243,11 @@ def m010_reminders(db: sqlite3.Connection) -> None:
     )
 
 
+def m011_plan_rules(db: sqlite3.Connection) -> None:
+    """The policy rules that matched each plan (JSON: rule, level, why, step), for learning and history."""
+    _run(db, "ALTER TABLE plans ADD COLUMN rules TEXT")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -254,6 +259,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("008_plan_versions", m008_plan_versions),
     ("009_gmail", m009_gmail),
     ("010_reminders", m010_reminders),
+    ("011_plan_rules", m011_plan_rules),
 ]
 
 

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ai_employee.ledger.mail import MailRecords
 from ai_employee.ledger.migrations import migrate
+from ai_employee.ledger.stats import StatsRecords
 from ai_employee.ledger.usage import UsageRecords, now_iso
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class StepRecord:
     result: str
 
 
-class Ledger(UsageRecords, MailRecords):
+class Ledger(UsageRecords, MailRecords, StatsRecords):
     """History and idempotency records. Never the only copy of where work stands: that is the vault."""
 
     def __init__(self, path: Path) -> None:
@@ -195,17 +196,37 @@ class Ledger(UsageRecords, MailRecords):
         sender: str = "",
         thread: tuple[str, ...] = (),
         steps: str | None = None,
+        rules: str | None = None,
     ) -> None:
         """A new plan; `sender` (lower case), `thread` (Message-IDs) and `steps` (JSON, as planned) are
-        what the planner remembers of it for later items."""
+        what the planner remembers of it for later items; `rules` (JSON) the policy rules that matched."""
         self.db.execute(
             "INSERT OR IGNORE INTO plans (plan_id, action_id, created, criticality, planner, title, sender, thread,"
-            " steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (plan_id, action_id, now_iso(), criticality, planner, title, sender or None, json.dumps(thread), steps),
+            " steps, rules) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                plan_id,
+                action_id,
+                now_iso(),
+                criticality,
+                planner,
+                title,
+                sender or None,
+                json.dumps(thread),
+                steps,
+                rules,
+            ),
         )
 
     def revise_plan(
-        self, plan_id: str, version: int, title: str, criticality: str, planner: str, steps: str, feedback: str
+        self,
+        plan_id: str,
+        version: int,
+        title: str,
+        criticality: str,
+        planner: str,
+        steps: str,
+        feedback: str,
+        rules: str | None = None,
     ) -> None:
         """A new version of a plan, written after the owner's feedback: the plan's row says what it is now,
         and `plan_versions` keeps the feedback and the steps it replaced. Recording the same version again
@@ -218,8 +239,9 @@ class Ledger(UsageRecords, MailRecords):
                 (plan_id, version, now_iso(), feedback, plan_id, version),
             )
             db.execute(
-                "UPDATE plans SET version = ?, title = ?, criticality = ?, planner = ?, steps = ? WHERE plan_id = ?",
-                (version, title, criticality, planner, steps, plan_id),
+                "UPDATE plans SET version = ?, title = ?, criticality = ?, planner = ?, steps = ?, rules = ?"
+                " WHERE plan_id = ?",
+                (version, title, criticality, planner, steps, rules, plan_id),
             )
 
     def plan_version(self, plan_id: str) -> int:
@@ -402,58 +424,6 @@ class Ledger(UsageRecords, MailRecords):
                 [(folder, name, *row) for name, row in fresh.items()],
             )
             db.executemany("DELETE FROM note_cache WHERE folder = ? AND name = ?", [(folder, n) for n in gone])
-
-    # stats ------------------------------------------------------------------------------------
-    def decision_stats(self) -> dict[str, Any]:
-        """Outcomes of plans: approved by a person, by the policy, denied, expired; the approval rate of
-        people's decisions; the median time from a plan to a person's decision; plans run by the policy."""
-        counts = {
-            str(row[0]): int(row[1])
-            for row in self.db.execute(
-                "SELECT decision, COUNT(DISTINCT plan_id) FROM decisions"
-                " WHERE decision IN ('approve', 'auto_approve', 'deny', 'expire') GROUP BY decision"
-            )
-        }
-        waits = sorted(
-            float(row[0])
-            for row in self.db.execute(
-                "SELECT (julianday(d.ts) - julianday(p.created)) * 86400 FROM decisions d JOIN plans p"
-                " ON p.plan_id = d.plan_id WHERE d.decision IN ('approve', 'deny') AND d.channel != 'policy'"
-            )
-            if row[0] is not None and row[0] >= 0
-        )
-        auto_run = self.db.execute(
-            "SELECT COUNT(DISTINCT r.plan_id) FROM runs r JOIN decisions d ON d.plan_id = r.plan_id"
-            " WHERE d.decision = 'auto_approve' AND r.state = 'done'"
-        ).fetchone()[0]
-        people = counts.get("approve", 0) + counts.get("deny", 0) + counts.get("expire", 0)
-        median = None
-        if waits:
-            middle = len(waits) // 2
-            median = waits[middle] if len(waits) % 2 else (waits[middle - 1] + waits[middle]) / 2
-        return {
-            "approved": counts.get("approve", 0),
-            "auto_approved": counts.get("auto_approve", 0),
-            "denied": counts.get("deny", 0),
-            "expired": counts.get("expire", 0),
-            "approval_rate": round(counts.get("approve", 0) / people, 3) if people else None,
-            "median_time_to_decide_s": round(median, 1) if median is not None else None,
-            "auto_executed": int(auto_run),
-        }
-
-    def counts(self) -> dict[str, Any]:
-        """Totals for `vault stats`: events by name, decisions by kind, runs by state."""
-
-        def grouped(sql: str) -> dict[str, int]:
-            return {str(row[0]): int(row[1]) for row in self.db.execute(sql)}
-
-        return {
-            "events": grouped("SELECT name, COUNT(*) FROM events GROUP BY name ORDER BY name"),
-            "decisions": grouped("SELECT decision, COUNT(*) FROM decisions GROUP BY decision ORDER BY decision"),
-            "runs": grouped("SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state"),
-            "steps": grouped("SELECT state, COUNT(*) FROM executions GROUP BY state ORDER BY state"),
-            "plans": grouped("SELECT criticality, COUNT(*) FROM plans GROUP BY criticality ORDER BY criticality"),
-        }
 
 
 def _run_record(row: sqlite3.Row) -> RunRecord:

@@ -371,7 +371,15 @@ class PlanningStage:
         note = result.to_note(plan_id, action.id, assessment, created, status, links, ctx.planner.revises)
         steps = json.dumps([step.to_mapping() for step in note.steps], ensure_ascii=False, default=str)
         ctx.ledger.register_plan(
-            plan_id, action.id, note.criticality, note.planner, note.title, action.sender, action.thread, steps
+            plan_id,
+            action.id,
+            note.criticality,
+            note.planner,
+            note.title,
+            action.sender,
+            action.thread,
+            steps,
+            assessment.rules_json(),
         )
         crash_point("plan.after_register")
         name = plan_file_name(created[:10], result.title)

@@ -280,7 +280,16 @@ class RevisionStage:
             at = local_now().strftime("%Y-%m-%d %H:%M")
             body = new_version(parts.body, fresh, asked.version, at)
             # Only now is the version real: recorded once its checks pass (again, harmlessly, on a retry).
-            ctx.ledger.revise_plan(plan_id, version, note.title, note.criticality, note.planner, steps, asked.feedback)
+            ctx.ledger.revise_plan(
+                plan_id,
+                version,
+                note.title,
+                note.criticality,
+                note.planner,
+                steps,
+                asked.feedback,
+                assessment.rules_json(),
+            )
             # The owner's own properties (tags, aliases, ...) stay; the engine's say what this version is.
             return update_frontmatter(text[: len(text) - len(parts.body)] + body, props, remove=("deferred_until",))
 

@@ -200,6 +200,14 @@ def accept(path: Path, proposal: Proposal) -> LearnedRule:
     return rule
 
 
+def _stamp(path: Path) -> tuple[float, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime, st.st_size)
+
+
 def _steps(text: str) -> Any:
     try:
         return json.loads(text)
@@ -248,6 +256,7 @@ class Learned:
         self.auto_promote = auto_promote
         self.min_samples = min_samples
         self.rules = load(path)
+        self._file_stamp = _stamp(path)
         self._cached: list[LearnedRule] = []
         self._at = float("-inf")
 
@@ -256,6 +265,9 @@ class Learned:
 
         if time.monotonic() - self._at < self.REFRESH_S:
             return self._cached
+        stamp = _stamp(self.path)
+        if stamp != self._file_stamp:  # `vault insights accept` wrote to it: applies without a restart
+            self.rules, self._file_stamp = load(self.path), stamp
         if not self.rules and not self.auto_promote:
             self._cached, self._at = [], time.monotonic()
             return self._cached

@@ -106,6 +106,13 @@ class Assessment:
     reasons: list[str]
     matches: list[Match] = field(default_factory=list)
 
+    def rules_json(self) -> str:
+        """The rules that matched, for the ledger: [{rule, level, why, step}]."""
+        return json.dumps(
+            [{"rule": m.rule, "level": m.level.label, "why": m.why, "step": m.step} for m in self.matches],
+            ensure_ascii=False,
+        )
+
 
 Annotations = Callable[[str], Any]  # `server.tool` -> its MCP ToolAnnotations, or None if not known
 
