@@ -73,3 +73,27 @@ def test_two_processes_deciding_at_once_exactly_one_wins(vault: Path) -> None:
         assert len(winners) == 1 and len(losers) == 1, results
         assert "already" in losers[0][2] and "nothing changed" in losers[0][2], losers[0][2]
         assert len(files(vault / "Approved", ".md")) + len(files(vault / "Rejected", ".md")) == 1
+
+
+def test_the_api_binds_a_channel_and_the_steps_it_showed(vault: Path) -> None:
+    """The package API other channels (the phone, the web page) use: channel and actor recorded, and the
+    hash of the steps the person was shown must be the steps' hash now."""
+    from ai_employee.vault.notes import split_note
+    from ai_employee.vault.plans import parse_steps, steps_hash
+
+    name = waiting(vault)
+    plan_id = _id(vault)
+    note = vault / "Plans" / name
+    shown = steps_hash(parse_steps(split_note(note.read_text()).body))
+    note.write_text(note.read_text().replace("Hello Maria", "Hello Maria (edited after it was shown)"))
+    ledger = Ledger(Vault(vault).ledger_path)
+    try:
+        with pytest.raises(decisions.StepsChanged, match="changed after it was shown to you"):
+            decisions.approve(Vault(vault), ledger, plan_id, actor="ann", channel="web", seen=shown)
+        assert ledger.last_decision(plan_id, decisions.VERDICTS) is None and note.exists()
+        now = steps_hash(parse_steps(split_note(note.read_text()).body))
+        decisions.approve(Vault(vault), ledger, plan_id, actor="ann", channel="web", seen=now)
+        last = ledger.last_decision(plan_id, decisions.VERDICTS)
+        assert last is not None and (last["channel"], last["actor"], last["plan_hash"]) == ("web", "ann", now)
+    finally:
+        ledger.close()

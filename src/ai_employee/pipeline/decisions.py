@@ -249,28 +249,48 @@ def _require_pending(plan: PlanRef, verb: str, ledger: Ledger | None = None) -> 
         )
 
 
-def approve(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None) -> Path:
-    """Approve a pending plan's steps as they are now: the same as moving its note into `Approved/`."""
+class StepsChanged(UserError):
+    """The steps changed since the person deciding saw them: their decision is not taken."""
+
+
+def approve(
+    vault: Vault,
+    ledger: Ledger,
+    ref: str,
+    feedback: str = "",
+    actor: str | None = None,
+    channel: str = "cli",
+    seen: str | None = None,
+) -> Path:
+    """Approve a pending plan's steps as they are now: the same as moving its note into `Approved/`.
+    The one API of every channel (`channel`: cli, telegram, web, ...); `seen` is the hash of the steps
+    the person was shown (a phone, a web page): if they changed since, nothing is approved."""
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "approved", ledger)
     try:
         steps = parse_steps(split_note(plan.path.read_text("utf-8")).body)
     except FormatError as exc:
         raise UserError(f"plan {plan.plan_id} cannot run: {exc}; fix the note's steps first") from exc
+    if seen is not None and seen != steps_hash(steps):
+        raise StepsChanged(
+            f"plan {plan.plan_id} changed after it was shown to you: nothing was approved; look at it again"
+        )
     who = actor or current_user()
     updates: dict[str, Any] = {"status": "approved", **({"feedback": feedback} if feedback else {})}
-    box = callouts.approved(who, "cli", now_stamp())
-    return _decide_by_move(vault, ledger, plan, "approve", who, feedback, steps, updates, box, APPROVED)
+    box = callouts.approved(who, channel, now_stamp())
+    return _decide_by_move(vault, ledger, plan, "approve", who, feedback, steps, updates, box, APPROVED, channel)
 
 
-def deny(vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None) -> Path:
-    """Decline a pending plan: the same as moving its note into `Rejected/`."""
+def deny(
+    vault: Vault, ledger: Ledger, ref: str, feedback: str = "", actor: str | None = None, channel: str = "cli"
+) -> Path:
+    """Decline a pending plan: the same as moving its note into `Rejected/` (any channel)."""
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "denied", ledger)
     who, at = actor or current_user(), now_stamp()
     updates: dict[str, Any] = {"status": "rejected", "decided": at, **({"feedback": feedback} if feedback else {})}
     box = callouts.rejected(who, at, feedback)
-    return _decide_by_move(vault, ledger, plan, "deny", who, feedback, None, updates, box, REJECTED)
+    return _decide_by_move(vault, ledger, plan, "deny", who, feedback, None, updates, box, REJECTED, channel)
 
 
 def expire(vault: Vault, ledger: Ledger, ref: str, waited: str, publish: Publish | None = None) -> Path:
