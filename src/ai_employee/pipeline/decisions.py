@@ -27,7 +27,7 @@ from ai_employee.ledger import Ledger
 from ai_employee.vault import callouts
 from ai_employee.vault.fsops import move_file
 from ai_employee.vault.layout import APPROVED, DONE, PLAN_FOLDERS, PLANS, REJECTED, Vault, entries
-from ai_employee.vault.notes import edit_file, read_frontmatter, read_id, split_note, update_frontmatter
+from ai_employee.vault.notes import edit_file, find_by_id, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import Step, dump_steps, parse_steps, plan_title, restate, steps_hash
 
 # Decisions that let steps run, and those that settle a plan one way or the other (a defer does not).
@@ -225,7 +225,7 @@ class AlreadyDecided(UserError):
 def already_decided(ledger: Ledger, plan: PlanRef, verb: str) -> AlreadyDecided:
     """Why a later decision did nothing, in words: who decided first, how and when."""
     last = ledger.last_decision(plan.plan_id, VERDICTS)
-    where = plan.path.parent.name if plan.path.exists() else "another folder"
+    where = resolve_folder(plan) or "another folder"
     if last is None:
         return AlreadyDecided(
             f"plan {plan.plan_id} is in {where}/, not Plans/: only plans waiting for a decision can be {verb};"
@@ -234,10 +234,21 @@ def already_decided(ledger: Ledger, plan: PlanRef, verb: str) -> AlreadyDecided:
     who = "the policy" if last["channel"] == "policy" and last["actor"] == "policy" else last["actor"]
     how = "" if last["channel"] == "policy" else " " + CHANNEL_WORDS.get(last["channel"], f"via {last['channel']}")
     what = DECISION_WORDS.get(last["decision"], last["decision"])
+    now = resolve_folder(plan)
     return AlreadyDecided(
-        f"plan {plan.plan_id} was already {what} by {who}{how} at {local_time(last['ts'])}: it can no longer"
-        f" be {verb}; nothing changed"
+        f"plan {plan.plan_id} was already {what} by {who}{how} at {local_time(last['ts'])}"
+        + (f" (its note is in {now}/)" if now else "")
+        + f": it can no longer be {verb}; nothing changed"
     )
+
+
+def resolve_folder(plan: PlanRef) -> str:
+    """The folder the plan's note is in now ("" if it cannot be found): it may have moved since."""
+    if plan.path.exists():
+        return plan.path.parent.name
+    vault_root = plan.path.parent.parent
+    found = find_by_id([vault_root / name for name in PLAN_FOLDERS], ".md", plan.plan_id)
+    return found.parent.name if found is not None else ""
 
 
 def _require_pending(plan: PlanRef, verb: str, ledger: Ledger | None = None) -> None:
