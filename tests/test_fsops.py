@@ -349,3 +349,29 @@ def test_successful_operations_leave_nothing_to_clean(folder: Path, tmp_dir: Pat
     with pytest.raises(ConcurrentEditError):
         replace_file(path, b"3", tmp_dir, expected=b"1")
     assert clean_partials(tmp_dir) == 0
+
+
+def test_a_move_that_loses_a_race_leaves_no_second_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two movers link the same note into two folders; the one whose unlink finds the file gone takes
+    its link back: the note ends up in one folder only (the winner's)."""
+    import os as real_os
+
+    from ai_employee.vault import fsops
+
+    src_dir, mine, theirs = tmp_path / "Plans", tmp_path / "Approved", tmp_path / "Rejected"
+    for folder in (src_dir, mine, theirs):
+        folder.mkdir()
+    note = src_dir / "plan.md"
+    note.write_text("x")
+    unlink = real_os.unlink
+
+    def racing_unlink(path: object, *args: object, **kwargs: object) -> None:
+        if str(path) == str(note) and note.exists():  # the other mover finishes first
+            real_os.link(note, theirs / "plan.md")
+            unlink(note)
+        unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fsops.os, "unlink", racing_unlink)
+    with pytest.raises(fsops.FileOpError):
+        fsops.move_file(note, mine)
+    assert not (mine / "plan.md").exists() and (theirs / "plan.md").exists()

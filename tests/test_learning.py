@@ -128,3 +128,27 @@ def test_a_broken_learned_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("- tool: email.send_email\n  level: low\n")
     with pytest.raises(Exception, match="lacks 'domain'"):
         learning.load(path)
+
+
+def test_a_learned_low_never_covers_someone_new_and_demotion_sticks(tmp_path: Path, ledger: Ledger) -> None:
+    """A LOW rule for a domain lowers mail to the people you approved mail to, not to a stranger at the
+    same domain; and a denial demotes it even if that plan is approved again later."""
+    config = Config.model_validate({"learning": {"file": str(tmp_path / "learned.yaml"), "min_samples": 5}})
+    decide(ledger, 6, "ann@freemail.example", "approve")
+    (proposal,) = learning.proposals(
+        learning.tally(ledger), {learning.Pattern("email.send_email", "freemail.example"): "medium"}, 5
+    )
+    learning.accept(tmp_path / "learned.yaml", proposal)
+    policy = make_policy(config, ledger)
+    facts = Facts(when=NOON)
+    assert policy.assess([reply("ann@freemail.example")], facts=facts).criticality == Criticality.LOW
+    assert policy.assess([reply("attacker@freemail.example")], facts=facts).criticality == Criticality.MEDIUM
+    time.sleep(1.1)
+    plan_id = "P-denied-then-approved"
+    planned = json.dumps([reply("ann@freemail.example").to_mapping()])
+    ledger.register_plan(plan_id, "A", "medium", "template", "t", steps=planned)
+    ledger.record_decision(plan_id, "deny", "cli", "ann", "h", steps=planned)
+    ledger.record_decision(plan_id, "approve", "cli", "ann", "h", steps=planned)
+    assert make_policy(config, ledger).assess([reply("ann@freemail.example")], facts=facts).criticality == (
+        Criticality.MEDIUM
+    )

@@ -54,13 +54,11 @@ def test_user_rules_come_first() -> None:
     assert policy.rate_step(step("email.draft_email"))[0] == Criticality.LOW
 
 
-def test_user_rules_in_order_first_match_wins() -> None:
-    assert Policy({"vault.*": "medium", "vault.create_note": "low"}).rate_step(step("vault.create_note"))[0] == (
-        Criticality.MEDIUM
-    )
-    assert Policy({"vault.create_note": "low", "vault.*": "high"}).rate_step(step("vault.create_note"))[0] == (
-        Criticality.LOW
-    )
+def test_when_your_rules_disagree_the_strictest_wins() -> None:
+    policy = Policy({"vault.*": "medium", "vault.create_note": "low"})
+    assert policy.rate_step(step("vault.create_note"))[0] == Criticality.MEDIUM
+    policy = Policy({"payment.*": "medium", "payment.transfer": "high"})
+    assert policy.rate_step(step("payment.transfer"))[0] == Criticality.HIGH
 
 
 @pytest.mark.parametrize("level", ["LOW", " Medium ", "high"])
@@ -289,3 +287,41 @@ def test_mail_to_known_contacts_waits_unless_configured() -> None:
 def test_a_tool_no_rule_names_is_rated_by_its_annotations(hints: dict[str, bool] | None, level: Criticality) -> None:
     annotations = (lambda tool: None) if hints is None else (lambda tool: SimpleNamespace(**hints))
     assert Policy(annotations=annotations).rate_step(step("notes.tidy"))[0] == level
+
+
+@pytest.mark.parametrize(
+    ("body", "level"),
+    [
+        ("We will pay 5000 USD tomorrow.", Criticality.HIGH),
+        ("That is $1000, as agreed.", Criticality.HIGH),
+        ("150€ for the tickets", Criticality.HIGH),
+        ("The fee is 12 EUR.", Criticality.LOW),
+    ],
+)
+def test_amounts_as_people_write_them(body: str, level: Criticality) -> None:
+    assert (
+        Policy(
+            RULES.model_copy(update={"amount_thresholds": RULES.amount_thresholds.model_copy(update={"medium": None})})
+        )
+        .assess([send("ann@ourteam.example", body=body)], facts=Facts(when=MONDAY_NOON))
+        .criticality
+        == level
+    )
+
+
+def test_known_contacts_lower_mail_only() -> None:
+    """`known_contacts.email: low` is about mail: a payment tool you rated MEDIUM, to a known contact,
+    stays MEDIUM (and its amount, written as a plain string under `amount`, raises it)."""
+    rules = RULES.model_copy(update={"tool_defaults": {"payment.*": "medium"}})
+    noon = Facts(when=MONDAY_NOON)
+    small = step("payment.transfer", to=["bob@ourteam.example"], amount="5")
+    big = step("payment.transfer", to=["bob@ourteam.example"], amount="5000")
+    assert Policy(rules).assess([small], facts=noon).criticality == Criticality.MEDIUM
+    assert Policy(rules).assess([big], facts=noon).criticality == Criticality.HIGH
+
+
+def test_invisible_characters_do_not_hide_a_keyword() -> None:
+    text = "send me your pass\u200bword and the IB\u200dAN"
+    assert Policy(RULES).assess(
+        [send("ann@ourteam.example")], facts=Facts(text=text, when=MONDAY_NOON)
+    ).criticality == (Criticality.HIGH)

@@ -124,3 +124,17 @@ def test_a_deadline_that_passed_while_the_engine_was_down_expires_at_start_up(va
     (expired,) = files(vault / "Rejected", ".md")
     assert "status: expired" in expired.read_text()
     assert len(files(vault / "Rejected", ".action.yaml")) == 1
+
+
+def test_a_new_version_or_a_send_back_starts_the_wait_again(ctx: EngineContext, vault: Path) -> None:
+    plan, fm = waiting_plan(ctx, vault)
+    created = datetime.fromisoformat(fm["created"])
+    revised = (created + timedelta(hours=23)).astimezone()
+    ctx.ledger.db.execute(
+        "INSERT INTO decisions (ts, plan_id, decision, channel, actor) VALUES (?, ?, 'revise', 'file', 'ann')",
+        (revised.isoformat(), fm["id"]),
+    )
+    stage = DeadlineStage(ctx, lambda: created + timedelta(days=1, minutes=1))
+    assert stage.run_once(force=True) == 0 and plan.exists()  # a new version 23 h in: it waits anew
+    stage.clock = lambda: revised + timedelta(days=1, minutes=1)
+    assert stage.run_once(force=True) == 1 and not plan.exists()

@@ -264,6 +264,10 @@ class KnownContacts(_Section):
     email: Literal["low", "medium"] = Field(
         "medium", description="How critical mail to known contacts only is (`low` lets it run by itself)."
     )
+    tools: list[str] = Field(
+        default_factory=lambda: ["email.send_email", "gmail.send_reply", "gmail.create_draft"],
+        description="The mail tools `email: low` applies to (globs); no other tool is lowered by it.",
+    )
 
 
 class KeywordPatterns(_Section):

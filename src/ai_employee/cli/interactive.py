@@ -45,7 +45,7 @@ def _one(vault: Vault, ledger: Ledger, plan: PlanSummary, number: int, total: in
     from ai_employee.pipeline import decisions
 
     while True:
-        _show(vault, plan, number, total)
+        shown = _show(vault, plan, number, total)
         key = click.prompt(PROMPT, type=click.Choice(list(CHOICES)), show_choices=False, default="s")
         choice = CHOICES[key]
         try:
@@ -58,7 +58,7 @@ def _one(vault: Vault, ledger: Ledger, plan: PlanSummary, number: int, total: in
                 continue  # shown again as edited, then decided
             if choice == "approve":
                 feedback = click.prompt("Feedback (optional)", default="", show_default=False)
-                dest = decisions.approve(vault, ledger, plan.id, feedback=feedback)
+                dest = decisions.approve(vault, ledger, plan.id, feedback=feedback, seen=shown)
                 click.echo(f"Approved: {vault.relative(dest)}.")
             elif choice == "deny":
                 feedback = click.prompt("Why (optional, kept for the planner)", default="", show_default=False)
@@ -74,10 +74,11 @@ def _one(vault: Vault, ledger: Ledger, plan: PlanSummary, number: int, total: in
             return True
 
 
-def _show(vault: Vault, plan: PlanSummary, number: int, total: int) -> None:
+def _show(vault: Vault, plan: PlanSummary, number: int, total: int) -> str | None:
+    """Print the plan; the hash of the steps shown (what an approval binds to), None if unreadable."""
     from ai_employee.status import human_age
     from ai_employee.vault.notes import split_note
-    from ai_employee.vault.plans import dump_steps, parse_steps
+    from ai_employee.vault.plans import dump_steps, parse_steps, steps_hash
     from ai_employee.vault.revisions import section_text
 
     click.echo("")
@@ -86,11 +87,14 @@ def _show(vault: Vault, plan: PlanSummary, number: int, total: int) -> None:
         body = split_note((vault.root / plan.file).read_text("utf-8")).body
     except (OSError, UnicodeDecodeError, FormatError) as exc:
         click.echo(f"  cannot read the note: {exc}")
-        return
+        return None
     why = section_text(body, "Why this criticality")
     if why:
         click.echo("  " + why.replace("\n", "\n  "))
     try:
-        click.echo("  Steps:\n    " + dump_steps(parse_steps(body)).rstrip().replace("\n", "\n    "))
+        steps = parse_steps(body)
     except FormatError as exc:
         click.echo(f"  Steps cannot be read: {exc}")
+        return None
+    click.echo("  Steps:\n    " + dump_steps(steps).rstrip().replace("\n", "\n    "))
+    return steps_hash(steps)

@@ -223,7 +223,7 @@ def insights(ctx: click.Context, as_json: bool) -> None:
 @pass_app
 def insights_accept(app: AppState, number: int) -> None:
     """Accept proposal NUMBER of `vault insights`: its rule is written to the learned-rules file, with
-    where it came from. A running engine applies it within 30 s."""
+    where it came from. A running engine applies it within seconds."""
     from ai_employee.policy import learning
 
     found = _proposals(app)

@@ -33,7 +33,7 @@ class StatsRecords:
             "SELECT COUNT(DISTINCT r.plan_id) FROM runs r JOIN decisions d ON d.plan_id = r.plan_id"
             " WHERE d.decision = 'auto_approve' AND r.state = 'done'"
         ).fetchone()[0]
-        people = counts.get("approve", 0) + counts.get("deny", 0) + counts.get("expire", 0)
+        people = counts.get("approve", 0) + counts.get("deny", 0)  # an expiry is nobody's decision
         median = None
         if waits:
             middle = len(waits) // 2

@@ -72,7 +72,7 @@ class DeadlineStage:
         timeout = getattr(self.ctx.config.policy.timeouts, plan.criticality, None)
         if timeout is None:
             timeout = self.ctx.config.policy.timeouts.high  # unrated: as strict as HIGH
-        since = _since(plan, now)
+        since = _since(plan, now, self._restarted(plan.id))
         if since is None:
             return 0, None  # deferred: its deadlines start when the deferral ends
         waited = (now - since).total_seconds()
@@ -93,6 +93,12 @@ class DeadlineStage:
                 self.ctx.ledger.record_reminder(plan.id, stamp)
         return 0, (min(pending) - waited if pending else None)
 
+    def _restarted(self, plan_id: str) -> datetime | None:
+        """When the plan last began waiting again: a new version written from your feedback, or its
+        steps sent back after an approval (both are decisions in the ledger)."""
+        last = self.ctx.ledger.last_decision(plan_id, ("approve", "auto_approve", "revise"))
+        return _parse(str(last["ts"])) if last is not None else None
+
     def _remind(self, plan: PlanSummary, waited: float, since: datetime, expire_after: float | None) -> None:
         expires = (since + timedelta(seconds=expire_after)).isoformat(timespec="seconds") if expire_after else None
         log.info("plan still waiting", plan_id=plan.id, waited_s=round(waited))
@@ -100,16 +106,14 @@ class DeadlineStage:
         self.ctx.bus.publish(EventName.APPROVAL_REMINDER, payload)
 
 
-def _since(plan: PlanSummary, now: datetime) -> datetime | None:
-    """When the plan started waiting: the end of its deferral if it had one, else when it was written;
-    None while it is deferred."""
+def _since(plan: PlanSummary, now: datetime, restarted: datetime | None = None) -> datetime | None:
+    """When the plan started waiting: the latest of when it was written, when it began waiting again
+    (a new version, steps sent back) and the end of its deferral; None while it is deferred."""
     created = _parse(plan.created) or now
     until = _parse(plan.deferred_until) if plan.deferred_until else None
-    if until is not None:
-        if until > now:
-            return None
-        return max(until, created)
-    return created
+    if until is not None and until > now:
+        return None
+    return max(t for t in (created, restarted, until) if t is not None)
 
 
 def _parse(stamp: str | None) -> datetime | None:

@@ -90,7 +90,7 @@ def record(
     # In the steps' own key order, so a diff against them later reads like the note.
     text = json.dumps([s.to_mapping() for s in steps], ensure_ascii=False, default=str) if steps is not None else None
     # The policy's decisions can be lost to a power cut safely: the note is then rated again.
-    durable = channel != "policy"
+    durable = channel != "policy" or decision == "expire"  # an expiry is a verdict: it must not be lost
     row = ledger.record_decision(plan_id, decision, channel, actor, digest, feedback, until, text, durable)
     if publish is not None:
         announce(publish, plan_id, decision, channel, actor, until or feedback, title)

@@ -15,6 +15,7 @@ pattern after it was accepted demotes it: it no longer applies, and `vault insig
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from collections.abc import Iterable
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 HEADER = (
     "# Rules you accepted from `vault insights` (AI Employee). Each says where it came from.\n"
-    "# Delete an entry to undo it; the engine reads this file when it starts.\n"
+    "# Delete an entry to undo it; a running engine reads the file again within seconds.\n"
 )
 
 
@@ -51,7 +52,8 @@ class Tally:
     denied: int = 0
     edited: int = 0  # approved after you changed the steps
     waits: list[float] = field(default_factory=list)  # seconds from the plan to your decision
-    last_denied: str = ""  # when (ISO 8601)
+    last_denied: str = ""  # when you last denied a plan of it, whatever you decided later (ISO 8601)
+    addresses: set[str] = field(default_factory=set)  # recipients of the plans you approved
 
     @property
     def decided(self) -> int:
@@ -69,6 +71,9 @@ class LearnedRule:
     level: str  # low | high
     accepted: str  # ISO 8601: denials after this moment demote it
     why: str = ""
+    # The addresses you approved plans of this pattern to: a LOW rule lowers mail to them only (to
+    # someone new it stays at least MEDIUM). Filled in from the ledger when the rule is applied.
+    addresses: frozenset[str] = frozenset()
 
     @property
     def pattern(self) -> Pattern:
@@ -118,16 +123,24 @@ def tally(ledger: Ledger) -> dict[Pattern, Tally]:
     for row in rows:
         latest[row["plan_id"]] = row
     found: dict[Pattern, Tally] = {}
+    denials = ledger.db.execute(
+        "SELECT p.steps AS planned, d.steps AS seen, d.ts FROM decisions d JOIN plans p ON p.plan_id = d.plan_id"
+        " WHERE d.decision = 'deny' AND d.channel != 'policy'"
+    )
+    for row in denials:  # every denial counts for demotion, even of a plan approved again later
+        for pattern in patterns_of(row["seen"] or row["planned"]) | patterns_of(row["planned"]):
+            entry = found.setdefault(pattern, Tally())
+            entry.last_denied = max(entry.last_denied, str(row["ts"]), key=_when)
     for row in latest.values():
         wait = _seconds_between(row["created"], row["ts"])
         for pattern in patterns_of(row["seen"] or row["planned"]) or patterns_of(row["planned"]):
             entry = found.setdefault(pattern, Tally())
             if row["decision"] == "approve":
                 entry.approved += 1
+                entry.addresses |= _addresses(row["seen"] or row["planned"], pattern)
                 entry.edited += bool(row["seen"] and row["planned"] and _steps(row["seen"]) != _steps(row["planned"]))
             else:
                 entry.denied += 1
-                entry.last_denied = max(entry.last_denied, str(row["ts"]))
             if wait is not None:
                 entry.waits.append(wait)
     return found
@@ -150,7 +163,12 @@ def proposals(found: dict[Pattern, Tally], current: dict[Pattern, str], min_samp
 def demoted(rule: LearnedRule, found: dict[Pattern, Tally]) -> bool:
     """A LOW rule you accepted no longer applies once you denied a plan of its pattern after accepting it."""
     entry = found.get(rule.pattern)
-    return rule.level == "low" and entry is not None and entry.last_denied > rule.accepted
+    return (
+        rule.level == "low"
+        and entry is not None
+        and bool(entry.last_denied)
+        and (_when(entry.last_denied) >= _when(rule.accepted))
+    )
 
 
 def load(path: Path) -> list[LearnedRule]:
@@ -196,8 +214,37 @@ def accept(path: Path, proposal: Proposal) -> LearnedRule:
         width=1000,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(existing.rstrip("\n") + f"\n# {proposal.text}\n{block}", "utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(existing.rstrip("\n") + f"\n# {proposal.text}\n{block}", "utf-8")
+    tmp.replace(path)  # whole or not at all
     return rule
+
+
+def _when(stamp: str) -> datetime:
+    """An ISO 8601 stamp as an aware datetime (naive ones taken as UTC; unreadable ones as the epoch)."""
+    try:
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return datetime.fromtimestamp(0, UTC)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _addresses(steps_json: str | None, pattern: Pattern) -> set[str]:
+    from email.utils import getaddresses
+
+    try:
+        steps = json.loads(steps_json or "[]")
+    except ValueError:
+        return set()
+    found: set[str] = set()
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, dict) or step.get("tool") != pattern.tool or not isinstance(step.get("args"), dict):
+            continue
+        for key in ("to", "cc", "bcc"):
+            value = step["args"].get(key)
+            raw = [value] if isinstance(value, str) else [str(v) for v in value or [] if isinstance(value, list)]
+            found |= {a.lower() for _, a in getaddresses(raw) if a.lower().endswith("@" + pattern.domain)}
+    return found
 
 
 def _stamp(path: Path) -> tuple[float, int] | None:
@@ -245,7 +292,7 @@ class Learned:
     """The learned rules that apply now: those you accepted (not demoted) and, with auto-promotion,
     the LOW proposals; from the rules file and the ledger, re-read at most every `REFRESH_S`."""
 
-    REFRESH_S = 30.0
+    REFRESH_S = 5.0
 
     def __init__(
         self, path: Path, ledger: Ledger, level_of: Any, auto_promote: bool = False, min_samples: int = 10
@@ -272,10 +319,19 @@ class Learned:
             self._cached, self._at = [], time.monotonic()
             return self._cached
         found = tally(self.ledger)
-        rules = applicable(self.rules, found)
+        rules = [
+            dataclasses.replace(
+                rule, addresses=frozenset(found[rule.pattern].addresses if rule.pattern in found else ())
+            )
+            for rule in applicable(self.rules, found)
+        ]
         if self.auto_promote:
             current = {pattern: self.level_of(pattern.tool) for pattern in found}
             accepted = {rule.pattern for rule in self.rules}
-            rules += [r for r in auto_rules(found, current, self.min_samples) if r.pattern not in accepted]
+            rules += [
+                dataclasses.replace(r, addresses=frozenset(found[r.pattern].addresses))
+                for r in auto_rules(found, current, self.min_samples)
+                if r.pattern not in accepted
+            ]
         self._cached, self._at = rules, time.monotonic()
         return rules

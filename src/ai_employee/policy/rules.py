@@ -17,6 +17,7 @@ import enum
 import fnmatch
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -27,6 +28,7 @@ from zoneinfo import ZoneInfo
 from ai_employee.config import PolicyConfig
 from ai_employee.policy.learning import LearnedRule
 from ai_employee.vault.extract.money import amounts
+from ai_employee.vault.extract.money import value as money_value
 from ai_employee.vault.plans import Step
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ BUILTIN_RULES: tuple[tuple[str, Criticality, str], ...] = (
 INSIDE_VAULT = ("vault.*", "email.draft_email")
 RECIPIENT_ARGS = ("to", "cc", "bcc")
 LOWERING = ("known_contacts", "learned")  # the only rules that may lower a step, and only as you configured
+_AMOUNT_KEY = re.compile(r"amount|total|price|value|sum|cost|fee|payment", re.IGNORECASE)
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -135,6 +138,7 @@ class Policy:
             (pattern, Criticality.parse(level), "your rule in config (policy.tool_defaults)")
             for pattern, level in config.tool_levels.items()
         ]
+        self.user_rules = tuple(extra)
         self.rules = (*extra, *BUILTIN_RULES)
         self.known = [entry.strip().lower() for entry in (*config.known_contacts.addresses, *colleagues) if entry]
         self.vips = [entry.strip().lower() for entry in config.vip_contacts if entry.strip()]
@@ -148,8 +152,12 @@ class Policy:
 
     # the tool -------------------------------------------------------------------------------------
     def rate_step(self, step: Step) -> tuple[Criticality, str]:
-        """The step's level from its tool alone: your rules, the built-in ones, its MCP annotations."""
-        for pattern, level, why in self.rules:
+        """The step's level from its tool alone: your rules (the strictest that matches), else the built-in
+        ones (the first that matches), else its MCP annotations."""
+        yours = [(level, why) for pattern, level, why in self.user_rules if fnmatch.fnmatchcase(step.tool, pattern)]
+        if yours:
+            return max(yours, key=lambda found: found[0])
+        for pattern, level, why in BUILTIN_RULES:
             if fnmatch.fnmatchcase(step.tool, pattern):
                 return level, why
         hints = self.annotations(step.tool)
@@ -164,11 +172,16 @@ class Policy:
         return Criticality.HIGH, "its server says nothing of what it does"
 
     def outward(self, step: Step) -> bool:
-        """Whether the step reaches beyond the vault (sends, posts, pays): content rules apply to it."""
-        hints = self.annotations(step.tool)
+        """Whether the step reaches beyond the vault (sends, posts, pays): content rules apply to it.
+        Only `vault.*` and `email.draft_email` stay inside; a tool no rule names is judged by its
+        annotations (outward unless they say read-only or not open-world)."""
+        if any(fnmatch.fnmatchcase(step.tool, pattern) for pattern in INSIDE_VAULT):
+            return False
+        named = any(fnmatch.fnmatchcase(step.tool, pattern) for pattern, _, _ in self.rules)
+        hints = None if named else self.annotations(step.tool)
         if hints is not None:
             return not getattr(hints, "read_only_hint", False) and getattr(hints, "open_world_hint", None) is not False
-        return not any(fnmatch.fnmatchcase(step.tool, pattern) for pattern in INSIDE_VAULT)
+        return True
 
     # the plan -------------------------------------------------------------------------------------
     def assess(
@@ -195,24 +208,25 @@ class Policy:
         found = [Match("tool", base, why, number)]
         recipients = list(_recipients(step.args))
         learned = self._learned_rule(step, recipients)
+        familiar: frozenset[str] = frozenset()  # people you approved mail to before, on this pattern
         if learned is not None:
             level = Criticality.parse(learned.level)
             if level == Criticality.HIGH or base == Criticality.MEDIUM:  # never lowers a HIGH tool
                 kind = "a rule you accepted" if learned.accepted else "a pattern of your decisions"
                 why = f"{kind}: {learned.tool} to @{learned.domain} is {level.name} ({learned.why})"
                 found.append(Match("learned", level, why, number))
-            if level == Criticality.LOW and base == Criticality.MEDIUM:
-                recipients = []  # the recipients are the pattern's: not new
+                familiar = learned.addresses
         if recipients:
-            unknown = [r for r in recipients if not self._known(r)]
-            if not unknown and base == Criticality.MEDIUM and self.config.known_contacts.email == "low":
+            unknown = [r for r in recipients if not self._known(r) and r not in familiar]
+            mail = any(fnmatch.fnmatchcase(step.tool, pattern) for pattern in self.config.known_contacts.tools)
+            if not unknown and mail and base == Criticality.MEDIUM and self.config.known_contacts.email == "low":
                 found.append(Match("known_contacts", Criticality.LOW, "every recipient is a known contact", number))
             elif unknown and self.outward(step):
                 shown = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
                 found.append(Match("new_contact", Criticality.MEDIUM, f"it goes to someone new ({shown})", number))
         if not self.outward(step):
             return found
-        text = f"{facts.text}\n{_text(step.args)}"
+        text = _normal(f"{facts.text}\n{_text(step.args)}")
         for pattern, level, kind in self.keywords:
             hit = pattern.search(text)
             if hit is not None:
@@ -323,6 +337,13 @@ def _recipients(args: Mapping[str, Any]) -> Iterator[str]:
         yield address
 
 
+def _normal(text: str) -> str:
+    """Text as keyword rules read it: compatibility forms folded (NFKC), invisible format characters
+    (zero-width spaces and joiners) removed, so `pass\u200bword` is still "password"."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+
+
 def _text(args: Mapping[str, Any]) -> str:
     return json.dumps(args, ensure_ascii=False, default=str)
 
@@ -338,7 +359,10 @@ def _amounts(value: Any, key: str = "") -> Iterator[tuple[float, str]]:
             yield from _amounts(v, key)
     elif isinstance(value, bool):
         return
-    elif isinstance(value, int | float) and key in ("amount", "total", "price", "value", "sum", "amount_due"):
+    elif isinstance(value, int | float) and _AMOUNT_KEY.search(key):
         yield float(value), f"{value:g}"
     elif isinstance(value, str):
-        yield from amounts(value)
+        found = amounts(value)
+        if not found and _AMOUNT_KEY.search(key) and re.fullmatch(r"\s*[\d.,\s]+\s*", value):
+            found = [(money_value(value), value.strip())]  # "5000" under `amount`
+        yield from found

@@ -201,7 +201,14 @@ def move_file(src: Path, folder: Path, name: str | None = None) -> Path:
                     break
         else:
             dest = _link_unique(src, folder, name or src.name)
-            os.unlink(src)
+            try:
+                os.unlink(src)
+            except FileNotFoundError:
+                # Another mover took the file between our link and our unlink: its move stands, ours
+                # never happened (two links would leave the same note in two folders).
+                with contextlib.suppress(OSError):
+                    os.unlink(dest)
+                raise
         fsync_dir(folder)
         if src.parent != folder:
             fsync_dir(src.parent)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import re
 
-CURRENCY = {"£": "GBP", "$": "USD", "€": "EUR", "gbp": "GBP", "usd": "USD", "eur": "EUR", "chf": "CHF"}
+CURRENCY = {
+    "£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "gbp": "GBP", "usd": "USD", "eur": "EUR", "chf": "CHF",
+    "jpy": "JPY", "cad": "CAD", "aud": "AUD", "pln": "PLN", "sek": "SEK", "nok": "NOK", "dkk": "DKK",
+    "inr": "INR", "cny": "CNY", "dollars": "USD", "dollar": "USD", "euros": "EUR", "euro": "EUR",
+    "pounds": "GBP", "pound": "GBP",
+}  # fmt: skip
+_NUMBER = r"\d+(?:[,.\s]\d{3})*(?:[.,]\d{1,2})?"
+_CODES = r"GBP|USD|EUR|CHF|JPY|CAD|AUD|PLN|SEK|NOK|DKK|INR|CNY"
+# Not inside a longer number on the left; a symbol or code before or after the number.
 AMOUNT = re.compile(
-    r"(?P<sym>[£$€])\s?(?P<n1>\d{1,3}(?:[,.\s]\d{3})*(?:[.,]\d{2})?)"
-    r"|(?P<n2>\d{1,3}(?:[,.\s]\d{3})*(?:[.,]\d{2})?)\s?(?P<code>GBP|USD|EUR|CHF|€)\b"
-    r"|(?P<code2>GBP|USD|EUR|CHF)\s?(?P<n3>\d{1,3}(?:[,.\s]\d{3})*(?:[.,]\d{2})?)",
+    rf"(?<![\d.,])(?:(?P<sym>[£$€¥])\s?(?P<n1>{_NUMBER})"
+    rf"|(?P<n2>{_NUMBER})\s?(?P<code>{_CODES}|dollars?|euros?|pounds?|[£$€¥])(?![A-Za-z])"
+    rf"|(?P<code2>{_CODES})\s?(?P<n3>{_NUMBER}))",
     re.IGNORECASE,
 )
 
