@@ -25,7 +25,7 @@ from ai_employee.errors import FormatError, NotFoundError, UserError
 from ai_employee.events import DecisionPayload, Event, EventName, Payload
 from ai_employee.ledger import Ledger
 from ai_employee.vault import callouts
-from ai_employee.vault.fsops import move_file
+from ai_employee.vault.fsops import FileOpError, move_file
 from ai_employee.vault.layout import APPROVED, DONE, PLAN_FOLDERS, PLANS, REJECTED, Vault, entries
 from ai_employee.vault.notes import edit_file, find_by_id, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import Step, dump_steps, parse_steps, plan_title, restate, steps_hash
@@ -279,7 +279,7 @@ def approve(
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "approved", ledger)
     try:
-        steps = parse_steps(split_note(plan.path.read_text("utf-8")).body)
+        steps = parse_steps(split_note(_read(ledger, plan, "approved")).body)
     except FormatError as exc:
         raise UserError(f"plan {plan.plan_id} cannot run: {exc}; fix the note's steps first") from exc
     if seen is not None and seen != steps_hash(steps):
@@ -333,7 +333,7 @@ def _decide_by_move(
 ) -> Path:
     """Record the decision first (the engine, finding the note moved, sees it already made), then mark the
     note and move it; if that fails, take the decision back and let the note say again that it waits."""
-    title = _title(split_note(plan.path.read_text("utf-8")).body, plan)
+    title = _title(split_note(_read(ledger, plan, DECISION_WORDS.get(decision, decision))).body, plan)
     row = record(ledger, None, plan.plan_id, decision, channel, who, steps, feedback)
     try:
         expect = steps_hash(steps) if steps is not None else None
@@ -356,11 +356,24 @@ def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | Non
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "deferred", ledger)
     until = (local_now() + timedelta(minutes=minutes)).isoformat(timespec="seconds")
-    edit_file(plan.path, lambda t: update_frontmatter(t, {"deferred_until": until}), vault.tmp_dir)
+    try:
+        edit_file(plan.path, lambda t: update_frontmatter(t, {"deferred_until": until}), vault.tmp_dir)
+    except (FileOpError, FileNotFoundError) as exc:
+        if not plan.path.exists():
+            raise already_decided(ledger, plan, "deferred") from exc
+        raise
     who = actor or current_user()
-    title = _title(split_note(plan.path.read_text("utf-8")).body, plan)
+    title = _title(split_note(_read(ledger, plan, "deferred")).body, plan)
     record(ledger, ledger_publisher(ledger), plan.plan_id, "defer", "cli", who, until=until, title=title)
     return until
+
+
+def _read(ledger: Ledger, plan: PlanRef, verb: str) -> str:
+    """The note's text; if another channel took the note away meanwhile, who decided first."""
+    try:
+        return plan.path.read_text("utf-8")
+    except FileNotFoundError as exc:
+        raise already_decided(ledger, plan, verb) from exc
 
 
 def _title(body: str, plan: PlanRef) -> str:
