@@ -13,7 +13,7 @@ from typing import Any
 import mcp
 import pytest
 
-from ai_employee.config import GmailConfig
+from ai_employee.config_sections import GmailConfig
 from ai_employee.mcp_servers import gmail_server
 from tests.fake_gmail import FakeGmail, mail, token_file
 

@@ -141,7 +141,7 @@ def test_criticality_order_labels_and_parse() -> None:
 from datetime import datetime  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
-from ai_employee.config import PolicyConfig  # noqa: E402
+from ai_employee.config_sections import PolicyConfig  # noqa: E402
 from ai_employee.policy import Facts  # noqa: E402
 
 RULES = PolicyConfig.model_validate(

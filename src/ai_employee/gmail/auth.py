@@ -15,7 +15,7 @@ from ai_employee.errors import ConfigError
 if TYPE_CHECKING:
     from google.oauth2.credentials import Credentials
 
-    from ai_employee.config import GmailConfig
+    from ai_employee.config_sections import GmailConfig
 
 # Read mail, change its labels (mark read, add a label, archive), create drafts and send: `gmail.modify`
 # covers all of it and nothing more (it cannot delete mail for good). See docs/gmail.md.

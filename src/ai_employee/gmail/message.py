@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ai_employee.config import NoiseRule
+from ai_employee.config_sections import NoiseRule
 from ai_employee.gmail.noise import matching_rule
 from ai_employee.vault.actions import clean_text, file_title
 from ai_employee.vault.extract.mail import attachment_name, body_text, email_info, split_parts

@@ -7,7 +7,7 @@ import fnmatch
 import re
 from email.message import EmailMessage
 
-from ai_employee.config import NoiseRule
+from ai_employee.config_sections import NoiseRule
 
 
 def matching_rule(

@@ -1,30 +1,19 @@
 """The Gmail source: a service of the engine that brings new mail into `Inbox/` as notes.
 
-A sync is one of three kinds. The **first** lists the mail matching `gmail.query` (at most
-`first_sync_days` old: the *floor*, which no later sync goes below). An **incremental** sync asks the
-History API what was added since the stored history id; when something was, it lists the query again
-(newest first, until every new message has been seen) and takes every listed message the ledger does not
-know, so mail missed for any reason is taken too. When the history id has expired (Gmail answers 404) or
-the gap holds more than `max_sync_messages` messages, a **resync** lists the query down to the floor and
-reconciles it against the ledger the same way: mail is never skipped by jumping to the newest id.
-
-No mail is lost or taken twice: each batch's notes are recorded in the ledger as intents (one durable
-transaction) before they are written, then marked stored; after a crash, `recover` finds which were
-written (by the note's hash: ingest records the same one) and forgets the others, which the next sync
-takes again. The history id moves forward only after a sync took every message it found; until then the
-same range is asked again, and what is already known is skipped by Gmail id. A message is marked in
-Gmail (UNREAD removed, or a label added) only once its note is in the vault.
-
-Auth failures (a revoked or expired token) pause the source and tell the human to run `vault gmail
-auth`; it resumes when the token file changes. Other failures back off, up to `MAX_BACKOFF_S`.
+Syncs are *first* (the query, down to the floor of `first_sync_days`), *incremental* (the History API
+since the stored history id; the query listed from the new messages' dates, every unknown message taken)
+or *resync* (the history expired or the gap is too large: the query down to the floor, reconciled with
+the ledger by Gmail id; never a jump to the newest id). Each batch's notes are durable intents before
+they are written (`gmail.recovery` sorts them out after a crash); the history id moves forward only once
+every message found is in the vault; messages are marked in Gmail only after their notes are stored.
+Auth failures pause the source until the token file changes; other failures back off. docs/gmail.md
+has the whole story.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import itertools
 import os
 import time
 from collections.abc import Callable
@@ -40,9 +29,10 @@ from ai_employee.faults import crash_point
 from ai_employee.gmail.auth import FIX, NotAuthorized, check_outside, load_credentials, load_token, save_credentials
 from ai_employee.gmail.client import AuthFailed, GmailClient, GmailError, HistoryGone, NotFound, Transient
 from ai_employee.gmail.message import BadMessage, MailNote, Skipped, ids, parse_raw, received, render
+from ai_employee.gmail.recovery import recover
 from ai_employee.ledger.mail import MailIntent
 from ai_employee.pipeline.context import EngineContext
-from ai_employee.vault.fsops import FileOpError, candidate_names, create_file, group_commit, in_parallel, replace_file
+from ai_employee.vault.fsops import FileOpError, create_file, group_commit, in_parallel, replace_file
 from ai_employee.vault.layout import INBOX
 
 log = structlog.get_logger(__name__)
@@ -383,39 +373,9 @@ class GmailSource:
                 self._label = await asyncio.to_thread(client.label_id, self.config.label)
             await asyncio.to_thread(client.modify, ids, [self._label], [])
 
-    # crash recovery -------------------------------------------------------------------------------
     def recover(self) -> int:
-        """Sort out the intents a crash left: a note that reached the vault is stored, the rest are
-        forgotten (the next sync takes them again). Returns how many were found written."""
-        ledger = self.ctx.ledger
-        intents = ledger.mail_writing()
-        if not intents:
-            return 0
-        ingesting = {intent.get("sha256") for intent in ledger.intents()}
-        written: dict[str, str] = {}
-        forget: list[str] = []
-        for intent in intents:
-            name = self._written_as(intent, ingesting)
-            if name is None:
-                forget.append(intent.gmail_id)
-            else:
-                written[intent.gmail_id] = name
-        ledger.mail_stored(written)
-        ledger.forget_mail(forget)
-        log.info("gmail intents recovered", written=len(written), forgotten=len(forget))
-        return len(written)
-
-    def _written_as(self, intent: MailIntent, ingesting: set[str | None]) -> str | None:
-        if self.ctx.ledger.source(f"sha256:{intent.sha256}") or intent.sha256 in ingesting:
-            return intent.note  # ingest has taken it (or is taking it) already
-        inbox = self.ctx.vault.folder(INBOX)
-        # Every free variant of the name it may have been given (an earlier one may have gone since).
-        for candidate in itertools.islice(candidate_names(intent.note), len(os.listdir(inbox)) + 1):
-            path = inbox / candidate
-            with contextlib.suppress(OSError):
-                if hashlib.sha256(path.read_bytes()).hexdigest() == intent.sha256:
-                    return candidate
-        return None
+        """Sort out the intents a crash left (see `gmail.recovery`)."""
+        return recover(self.ctx)
 
     # credentials and problems ---------------------------------------------------------------------
     def _default_client(self) -> GmailClient:

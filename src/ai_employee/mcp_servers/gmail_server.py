@@ -35,7 +35,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from ai_employee import __version__
-from ai_employee.config import GmailConfig
+from ai_employee.config_sections import GmailConfig
 from ai_employee.errors import ConfigError
 from ai_employee.gmail.auth import NotAuthorized, check_outside, load_credentials, save_credentials
 from ai_employee.gmail.client import GmailClient, GmailError, NotFound

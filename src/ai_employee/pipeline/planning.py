@@ -370,16 +370,9 @@ class PlanningStage:
         links = action.source_links(path.name)
         note = result.to_note(plan_id, action.id, assessment, created, status, links, ctx.planner.revises)
         steps = json.dumps([step.to_mapping() for step in note.steps], ensure_ascii=False, default=str)
+        rules = assessment.rules_json()
         ctx.ledger.register_plan(
-            plan_id,
-            action.id,
-            note.criticality,
-            note.planner,
-            note.title,
-            action.sender,
-            action.thread,
-            steps,
-            assessment.rules_json(),
+            plan_id, action.id, note.criticality, note.planner, note.title, action.sender, action.thread, steps, rules
         )
         crash_point("plan.after_register")
         name = plan_file_name(created[:10], result.title)

@@ -25,7 +25,7 @@ from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from ai_employee.config import PolicyConfig
+from ai_employee.config_sections import PolicyConfig
 from ai_employee.policy.learning import LearnedRule
 from ai_employee.vault.extract.money import amounts
 from ai_employee.vault.extract.money import value as money_value
