@@ -44,7 +44,7 @@ def test_defaults(tmp_path: Path, text: str | None) -> None:
     assert config.policy.rules == {}
     assert set(config.mcp_servers) == {"vault", "email"}
     assert config.mcp_servers["vault"].command == sys.executable
-    assert config.mcp_servers["email"].idempotent_tools == ["draft_email"]
+    assert config.mcp_servers["email"].tool("draft_email").idempotent
     assert config.secrets() == []
 
 
@@ -152,7 +152,12 @@ def test_unknown_key_names_the_dotted_key(tmp_path: Path, text: str, key: str) -
         ("policy:\n  rules:\n    email.send_email: urgent\n", "policy.rules.email.send_email"),
         ("app: [1, 2]\n", "app"),
         ("app:\n  owner_name: [Ann]\n", "app.owner_name"),
-        ("mcp_servers:\n  mine:\n    args: []\n", "mcp_servers.mine.command"),
+        ("mcp_servers:\n  mine:\n    args: []\n", "mcp_servers.mine"),
+        ("mcp_servers:\n  mine:\n    url: ftp://x\n", "mcp_servers.mine.url"),
+        (
+            "mcp_servers:\n  mine:\n    command: x\n    tools: {send: {rate_limit: lots}}\n",
+            "mcp_servers.mine.tools.send.rate_limit",
+        ),
         ("mcp_servers:\n  mine:\n    command: x\n    args: -m\n", "mcp_servers.mine.args"),
         ("mcp_servers:\n  mine:\n    command: x\n    env: {PORT: [587]}\n", "mcp_servers.mine.env.PORT"),
     ],

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ai_employee.events import EventBus
+from ai_employee.executor.limits import ToolRules
 from ai_employee.executor.run import PlanRunner
 from ai_employee.ledger import Ledger
 from ai_employee.logsetup import Redactor
@@ -90,13 +91,19 @@ class FailingPool:
     async def call(self, *_: object) -> None:
         raise ConnectionError("lost smtp://ann:hunter2@mail.example.com mid-send")
 
+    async def session_for(self, *_: object) -> None:
+        return None
+
+    def due(self, *_: object) -> bool:
+        return True
+
     async def forget(self, *_: object) -> None:
         return None
 
 
 async def test_an_unknown_outcome_is_recorded_without_the_secret_it_quotes(ledger: Ledger) -> None:
     pool = FailingPool(Redactor(["hunter2"]).scrub)
-    runner = PlanRunner(ledger, EventBus(), pool, 5.0, set())  # type: ignore[arg-type]
+    runner = PlanRunner(ledger, EventBus(), pool, ToolRules({}))  # type: ignore[arg-type]
     result = await runner.run("P1", REPLY, dry_run=False, should_stop=lambda: False)
     assert result.status == "interrupted"
     assert "hunter2" not in result.detail and "[REDACTED]" in result.detail

@@ -136,6 +136,7 @@ async def test_check_tools_are_hidden_from_planners_and_run_before_steps(
     tools; a dry-run of a reply in the wrong thread fails in the check, before anything runs."""
     from ai_employee.config import Config
     from ai_employee.events import EventBus
+    from ai_employee.executor.limits import ToolRules
     from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.executor.run import PlanRunner
     from ai_employee.ledger import Ledger
@@ -160,7 +161,7 @@ async def test_check_tools_are_hidden_from_planners_and_run_before_steps(
         names = [name for name, _ in await pool.catalog()]
         assert "gmail.create_draft" in names and not any(".check_" in name for name in names)
         thread = fake.deliver(mail(subject="Quote", message_id="<q1@client.example>"))
-        runner = PlanRunner(ledger, EventBus(), pool, 30.0, set())
+        runner = PlanRunner(ledger, EventBus(), pool, ToolRules(config.engine_servers()))
         wrong = Step(tool="gmail.create_draft", args={"thread_id": thread, "in_reply_to": "<nope@x>", "body": "Hi"})
         result = await runner.run("P1", [wrong], dry_run=True, should_stop=lambda: False)
         assert result.status == "failed" and "new conversation" in result.detail

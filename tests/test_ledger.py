@@ -205,22 +205,24 @@ def test_steps_are_per_attempt_and_ordered(ledger: Ledger) -> None:
         (False, "skipped", False),
     ],
 )
-def test_step_done_before_only_for_live_ok(ledger: Ledger, dry_run: bool, state: str, expected: bool) -> None:
+def test_successes_count_only_live_ok(ledger: Ledger, dry_run: bool, state: str, expected: bool) -> None:
     attempt = ledger.start_run("P1", "h", dry_run=dry_run)
     ledger.step_started("P1", attempt, 1, "P1:1:key", "email.send_email", "x", dry_run=dry_run)
     if state != "started":
         ledger.step_finished("P1", attempt, 1, state, "")
-    assert ledger.step_done_before("P1:1:key") is expected
-    assert ledger.step_done_before("other-key") is False
+    assert (ledger.successes("P1", "email.send_email", "x") == 1) is expected
+    assert ledger.successes("P1", "email.send_email", "other") == 0
+    assert ledger.successes("P2", "email.send_email", "x") == 0
 
 
-def test_step_done_before_looks_across_attempts(ledger: Ledger) -> None:
+def test_successes_look_across_attempts_and_step_numbers(ledger: Ledger) -> None:
     first = ledger.start_run("P1", "h", dry_run=False)
-    ledger.step_started("P1", first, 1, "P1:1:key", "email.send_email", "x", dry_run=False)
-    ledger.step_finished("P1", first, 1, "ok", "sent")
-    ledger.finish_run("P1", first, "failed", "step 2 failed")
+    ledger.step_started("P1", first, 2, "P1:2:x", "email.send_email", "x", dry_run=False)
+    ledger.step_finished("P1", first, 2, "ok", "sent")
+    ledger.finish_run("P1", first, "failed", "step 3 failed")
     ledger.start_run("P1", "h", dry_run=False)
-    assert ledger.step_done_before("P1:1:key")
+    # The person deleted step 1 before resuming: the step that ran is now step 1, and still done.
+    assert ledger.successes("P1", "email.send_email", "x") == 1
 
 
 def test_finish_run_interrupted_marks_only_started_steps(ledger: Ledger) -> None:

@@ -13,12 +13,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import mcp
 import pytest
-import yaml
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from mcp.types import CallToolResult
 
@@ -99,13 +100,64 @@ def settings_for(port: int, vault: Path | None = None, **overrides: Any) -> Emai
 
 async def test_vault_tools_document_their_parameters(vault_client: InMemory) -> None:
     tools = {tool.name: tool for tool in (await vault_client.list_tools()).tools}
-    assert set(tools) == {"create_note", "append_to_note"}
+    assert set(tools) == {"create_note", "append_to_note", "move_note", "set_property", "create_task"}
     create = tools["create_note"]
     assert create.description.startswith("Create a new markdown note in the vault")
     assert not create.description.startswith(" ")
     assert create.input_schema["required"] == ["path", "content"]
     assert "Engine folders" in create.input_schema["properties"]["path"]["description"]
     assert create.output_schema["properties"] == {"path": {"title": "Path", "type": "string"}}
+
+
+async def test_move_note_moves_within_the_vault_never_over_a_note(vault_client: InMemory, vault: Path) -> None:
+    (vault / "Notes").mkdir(exist_ok=True)
+    (vault / "Notes" / "Acme.md").write_text("# Acme\n")
+    (vault / "Archive").mkdir()
+    (vault / "Archive" / "Acme.md").write_text("older\n")
+    moved = await vault_client.call_tool("move_note", {"path": "Notes/Acme.md", "folder": "Archive"})
+    assert moved.structured_content == {"path": "Archive/Acme (2).md"}
+    assert (vault / "Archive" / "Acme.md").read_text() == "older\n" and not (vault / "Notes" / "Acme.md").exists()
+    for folder in ("Plans", ".obsidian", ".ai_employee", "../outside", "Approved/x"):
+        refused = await vault_client.call_tool("move_note", {"path": "Archive/Acme.md", "folder": folder})
+        assert "refused" in error_text(refused), folder
+    gone = await vault_client.call_tool("move_note", {"path": "Notes/None.md", "folder": "Archive"})
+    assert "does not exist" in error_text(gone)
+
+
+async def test_set_property_changes_one_key_and_nothing_else(vault_client: InMemory, vault: Path) -> None:
+    note = vault / "Notes" / "Acme.md"
+    note.parent.mkdir(exist_ok=True)
+    note.write_text("---\n# a comment the user wrote\nclient: Acme\n---\nBody stays.\n")
+    await vault_client.call_tool("set_property", {"path": "Notes/Acme.md", "name": "status", "value": "won"})
+    await vault_client.call_tool("set_property", {"path": "Notes/Acme.md", "name": "tags", "value": ["client", "q4"]})
+    text = note.read_text()
+    assert text.startswith("---\n# a comment the user wrote\nclient: Acme\n") and text.endswith("---\nBody stays.\n")
+    assert "status: won" in text and "- q4" in text
+    await vault_client.call_tool("set_property", {"path": "Notes/Acme.md", "name": "status", "value": None})
+    assert "status" not in note.read_text()
+    plain = vault / "Notes" / "Plain.md"
+    plain.write_text("no properties yet\n")
+    await vault_client.call_tool("set_property", {"path": "Notes/Plain.md", "name": "due", "value": "2026-12-05"})
+    assert plain.read_text() == "---\ndue: '2026-12-05'\n---\nno properties yet\n"
+    bad = await vault_client.call_tool("set_property", {"path": "Notes/Acme.md", "name": "x: y\nz", "value": 1})
+    assert "property name" in error_text(bad)
+
+
+async def test_create_task_in_obsidian_tasks_format_once_per_step(vault_client: InMemory, vault: Path) -> None:
+    call = {"description": "Send Acme the signed quote", "due": "2026-12-05", "priority": "high"}
+    keyed = {**call, "idempotency_key": "P1:1:abc"}
+    first = await vault_client.call_tool("create_task", keyed)
+    again = await vault_client.call_tool("create_task", keyed)
+    assert first.structured_content == again.structured_content == {"path": "Tasks.md"}
+    lines = (vault / "Tasks.md").read_text().splitlines()
+    assert lines[0] == "# Tasks"
+    [task] = [line for line in lines if line.startswith("- [ ]")]
+    assert task.startswith("- [ ] Send Acme the signed quote ⏫ 📅 2026-12-05 ➕ ")
+    await vault_client.call_tool("create_task", {"description": "Call Maria", "note": "Notes/Todo.md"})
+    assert (vault / "Notes" / "Todo.md").read_text().count("- [ ] Call Maria") == 1
+    for bad, why in ((("due", "next friday"),), "a date"), ((("description", "a\n- [ ] injected"),), "line break"):
+        result = await vault_client.call_tool("create_task", {**call, **dict(bad)})
+        assert why in error_text(result)
 
 
 async def test_create_note_makes_folders_and_returns_the_path(vault_client: InMemory, vault: Path) -> None:
@@ -227,7 +279,7 @@ async def test_vault_server_over_stdio(vault: Path) -> None:
     )
     async with mcp.Client(params) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
-        assert names == {"create_note", "append_to_note"}
+        assert names == {"create_note", "append_to_note", "move_note", "set_property", "create_task"}
         result = await client.call_tool("create_note", {"path": "Notes/From stdio.md", "content": "hi\n"})
         assert result.structured_content == {"path": "Notes/From stdio.md"}
         refused = await client.call_tool("create_note", {"path": "Plans/forged.md", "content": "x"})
@@ -376,7 +428,7 @@ async def test_send_email_needs_smtp_from(smtp: tuple[Collector, int]) -> None:
 async def test_unreachable_server_is_a_tool_error() -> None:
     async with mcp.Client(email_server.build_server(settings_for(free_port()))) as client:
         text = error_text(await client.call_tool("send_email", {"to": "a@example.org", "subject": "", "body": ""}))
-    assert "could not send: Connection refused" in text
+    assert "could not send: temporary failure: could not reach the SMTP server (Connection refused)" in text
 
 
 def rejecting(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
@@ -401,7 +453,7 @@ async def test_login_failure_never_reveals_the_password(authenticator: Any) -> N
             text = error_text(await client.call_tool("send_email", {"to": "a@example.org", "subject": "", "body": ""}))
     finally:
         controller.stop()
-    assert "could not send: 535 5.7.8" in text
+    assert "could not send: authentication failed: 535 5.7.8" in text
     assert PASSWORD not in text
     assert handler.envelopes == []
 
@@ -430,7 +482,7 @@ async def test_email_server_over_stdio(smtp: tuple[Collector, int], vault: Path)
 # --- email server: drafts ------------------------------------------------------------------------------
 
 
-async def test_draft_email_writes_a_note_and_sends_nothing(vault: Path) -> None:
+async def test_draft_email_writes_an_eml_any_mail_client_opens_and_sends_nothing(vault: Path) -> None:
     # A closed port: any attempt to send would fail the call.
     settings = settings_for(free_port(), vault=vault)
     call = {
@@ -440,20 +492,22 @@ async def test_draft_email_writes_a_note_and_sends_nothing(vault: Path) -> None:
         "in_reply_to": "orig-1@mail.example.org",
     }
     async with mcp.Client(email_server.build_server(settings)) as client:
-        first = await client.call_tool("draft_email", call)
-        second = await client.call_tool("draft_email", call)
+        first = await client.call_tool("draft_email", {**call, "idempotency_key": "P1:1:abc"})
+        again = await client.call_tool("draft_email", {**call, "idempotency_key": "P1:1:abc"})
+        other = await client.call_tool("draft_email", call)
     today = datetime.now().astimezone().strftime("%Y-%m-%d")
-    assert first.structured_content == {"path": f"Drafts/{today} Re Quote request.md"}
-    assert second.structured_content == {"path": f"Drafts/{today} Re Quote request (2).md"}
-    text = (vault / first.structured_content["path"]).read_text()
-    _, front, body = text.split("---\n", 2)
-    meta = yaml.safe_load(front)
-    assert meta["to"] == ["Ann <ann@example.org>"]
-    assert meta["cc"] == []
-    assert meta["subject"] == "Re: Quote request"
-    assert meta["in_reply_to"] == "<orig-1@mail.example.org>"
-    assert datetime.fromisoformat(meta["created"]).tzinfo is not None
-    assert body == "\nHello Ann,\n---\nnot frontmatter\n"
+    assert first.structured_content["path"] == f"Drafts/{today} Re Quote request.eml"
+    assert again.structured_content == first.structured_content  # the same step drafted twice: one draft
+    assert other.structured_content["path"] == f"Drafts/{today} Re Quote request (2).eml"
+    key_id = email_server.key_message_id("P1:1:abc", "example.com")
+    assert first.structured_content["message_id"] == key_id
+    parsed = BytesParser(policy=default_policy).parsebytes((vault / first.structured_content["path"]).read_bytes())
+    assert parsed["To"] == "Ann <ann@example.org>"
+    assert parsed["From"] == "Me <me@example.com>"
+    assert parsed["Subject"] == "Re: Quote request"
+    assert parsed["In-Reply-To"] == "<orig-1@mail.example.org>"
+    assert parsed["Message-ID"] == key_id and parsed["X-Unsent"] == "1"
+    assert parsed.get_content().replace("\r\n", "\n") == "Hello Ann,\n---\nnot frontmatter\n"  # CRLF, as in any .eml
 
 
 async def test_draft_email_needs_a_vault() -> None:
@@ -465,11 +519,11 @@ async def test_draft_email_needs_a_vault() -> None:
 @pytest.mark.parametrize(
     ("subject", "name"),
     [
-        ("Re: Quote request", "2026-11-22 Re Quote request.md"),
-        ("", "2026-11-22 No subject.md"),
-        ("../../etc/passwd", "2026-11-22 etc passwd.md"),
-        (".hidden [[link]] #tag a|b", "2026-11-22 hidden link tag a b.md"),
-        ("é" * 200, "2026-11-22 " + "é" * 75 + ".md"),
+        ("Re: Quote request", "2026-11-22 Re Quote request.eml"),
+        ("", "2026-11-22 No subject.eml"),
+        ("../../etc/passwd", "2026-11-22 etc passwd.eml"),
+        (".hidden [[link]] #tag a|b", "2026-11-22 hidden link tag a b.eml"),
+        ("é" * 200, "2026-11-22 " + "é" * 75 + ".eml"),
     ],
 )
 def test_draft_file_names_are_safe(subject: str, name: str) -> None:

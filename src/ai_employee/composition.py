@@ -79,11 +79,25 @@ def make_policy(config: Config, ledger: Ledger | None = None, annotations: Any =
     return policy
 
 
+def announce_pauses(pool: McpPool, bus: EventBus) -> None:
+    """A server paused or resumed is an event (`server.paused`, `server.resumed`): the ledger, the
+    dashboard and notifications hear of it."""
+    import time
+
+    from ai_employee.events import EventName, ServerPayload
+
+    pool.on_pause = lambda server, p: bus.publish(EventName.SERVER_PAUSED, ServerPayload(server, p.kind, p.reason))
+    pool.on_resume = lambda server, p: bus.publish(
+        EventName.SERVER_RESUMED, ServerPayload(server, p.kind, p.reason, round(time.monotonic() - p.since, 1))
+    )
+
+
 def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:
     from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.pipeline.context import EngineContext
 
     pool = McpPool.for_engine(config, vault)
+    announce_pauses(pool, bus)
     return EngineContext(
         vault=vault,
         config=config,

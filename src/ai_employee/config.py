@@ -16,9 +16,13 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 
 from ai_employee.config_file import read_config_file
 from ai_employee.config_sections import (
+    ExecutionConfig,
     GmailConfig,
     LearningConfig,
+    McpConfig,
+    McpServerConfig,
     PolicyConfig,
+    ToolSettings,
     known_zone,
     user_config_dir,
 )
@@ -94,44 +98,8 @@ class ApprovalConfig(_Section):
     dry_run: bool | None = Field(None, description="Alias of execution.dry_run.")
 
 
-class ExecutionConfig(_Section):
-    dry_run: bool = True
-    step_timeout_s: float = Field(120.0, gt=0)
-
-
 class IngestConfig(_Section):
     max_preview_bytes: int = Field(64 * 1024, gt=0, le=256 * 1024)
-
-
-class McpServerConfig(_Section):
-    command: str
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_as_text(cls, value: Any) -> Any:
-        """`SMTP_PORT: 587` and `SMTP_STARTTLS: true` mean the strings a process environment holds."""
-        if not isinstance(value, dict):
-            return value
-        return {
-            k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, int | float) else v
-            for k, v in value.items()
-        }
-
-    cwd: Path | None = None
-    idempotent_tools: list[str] = Field(
-        default_factory=list, description="Tools safe to call again after a crash mid-call."
-    )
-
-
-class McpConfig(_Section):
-    idle_stop_s: float = Field(
-        300.0, gt=0, description="MCP servers unused this long are stopped; the next step starts them again."
-    )
-    start_timeout_s: float = Field(
-        30.0, gt=0, description="A server not ready this long after it was started is given up (for a minute)."
-    )
 
 
 def _builtin_servers() -> dict[str, McpServerConfig]:
@@ -140,14 +108,16 @@ def _builtin_servers() -> dict[str, McpServerConfig]:
         "email": McpServerConfig(
             command=sys.executable,
             args=["-m", "ai_employee.mcp_servers.email_server"],
-            idempotent_tools=["draft_email"],
+            tools={"draft_email": ToolSettings(idempotent=True)},
         ),
     }
 
 
 def _gmail_server() -> McpServerConfig:
     return McpServerConfig(
-        command=sys.executable, args=["-m", GMAIL_SERVER_MODULE], idempotent_tools=list(GMAIL_IDEMPOTENT_TOOLS)
+        command=sys.executable,
+        args=["-m", GMAIL_SERVER_MODULE],
+        tools={name: ToolSettings(idempotent=True) for name in GMAIL_IDEMPOTENT_TOOLS},
     )
 
 
@@ -185,6 +155,19 @@ class Config(_Section):
     @property
     def dry_run(self) -> bool:
         return self.execution.dry_run
+
+    def mode(self) -> str:
+        """The execution mode in words, with the tools whose own `dry_run` says otherwise."""
+        base = "dry-run" if self.dry_run else "LIVE"
+        flipped = sorted(
+            f"{server}.{tool}"
+            for server, cfg in self.engine_servers().items()
+            for tool, settings in cfg.tools.items()
+            if settings.dry_run is not None and settings.dry_run != self.dry_run
+        )
+        if not flipped:
+            return base
+        return f"{base}; " + ("run for real: " if self.dry_run else "kept dry: ") + ", ".join(flipped)
 
     def learned_path(self) -> Path:
         """The file of the rules accepted from `vault insights`: `learning.file`, else beside the config
@@ -225,6 +208,7 @@ class Config(_Section):
             found.extend(
                 v for k, v in server.env.items() if v and k not in PUBLIC_SERVER_SETTINGS and not _PLAIN_VALUE.match(v)
             )
+            found.extend(server.header_secrets())
         return found
 
 

@@ -1,5 +1,6 @@
-"""The config sections of Gmail, the policy and learning (`gmail:`, `policy:`, `learning:`), and the
-base every section of `config.py` shares: unknown keys are errors, values are frozen."""
+"""The config sections with rules of their own: Gmail, the policy, learning, MCP servers and execution
+(`gmail:`, `policy:`, `learning:`, `mcp_servers:`, `execution:`), and the base every section of
+`config.py` shares: unknown keys are errors, values are frozen."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -238,3 +239,136 @@ class LearningConfig(Section):
         False, description="Apply a proposal to make a pattern LOW by itself once it has `min_samples` approvals."
     )
     min_samples: int = Field(10, ge=3, description="Decisions on a pattern before a proposal is made.")
+
+
+# MCP servers and execution ------------------------------------------------------------------------
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+(?:\.\d+)?)?\s*(second|minute|hour|day|sec|min|[smhd])s?\s*$", re.I)
+_RATE_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(value: Any) -> Any:
+    """`10/hour`, `10 per hour`, `3/15m`, `100/day` as (calls, window in seconds)."""
+    if isinstance(value, str):
+        match = _RATE.match(value)
+        if match is None or int(match.group(1)) <= 0:
+            raise ValueError(f"{value!r} is not a rate limit: write it like 10/hour, 3/15m or 100/day")
+        window = float(match.group(2) or 1) * _RATE_UNIT_S[match.group(3)[0].lower()]
+        if window <= 0:
+            raise ValueError(f"{value!r}: the window must be longer than zero")
+        return (int(match.group(1)), window)
+    return value
+
+
+RateLimit = Annotated[tuple[int, float], BeforeValidator(parse_rate)]
+
+
+class ToolSettings(Section):
+    """What the executor may do with one tool (`mcp_servers.<server>.tools.<tool>`)."""
+
+    idempotent: bool = Field(
+        False, description="Safe to call again after an unknown outcome (a timeout, a crash mid-call)."
+    )
+    rate_limit: RateLimit | None = Field(
+        None, description="At most this many live calls per window, e.g. `10/hour`; a call over it waits."
+    )
+    timeout_s: float | None = Field(None, gt=0, description="The longest one call may take (else execution's).")
+    dry_run: bool | None = Field(
+        None, description="Overrides the global mode for this tool: true keeps it dry in live mode, false runs it."
+    )
+
+
+class McpServerConfig(Section):
+    """One server, in Claude Desktop's `mcpServers` shape: a `command` run over stdio, or the `url` of a
+    remote server (streamable HTTP)."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: Path | None = None
+    url: str | None = Field(None, description="A remote server's endpoint (http:// or https://).")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="HTTP headers sent to a remote server, e.g. Authorization: Bearer ${TOKEN}."
+    )
+    idempotent_tools: list[str] = Field(
+        default_factory=list, description="Tools safe to call again after an unknown outcome (older spelling)."
+    )
+    tools: dict[str, ToolSettings] = Field(default_factory=dict, description="Settings per tool, by its bare name.")
+
+    @field_validator("env", "headers", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        """`SMTP_PORT: 587` and `SMTP_STARTTLS: true` mean the strings a process environment holds."""
+        if not isinstance(value, dict):
+            return value
+        return {
+            k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, int | float) else v
+            for k, v in value.items()
+        }
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give a server either `command` (run over stdio) or `url` (a remote server), not both")
+        if self.url is not None and (self.args or self.env or self.cwd):
+            raise ValueError("`args`, `env` and `cwd` are for a `command` server; a `url` server takes `headers`")
+        if self.command is not None and self.headers:
+            raise ValueError("`headers` are for a `url` server; a `command` server takes `env`")
+        return self
+
+    def tool(self, name: str) -> ToolSettings:
+        """The settings of one of this server's tools (`idempotent_tools` counts as `idempotent: true`)."""
+        settings = self.tools.get(name, ToolSettings())
+        if name in self.idempotent_tools and not settings.idempotent:
+            settings = settings.model_copy(update={"idempotent": True})
+        return settings
+
+    def header_secrets(self) -> list[str]:
+        """Header values that may authenticate (every value, bar plain words): redacted everywhere; also
+        the token alone of an `Authorization: Bearer …` header."""
+        found = []
+        for value in self.headers.values():
+            found.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.isalpha():
+                found.append(token)
+        return [v for v in found if len(v) >= 6]
+
+
+class RetryConfig(Section):
+    attempts: int = Field(4, ge=1, le=20, description="Tries of a step whose failure is transient, the first included.")
+    base_delay_s: float = Field(1.0, gt=0, description="The first wait between tries; it doubles, with jitter.")
+    max_delay_s: float = Field(30.0, gt=0, description="The longest wait between two tries.")
+    rate_limit_delay_s: float = Field(
+        20.0, gt=0, description="The first wait after a server says it is rate limited and not for how long."
+    )
+    max_wait_in_step_s: float = Field(
+        60.0,
+        ge=0,
+        description="A wait longer than this (a rate limit, a server's retry-after) is not slept through:"
+        " the plan waits in Approved/ and the executor goes on with other plans.",
+    )
+
+
+class ExecutionConfig(Section):
+    dry_run: bool = True
+    step_timeout_s: float = Field(120.0, gt=0)
+    retry: RetryConfig = RetryConfig()
+    probe_interval_s: float = Field(
+        60.0, gt=0, description="A paused server is tried again after this long, doubling up to 15 minutes."
+    )
+
+
+class McpConfig(Section):
+    idle_stop_s: float = Field(
+        300.0, gt=0, description="MCP servers unused this long are stopped; the next step starts them again."
+    )
+    start_timeout_s: float = Field(
+        30.0, gt=0, description="A server not ready this long after it was started is given up (for a minute)."
+    )

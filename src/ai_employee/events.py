@@ -54,6 +54,8 @@ class EventName(enum.StrEnum):
     STAGE_ERROR = "stage.error"
     PIPELINE_PAUSED = "pipeline.paused"
     PIPELINE_RESUMED = "pipeline.resumed"
+    SERVER_PAUSED = "server.paused"
+    SERVER_RESUMED = "server.resumed"
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,14 @@ class StageErrorPayload(Payload):
 @dataclass(frozen=True)
 class PausePayload(Payload):
     problem: str
+    paused_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServerPayload(Payload):
+    server: str
+    kind: str  # auth | unavailable
+    detail: str = ""
     paused_s: float = 0.0
 
 

@@ -76,8 +76,10 @@ def configure_logging(
     verbose: bool = False,
     max_bytes: int = 10 << 20,
     backups: int = 5,
+    quiet: bool = False,
 ) -> None:
-    """Route structlog and stdlib logging through one pipeline: console always, JSON file if given."""
+    """Route structlog and stdlib logging through one pipeline: console always (only warnings with
+    `quiet`, for commands whose output is a listing), JSON file if given."""
     redactor = Redactor(secrets)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -98,6 +100,8 @@ def configure_logging(
         handler.close()
     root.setLevel(logging.DEBUG if verbose else getattr(logging, level))
     console = logging.StreamHandler(sys.stderr)
+    if quiet and not verbose:
+        console.setLevel(logging.WARNING)
     console.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

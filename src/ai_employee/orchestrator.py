@@ -70,7 +70,7 @@ class Engine:
 
     @property
     def mode(self) -> str:
-        return "dry-run" if self.config.dry_run else "LIVE"
+        return self.config.mode()
 
     def _open(self) -> EngineContext:
         self.vault.check()
@@ -238,6 +238,11 @@ class Engine:
                 "services": self.health(),
                 # Problems the stages are waiting on (an unreadable file, a full disk): shown by `vault status`.
                 "problems": list(self.ctx.reported.values())[-20:] if self.ctx else [],
+                # MCP servers set aside (credentials refused, not starting): plans that need them wait.
+                "paused_servers": {
+                    name: {"kind": p.kind, "reason": p.reason, "since": p.wall_since}
+                    for name, p in (self.ctx.pool.paused.items() if self.ctx else ())
+                },
                 # The day's token budgets, for `vault status` (which reads no config).
                 "budget": {
                     "reactive": self.config.budget.reactive_daily_tokens,

@@ -291,6 +291,7 @@ def engine_state(vault: Vault) -> dict[str, Any]:
                 s.get("healthy", False) for s in state["services"].values()
             )
         state["last_problems"] = beat.get("problems", [])
+        state["paused_servers"] = beat.get("paused_servers", {}) if info is not None else {}
         state["budget"] = beat.get("budget")
     return state
 

@@ -67,7 +67,7 @@ class AppState:
         finally:
             ledger.close()
 
-    def configure_logging(self, vault: Vault) -> Path:
+    def configure_logging(self, vault: Vault, quiet: bool = False) -> Path:
         from ai_employee.logsetup import configure_logging
 
         log_file = self.config.logging.file or vault.state_dir / "logs" / "app.log"
@@ -78,6 +78,7 @@ class AppState:
             verbose=self.verbose,
             max_bytes=self.config.logging.max_bytes,
             backups=self.config.logging.backups,
+            quiet=quiet,
         )
         return log_file
 

@@ -100,7 +100,8 @@ def start(app: AppState, once: bool, live: bool | None, detach: bool) -> None:
         _detach(app, vault, live)
         return
     log_file = app.configure_logging(vault)
-    mode = "dry-run: tools are checked, never called" if engine.config.dry_run else "LIVE: tools are called"
+    mode = engine.config.mode()
+    mode += ": tools are checked, never called" if engine.config.dry_run else ": tools are called for real"
     if once:
         handled = engine.run_once()
         click.echo(f"Processed {handled} item(s) ({mode}).")
@@ -170,10 +171,10 @@ def restart(app: AppState, live: bool | None, timeout_s: float, services: tuple[
     _detach(app, vault, live)
 
 
-def _print_status(data: dict[str, Any]) -> None:
+def _print_engine(engine: dict[str, Any]) -> None:
+    """The engine's lines of `vault status`: mode, services, paused servers."""
     from ai_employee.status import human_age
 
-    engine = data["engine"]
     if engine["running"]:
         beat = engine.get("heartbeat_age_s")
         click.echo(
@@ -182,12 +183,31 @@ def _print_status(data: dict[str, Any]) -> None:
             + (f", heartbeat {beat:.0f}s ago" if beat is not None else "")
             + ")"
         )
+        mode = str(engine.get("mode") or "?")
+        meaning = (
+            "approved steps are carried out for real"
+            if mode.startswith("LIVE")
+            else "nothing outside the vault is changed"
+        )
+        click.echo(f"Mode: {mode} ({meaning})")
         for name, svc in engine.get("services", {}).items():
             mark = "ok" if svc.get("healthy") else "UNHEALTHY" + (f": {svc['problem']}" if svc.get("problem") else "")
             extra = f", {svc['restarts']} restarts, last error: {svc['last_error']}" if svc.get("restarts") else ""
             click.echo(f"  {name}: {svc.get('state')} ({mark}{extra})")
+        for name, pause in engine.get("paused_servers", {}).items():
+            fix = "fix its credentials" if pause.get("kind") == "auth" else "it is tried again by itself"
+            click.echo(
+                f"  server {name}: PAUSED since {local_time(pause.get('since', ''))}: {pause.get('reason')} ({fix})"
+            )
     else:
         click.echo("Engine: not running (start it with `vault start`)")
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    from ai_employee.status import human_age
+
+    engine = data["engine"]
+    _print_engine(engine)
     for problem in data["disk_problems"] + (engine.get("last_problems", []) if engine["running"] else []):
         click.echo(f"  problem: {problem}")
     click.echo("Folders: " + ", ".join(f"{k} {v}" for k, v in data["folders"].items()))

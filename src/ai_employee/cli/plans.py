@@ -103,14 +103,14 @@ def approve(app: AppState, plan: str, feedback: str) -> None:
     with app.ledger(vault) as ledger:
         dest = decisions.approve(vault, ledger, plan, feedback)
     click.echo(f"Approved: {dest.parent.name}/{dest.name}.")
-    _what_next(
+    what_next(
         vault,
         "The engine runs it next.",
         "nothing runs yet: start it with `vault start` (or `vault start --once` to run what is pending and exit).",
     )
 
 
-def _what_next(vault: Vault, running: str, stopped: str) -> None:
+def what_next(vault: Vault, running: str, stopped: str) -> None:
     """What happens next, depending on whether an engine is running on the vault."""
     from ai_employee.lock import holder
 
@@ -182,7 +182,7 @@ def replan(app: AppState, plan: str, feedback: str) -> None:
     with app.ledger(vault) as ledger:
         path = decisions.request_revision(vault, ledger, plan, feedback)
     click.echo(f"Feedback added to {path.parent.name}/{path.name}.")
-    _what_next(
+    what_next(
         vault,
         "The engine writes the new version now; it waits for you in the same note.",
         "the new version is written when you `vault start` it.",

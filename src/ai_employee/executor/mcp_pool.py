@@ -14,7 +14,8 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,7 +25,8 @@ import structlog
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import Tool
 
-from ai_employee.config import Config, McpServerConfig
+from ai_employee.config import Config
+from ai_employee.config_sections import McpServerConfig
 from ai_employee.vault.layout import Vault
 
 log = structlog.get_logger(__name__)
@@ -36,11 +38,24 @@ class StepError(Exception):
 
 
 class ServerUnavailable(ConnectionError):
-    """A configured server did not start (in time); nothing was called."""
+    """A configured server did not start (in time), or is paused; nothing was called."""
 
 
-# A server given up on is tried again after this long.
+# A server given up on is tried again after this long at first; each failed try doubles it, to this most.
 RETRY_START_S = 60.0
+MAX_PROBE_S = 900.0
+
+
+@dataclass
+class Pause:
+    """A server set aside: not started or called until `retry_at` (monotonic), then tried once."""
+
+    kind: str  # unavailable (did not start or answer) | auth (refused the credentials)
+    reason: str
+    since: float
+    retry_at: float
+    interval_s: float
+    wall_since: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,22 +78,73 @@ def resolve_command(command: str) -> str:
     return shutil.which(command) or command
 
 
+Streams = tuple[Any, Any]
+
+
+def _stdio(params: StdioServerParameters, errlog: TextIO) -> Callable[[], AbstractAsyncContextManager[Streams]]:
+    return lambda: stdio_client(params, errlog=errlog)
+
+
+class AuthRefused(ConnectionError):
+    """A remote server answered HTTP 401 or 403: it does not accept the credentials (headers)."""
+
+
+@dataclass
+class _HttpStatus:
+    refused: int | None = None  # the last 401/403 a remote server answered
+
+
+def _http(url: str, headers: dict[str, str], status: _HttpStatus) -> Callable[[], AbstractAsyncContextManager[Streams]]:
+    """A remote server over streamable HTTP, with the configured headers (auth) on every request. The
+    SDK turns an HTTP error into a generic one; a response hook keeps a 401/403 for `AuthRefused`."""
+
+    @asynccontextmanager
+    async def open_streams() -> AsyncIterator[Streams]:
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        async def note_status(response: Any) -> None:
+            status.refused = response.status_code if response.status_code in (401, 403) else None
+
+        client = create_mcp_http_client(headers=headers)
+        client.event_hooks["response"].append(note_status)
+        async with client, streamable_http_client(url, http_client=client) as (read, write):
+            try:
+                yield read, write
+            except Exception as exc:
+                if status.refused is not None:
+                    raise AuthRefused(f"HTTP {status.refused}: the server refused the credentials") from exc
+                raise
+
+    return open_streams
+
+
 class _Connection:
     """One server's session, owned by a task of its own: the SDK's transports (anyio task groups) must
     be entered and left in one task, and a task per server lets servers start side by side while the
     pipeline goes on, and one server's failure stay its own."""
 
-    def __init__(self, server: str, params: StdioServerParameters, errlog: TextIO) -> None:
+    def __init__(
+        self, server: str, transport: Callable[[], AbstractAsyncContextManager[Streams]], errlog: TextIO | None
+    ) -> None:
         self.server = server
         self.errlog = errlog
+        self.http = _HttpStatus()
         self.tools: dict[str, Tool] = {}
         self.ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
         self._close = asyncio.Event()
-        self.task = asyncio.create_task(self._serve(params), name=f"mcp {server}")
+        self.task = asyncio.create_task(self._serve(transport), name=f"mcp {server}")
 
-    async def _serve(self, params: StdioServerParameters) -> None:
+    @classmethod
+    def remote(cls, server: str, url: str, headers: dict[str, str]) -> _Connection:
+        status = _HttpStatus()
+        connection = cls(server, _http(url, headers, status), None)
+        connection.http = status
+        return connection
+
+    async def _serve(self, transport: Callable[[], AbstractAsyncContextManager[Streams]]) -> None:
         try:
-            async with stdio_client(params, errlog=self.errlog) as (read, write), ClientSession(read, write) as session:
+            async with transport() as (read, write), ClientSession(read, write) as session:
                 await session.initialize()
                 listed = await session.list_tools()
                 self.tools = {tool.name: tool for tool in listed.tools}
@@ -95,7 +161,8 @@ class _Connection:
             if not self.ready.done():  # cancelled while starting (the engine stopping)
                 self.ready.set_exception(ConnectionError(f"MCP server `{self.server}` was stopped while starting"))
                 self.ready.exception()
-            self.errlog.close()
+            if self.errlog is not None:
+                self.errlog.close()
 
     @property
     def alive(self) -> bool:
@@ -139,13 +206,19 @@ class McpPool:
         log_dir: Path,
         redact: Callable[[str], str] = lambda text: text,
         start_timeout_s: float = 30.0,
+        probe_interval_s: float = RETRY_START_S,
     ) -> None:
         self.servers = servers
         self.vault_root = vault_root
         self.log_dir = log_dir
         self.redact = redact
         self.start_timeout_s = start_timeout_s
-        self._gave_up: dict[str, tuple[float, str]] = {}  # server -> (when, why) it last failed to start
+        self.probe_interval_s = probe_interval_s
+        self.paused: dict[str, Pause] = {}
+        # Told when a server is paused (server, pause) and when it works again (server, the pause it ended).
+        self.on_pause: Callable[[str, Pause], object] = lambda server, pause: None
+        self.on_resume: Callable[[str, Pause], object] = lambda server, pause: None
+        self._last_interval: dict[str, float] = {}  # a server paused again before it worked: longer
         self._connections: dict[str, _Connection] = {}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.last_used = time.monotonic()
@@ -162,6 +235,7 @@ class McpPool:
             vault.state_dir / "logs",
             Redactor(config.secrets()).scrub,
             config.mcp.start_timeout_s,
+            config.execution.probe_interval_s,
         )
 
     async def aclose(self) -> None:
@@ -187,41 +261,96 @@ class McpPool:
         if config is None:
             known = ", ".join(sorted(self.servers)) or "none"
             raise StepError(f"no MCP server named `{server}` is configured (configured: {known})")
+        if config.url is not None:
+            connection = self._connections[server] = _Connection.remote(server, config.url, config.headers)
+            return connection
         params = StdioServerParameters(
-            command=resolve_command(config.command),
+            command=resolve_command(config.command or ""),
             args=list(config.args),
             env={**config.env, "AI_EMPLOYEE_VAULT": str(self.vault_root)},
             cwd=str(config.cwd) if config.cwd else None,
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         errlog = _redacting_log(self.log_dir / f"mcp-{server}.log", self.redact)
-        connection = self._connections[server] = _Connection(server, params, errlog)
+        connection = self._connections[server] = _Connection(server, _stdio(params, errlog), errlog)
         return connection
 
     async def _session(self, server: str) -> tuple[ClientSession, _Connection]:
-        """The server's session, started if needed. A server that did not get ready within
-        `start_timeout_s` is given up for RETRY_START_S: every use meanwhile fails at once, so one hung
-        server does not hold up every plan (or every draft's tool list)."""
+        """The server's session, started if needed. A paused server fails at once until its next try is
+        due (so one hung or refused server does not hold up every plan, or every draft's tool list);
+        that try is the probe: a session that opens ends the pause (`on_resume`). A server not ready
+        within `start_timeout_s` is paused."""
         self.last_used = time.monotonic()
-        gave_up = self._gave_up.get(server)
-        if gave_up is not None and time.monotonic() - gave_up[0] < RETRY_START_S:
-            raise ServerUnavailable(gave_up[1])
+        pause = self.paused.get(server)
+        if pause is not None and time.monotonic() < pause.retry_at:
+            raise ServerUnavailable(pause.reason)
         connection = self._connect(server)
         try:
             session = await asyncio.wait_for(asyncio.shield(connection.ready), self.start_timeout_s)
         except TimeoutError:
             why = f"MCP server `{server}` did not start within {self.start_timeout_s:g} s"
-            self._gave_up[server] = (time.monotonic(), why)
             if self._connections.get(server) is connection:
                 del self._connections[server]
             await connection.close()
+            self.pause(server, "unavailable", why)
             raise ServerUnavailable(why) from None
-        except BaseException:
+        except BaseException as exc:
             if self._connections.get(server) is connection and connection.ready.done():
                 del self._connections[server]  # it never started: the next use tries again
+            if pause is not None and isinstance(exc, Exception):
+                self.pause(server, pause.kind, pause.reason)  # the probe failed: wait longer
             raise
-        self._gave_up.pop(server, None)
+        if pause is not None and pause.kind == "unavailable":
+            self.resume(server)  # it answers again (an auth pause ends when a call succeeds)
         return session, connection
+
+    def pause(self, server: str, kind: str, reason: str) -> Pause:
+        """Set a server aside: plans that need it wait, and it is tried again after the probe interval
+        (doubling each time it fails again, up to 15 minutes)."""
+        from ai_employee.ledger.usage import now_iso
+
+        previous = self.paused.get(server)
+        last = self._last_interval.get(server)
+        interval = min(MAX_PROBE_S, last * 2) if last is not None else self.probe_interval_s
+        now = time.monotonic()
+        pause = Pause(
+            kind,
+            reason,
+            previous.since if previous else now,
+            now + interval,
+            interval,
+            previous.wall_since if previous else now_iso(),
+        )
+        self.paused[server] = pause
+        self._last_interval[server] = interval
+        if previous is None:
+            log.warning("mcp server paused", server=server, kind=kind, reason=reason, retry_in_s=interval)
+            self.on_pause(server, pause)
+        return pause
+
+    def resume(self, server: str) -> None:
+        """A server works again (a call succeeded, or a paused server started): end its pause."""
+        self._last_interval.pop(server, None)
+        pause = self.paused.pop(server, None)
+        if pause is not None:
+            log.info("mcp server resumed", server=server, paused_s=round(time.monotonic() - pause.since, 1))
+            self.on_resume(server, pause)
+
+    def due(self, server: str) -> bool:
+        """Whether a step of this server may be tried now (it is not paused, or its next try is due)."""
+        pause = self.paused.get(server)
+        return pause is None or time.monotonic() >= pause.retry_at
+
+    def next_try_s(self) -> float | None:
+        """Seconds until the next paused server may be tried; None if none is paused."""
+        if not self.paused:
+            return None
+        return max(0.0, min(p.retry_at for p in self.paused.values()) - time.monotonic())
+
+    async def session_for(self, server: str) -> dict[str, Tool]:
+        """Make sure the server is started and answering (started now if needed); its tools."""
+        _, connection = await self._session(server)
+        return connection.tools
 
     def warm_up(self) -> None:
         """Start every configured server now, side by side and without waiting, so the first approved
@@ -294,7 +423,12 @@ class McpPool:
         tool = connection.tools.get(name)
         if key is not None and tool is not None and IDEMPOTENCY_ARG in (tool.input_schema.get("properties") or {}):
             args = {**args, IDEMPOTENCY_ARG: key}
-        result = await session.call_tool(name, args, read_timeout_seconds=timeout_s)
+        try:
+            result = await session.call_tool(name, args, read_timeout_seconds=timeout_s)
+        except Exception as exc:
+            if connection.http.refused is not None:  # refused before the tool ran
+                raise AuthRefused(f"HTTP {connection.http.refused}: the server refused the credentials") from exc
+            raise
         texts = [getattr(block, "text", "") for block in result.content]
         text = self.redact(" ".join(t for t in texts if t))[:MAX_RESULT_CHARS]
         return CallOutcome(ok=not result.is_error, text=text, structured=result.structured_content)

@@ -248,6 +248,19 @@ def m011_plan_rules(db: sqlite3.Connection) -> None:
     _run(db, "ALTER TABLE plans ADD COLUMN rules TEXT")
 
 
+def m012_step_tries(db: sqlite3.Connection) -> None:
+    """How often a step was tried in its run, and the kind of its last failure (transient, auth,
+    unavailable, logic, unknown); the index finds a tool's recent live calls (rate limits)."""
+    _run(
+        db,
+        """
+        ALTER TABLE executions ADD COLUMN tries INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE executions ADD COLUMN failure TEXT NOT NULL DEFAULT '';
+        CREATE INDEX executions_tool ON executions(tool, started);
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -260,6 +273,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("009_gmail", m009_gmail),
     ("010_reminders", m010_reminders),
     ("011_plan_rules", m011_plan_rules),
+    ("012_step_tries", m012_step_tries),
 ]
 
 

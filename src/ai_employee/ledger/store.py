@@ -6,12 +6,12 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ai_employee.ledger.mail import MailRecords
 from ai_employee.ledger.migrations import migrate
+from ai_employee.ledger.runs import RunRecords
 from ai_employee.ledger.stats import StatsRecords
 from ai_employee.ledger.usage import UsageRecords, now_iso
 
@@ -19,32 +19,7 @@ if TYPE_CHECKING:
     from ai_employee.events import Event
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    plan_id: str
-    attempt: int
-    plan_hash: str
-    dry_run: bool
-    state: str
-    started: str
-    finished: str | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    plan_id: str
-    attempt: int
-    step_index: int
-    idem_key: str
-    tool: str
-    args_hash: str
-    dry_run: bool
-    state: str
-    result: str
-
-
-class Ledger(UsageRecords, MailRecords, StatsRecords):
+class Ledger(UsageRecords, MailRecords, StatsRecords, RunRecords):
     """History and idempotency records. Never the only copy of where work stands: that is the vault."""
 
     def __init__(self, path: Path) -> None:
@@ -318,96 +293,6 @@ class Ledger(UsageRecords, MailRecords, StatsRecords):
         row = self.db.execute("SELECT action_id FROM sources WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None
 
-    # runs and the outbox ------------------------------------------------------------------------
-    def runs(self, plan_id: str) -> list[RunRecord]:
-        rows = self.db.execute("SELECT * FROM runs WHERE plan_id = ? ORDER BY attempt", (plan_id,))
-        return [_run_record(row) for row in rows]
-
-    def unfinished_runs(self) -> list[RunRecord]:
-        rows = self.db.execute("SELECT * FROM runs WHERE state = 'started' ORDER BY started")
-        return [_run_record(row) for row in rows]
-
-    def start_run(self, plan_id: str, plan_hash: str, dry_run: bool) -> int:
-        """Claim the next attempt number for a plan; the row is durable before any step runs."""
-        with self.durable(not dry_run) as db:
-            row = db.execute("SELECT COALESCE(MAX(attempt), 0) FROM runs WHERE plan_id = ?", (plan_id,)).fetchone()
-            attempt = int(row[0]) + 1
-            db.execute(
-                "INSERT INTO runs (plan_id, attempt, plan_hash, dry_run, state, started)"
-                " VALUES (?, ?, ?, ?, 'started', ?)",
-                (plan_id, attempt, plan_hash, int(dry_run), now_iso()),
-            )
-        return attempt
-
-    def finish_run(self, plan_id: str, attempt: int, state: str, detail: str = "", durable: bool = True) -> None:
-        with self.durable(durable) as db:
-            db.execute(
-                "UPDATE runs SET state = ?, finished = ?, detail = ? WHERE plan_id = ? AND attempt = ?",
-                (state, now_iso(), detail, plan_id, attempt),
-            )
-            if state == "interrupted":
-                db.execute(
-                    "UPDATE executions SET state = 'interrupted', finished = ?"
-                    " WHERE plan_id = ? AND attempt = ? AND state = 'started'",
-                    (now_iso(), plan_id, attempt),
-                )
-
-    def step_started(
-        self,
-        plan_id: str,
-        attempt: int,
-        step_index: int,
-        idem_key: str,
-        tool: str,
-        args_hash: str,
-        dry_run: bool,
-    ) -> None:
-        with self.durable(not dry_run) as db:
-            db.execute(
-                "INSERT INTO executions"
-                " (plan_id, attempt, step_index, idem_key, tool, args_hash, dry_run, state, started)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 'started', ?)",
-                (plan_id, attempt, step_index, idem_key, tool, args_hash, int(dry_run), now_iso()),
-            )
-
-    def step_finished(
-        self, plan_id: str, attempt: int, step_index: int, state: str, result: str, durable: bool = True
-    ) -> None:
-        with self.durable(durable) as db:
-            db.execute(
-                "UPDATE executions SET state = ?, result = ?, finished = ?"
-                " WHERE plan_id = ? AND attempt = ? AND step_index = ?",
-                (state, result, now_iso(), plan_id, attempt, step_index),
-            )
-
-    def step_done_before(self, idem_key: str) -> bool:
-        """True if a live call with this idempotency key already succeeded (in any attempt)."""
-        row = self.db.execute(
-            "SELECT 1 FROM executions WHERE idem_key = ? AND state = 'ok' AND dry_run = 0 LIMIT 1",
-            (idem_key,),
-        ).fetchone()
-        return row is not None
-
-    def steps(self, plan_id: str, attempt: int) -> list[StepRecord]:
-        rows = self.db.execute(
-            "SELECT * FROM executions WHERE plan_id = ? AND attempt = ? ORDER BY step_index",
-            (plan_id, attempt),
-        )
-        return [
-            StepRecord(
-                plan_id=row["plan_id"],
-                attempt=row["attempt"],
-                step_index=row["step_index"],
-                idem_key=row["idem_key"],
-                tool=row["tool"],
-                args_hash=row["args_hash"],
-                dry_run=bool(row["dry_run"]),
-                state=row["state"],
-                result=row["result"],
-            )
-            for row in rows
-        ]
-
     # the note cache ------------------------------------------------------------------------------
     def cached_notes(self, folder: str) -> dict[str, tuple[int, int, str]]:
         """{note name: (size, mtime_ns, data)} of what was read from the notes of a folder."""
@@ -424,16 +309,3 @@ class Ledger(UsageRecords, MailRecords, StatsRecords):
                 [(folder, name, *row) for name, row in fresh.items()],
             )
             db.executemany("DELETE FROM note_cache WHERE folder = ? AND name = ?", [(folder, n) for n in gone])
-
-
-def _run_record(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        plan_id=row["plan_id"],
-        attempt=row["attempt"],
-        plan_hash=row["plan_hash"],
-        dry_run=bool(row["dry_run"]),
-        state=row["state"],
-        started=row["started"],
-        finished=row["finished"],
-        detail=row["detail"],
-    )

@@ -1,4 +1,4 @@
-"""MCP server "email": sends one email over SMTP, or drafts one as a note in the vault's Drafts/ folder.
+"""MCP server "email": sends one email over SMTP, or drafts one as an `.eml` file in the vault's Drafts/.
 
 Serve it over stdio with `python -m ai_employee.mcp_servers.email_server`; settings come from the
 environment (`EmailSettings.from_env`). Recipients and subjects can be shaped by hostile email content,
@@ -9,6 +9,8 @@ call loudly instead of being quietly sent as part of the subject.
 from __future__ import annotations
 
 import base64
+import email.policy
+import hashlib
 import inspect
 import ipaddress
 import logging
@@ -24,9 +26,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
 from pathlib import Path
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 
-import yaml
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 MAX_RECIPIENTS = 50
 MAX_HEADER_CHARS = 998  # RFC 5322's limit on one line
+# Drafts without a sender (SMTP_FROM unset) get Message-IDs in this reserved domain.
+DRAFT_DOMAIN = "ai-employee.invalid"
 # Room for the date and " (2)" suffixes within the 255-byte limit on a file name.
 MAX_DRAFT_NAME_BYTES = 150
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
@@ -55,6 +58,7 @@ To = Annotated[
 Cc = Annotated[Sequence[str], Field(description="Carbon-copy addresses, one per item.")]
 Subject = Annotated[str, Field(description="Subject line: a single line, no line breaks.")]
 Body = Annotated[str, Field(description="Plain-text body, at most 1 MiB once UTF-8 encoded.")]
+IdempotencyKey = Annotated[str | None, Field(description="Filled in by the engine (the step's key); leave it out.")]
 InReplyTo = Annotated[
     str | None,
     Field(description="Message-ID of the email answered, e.g. '<abc@mail.example.com>'; threads the reply."),
@@ -72,6 +76,7 @@ class DraftWritten(TypedDict):
     """Where draft_email wrote the draft."""
 
     path: str
+    message_id: str
 
 
 def _env_bool(env: Mapping[str, str], name: str) -> bool:
@@ -210,8 +215,9 @@ class Outgoing:
             in_reply_to=_message_id(in_reply_to),
         )
 
-    def message(self, sender: tuple[str, str]) -> EmailMessage:
-        """The email to send, with a fresh Message-ID."""
+    def message(self, sender: tuple[str, str], key: str | None = None) -> EmailMessage:
+        """The email, with the Message-ID of the step's idempotency key (the same on every attempt, so a
+        mail client or server can tell a repeat), or a fresh one without a key."""
         msg = EmailMessage()
         msg["From"] = formataddr(sender)
         msg["To"] = ", ".join(formataddr(pair) for pair in self.to)
@@ -219,25 +225,14 @@ class Outgoing:
             msg["Cc"] = ", ".join(formataddr(pair) for pair in self.cc)
         msg["Subject"] = self.subject
         msg["Date"] = formatdate(localtime=True)
+        domain = sender[1].partition("@")[2] or DRAFT_DOMAIN
         # An explicit domain: the default looks up this host's FQDN, which can stall on DNS.
-        msg["Message-ID"] = make_msgid(domain=sender[1].partition("@")[2])
+        msg["Message-ID"] = key_message_id(key, domain) if key else make_msgid(domain=domain)
         if self.in_reply_to:
             msg["In-Reply-To"] = self.in_reply_to
             msg["References"] = self.in_reply_to
         msg.set_content(self.body)
         return msg
-
-    def draft_note(self, now: datetime) -> str:
-        """The draft as a markdown note: YAML frontmatter with the headers, then the body."""
-        front = {
-            "to": [formataddr(pair) for pair in self.to],
-            "cc": [formataddr(pair) for pair in self.cc],
-            "subject": self.subject,
-            "in_reply_to": self.in_reply_to,
-            "created": now.isoformat(timespec="seconds"),
-        }
-        header = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=10_000)
-        return f"---\n{header}---\n\n{self.body}" + ("" if self.body.endswith("\n") else "\n")
 
 
 def _redact(text: str, settings: EmailSettings) -> str:
@@ -255,33 +250,77 @@ def _redact(text: str, settings: EmailSettings) -> str:
     return text
 
 
-def _smtp_failure(exc: Exception) -> str:
+def key_message_id(key: str, domain: str, kind: str = "mail") -> str:
+    """The Message-ID of what a step sends or drafts: derived from its idempotency key, so every attempt
+    of the step gives the same one."""
+    return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.{kind}@{domain}>"
+
+
+def _smtp_failure(exc: Exception, in_data: bool) -> str:
+    """What went wrong, worded so the engine can tell what to do (see executor/failures.py): a
+    temporary failure is tried again, refused credentials pause the server, a refusal stops, and a
+    connection lost while the message was handed over leaves its outcome unknown."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return f"every recipient was refused ({', '.join(exc.recipients)})"
+        return f"refused: every recipient was refused ({', '.join(exc.recipients)})"
     if isinstance(exc, smtplib.SMTPResponseException):
         reply = exc.smtp_error
-        return f"{exc.smtp_code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
-    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+        said = f"{exc.smtp_code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
+        if exc.smtp_code in (530, 534, 535):
+            return f"authentication failed: {said}"
+        if 400 <= exc.smtp_code < 500:
+            return f"temporary failure: the SMTP server answered {said}; nothing was sent"
+        return f"refused by the SMTP server: {said}"
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    if in_data:
+        return (
+            f"outcome unknown: the connection was lost while the message was handed over ({reason});"
+            " it may have been sent"
+        )
+    return f"temporary failure: could not reach the SMTP server ({reason}); nothing was sent"
+
+
+class _Delivery(smtplib.SMTP):
+    """smtplib's client, noting when the message itself (DATA) starts to go out: a failure before that
+    sent nothing, one after it may have sent the message."""
+
+    in_data = False
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self.in_data = True
+        return super().data(msg)
 
 
 def deliver(settings: EmailSettings, msg: EmailMessage, sender: str, recipients: list[str]) -> list[str]:
-    """Hand `msg` to the SMTP server once; return the recipients it accepted."""
-    smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s)
+    """Hand `msg` to the SMTP server once; return the recipients it accepted. A failure is raised as a
+    ToolError worded by `_smtp_failure`."""
+    smtp = _Delivery(timeout=settings.smtp_timeout_s)
     try:
-        if settings.smtp_starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if settings.smtp_username:
-            smtp.login(settings.smtp_username, settings.smtp_password or "")
-        refused = smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
-        # Once the server accepted the data the message is out: a failing QUIT must not turn that into
-        # an error, or a caller that retries would send it twice (smtplib's `with` raises there).
         try:
-            smtp.quit()
-        except (smtplib.SMTPException, OSError):
-            log.debug("QUIT failed after the message was accepted")
+            smtp.connect(settings.smtp_host, settings.smtp_port)
+            refused = _send(smtp, settings, msg, sender, recipients)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ToolError(f"could not send: {_redact(_smtp_failure(exc, smtp.in_data), settings)}") from None
     finally:
         smtp.close()
     return [r for r in recipients if r not in refused]
+
+
+def _send(
+    smtp: smtplib.SMTP, settings: EmailSettings, msg: EmailMessage, sender: str, recipients: list[str]
+) -> dict[str, tuple[int, bytes]]:
+    """On a connected session: encrypt, log in, send, quit; the recipients refused."""
+    if settings.smtp_starttls:
+        smtp.starttls(context=ssl.create_default_context())
+    if settings.smtp_username:
+        smtp.login(settings.smtp_username, settings.smtp_password or "")
+    refused = smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
+    # Once the server accepted the data the message is out: a failing QUIT must not turn that into
+    # an error, or a caller that retries would send it twice (smtplib's `with` raises there).
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        log.debug("QUIT failed after the message was accepted")
+    return refused
 
 
 def draft_file_name(subject: str, now: datetime) -> str:
@@ -290,7 +329,21 @@ def draft_file_name(subject: str, now: datetime) -> str:
     cleaned = "".join(ch for ch in cleaned if not unicodedata.category(ch).startswith("C"))
     cleaned = " ".join(cleaned.split())
     cleaned = cleaned.encode("utf-8")[:MAX_DRAFT_NAME_BYTES].decode("utf-8", "ignore").strip(" .")
-    return f"{now:%Y-%m-%d} {cleaned or 'No subject'}.md"
+    return f"{now:%Y-%m-%d} {cleaned or 'No subject'}.eml"
+
+
+def _draft_with_id(drafts: Path, message_id: str) -> Path | None:
+    """A draft already in `drafts` with this Message-ID (a step drafted again), if any."""
+    wanted = f"message-id: {message_id}".lower().encode()
+    for path in drafts.glob("*.eml"):
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(8192).lower()
+        except OSError:
+            continue
+        if wanted in head:
+            return path
+    return None
 
 
 def _os_reason(exc: Exception) -> str:
@@ -302,7 +355,14 @@ def _os_reason(exc: Exception) -> str:
 def build_server(settings: EmailSettings) -> MCPServer:
     """The "email" MCP server, sending with `settings`."""
 
-    def send_email(to: To, subject: Subject, body: Body, cc: Cc = (), in_reply_to: InReplyTo = None) -> SentEmail:
+    def send_email(
+        to: To,
+        subject: Subject,
+        body: Body,
+        cc: Cc = (),
+        in_reply_to: InReplyTo = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> SentEmail:
         """Send one plain-text email over SMTP, now; it cannot be recalled.
 
         Header values (addresses, subject, in_reply_to) with a line break are refused. Returns the
@@ -310,15 +370,12 @@ def build_server(settings: EmailSettings) -> MCPServer:
         """
         outgoing = Outgoing.check(to, cc, subject, body, in_reply_to)
         if not settings.smtp_from:
-            raise ToolError("cannot send: SMTP_FROM is not set in the email server's environment")
+            raise ToolError("refused: cannot send, SMTP_FROM is not set in the email server's environment")
         sender = parse_address(settings.smtp_from, "SMTP_FROM")
-        msg = outgoing.message(sender)
+        msg = outgoing.message(sender, idempotency_key)
         # Each address once: a duplicate envelope recipient can receive two copies.
         recipients = list(dict.fromkeys(addr for _, addr in outgoing.to + outgoing.cc))
-        try:
-            accepted = deliver(settings, msg, sender[1], recipients)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise ToolError(f"could not send: {_redact(_smtp_failure(exc), settings)}") from None
+        accepted = deliver(settings, msg, sender[1], recipients)
         log.info(
             "email sent message_id=%s recipients=%d accepted=%d",
             msg["Message-ID"],
@@ -327,28 +384,44 @@ def build_server(settings: EmailSettings) -> MCPServer:
         )
         return {"message_id": str(msg["Message-ID"]), "accepted": accepted}
 
-    def draft_email(to: To, subject: Subject, body: Body, cc: Cc = (), in_reply_to: InReplyTo = None) -> DraftWritten:
-        """Save an email as a draft note in the vault's Drafts/ folder, for you to review; sends nothing.
+    def draft_email(
+        to: To,
+        subject: Subject,
+        body: Body,
+        cc: Cc = (),
+        in_reply_to: InReplyTo = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> DraftWritten:
+        """Save an email as a draft in the vault's Drafts/ folder, for you to review; sends nothing.
 
-        The note has YAML frontmatter (to, cc, subject, in_reply_to, created) and the body below it.
-        Returns the draft's vault-relative path.
+        The draft is an .eml file (marked unsent) that any mail client opens, ready to send. Drafting the
+        same step again returns the draft already written. Returns its vault-relative path and Message-ID.
         """
         outgoing = Outgoing.check(to, cc, subject, body, in_reply_to)
         if settings.vault is None:
-            raise ToolError("cannot draft: AI_EMPLOYEE_VAULT is not set in the email server's environment")
+            raise ToolError("refused: cannot draft, AI_EMPLOYEE_VAULT is not set in the email server's environment")
         vault = layout.Vault(settings.vault.resolve())
         drafts = vault.folder(layout.DRAFTS)
         if drafts.is_symlink():
             raise ToolError(f"refused: {layout.DRAFTS}/ is a symbolic link")
-        now = datetime.now().astimezone()
+        sender = parse_address(settings.smtp_from, "SMTP_FROM") if settings.smtp_from else ("", "")
+        msg = outgoing.message(sender if sender[1] else ("", f"drafts@{DRAFT_DOMAIN}"), idempotency_key)
+        if not sender[1]:
+            del msg["From"]  # the mail client fills in the account it sends from
+        msg["X-Unsent"] = "1"  # Outlook and Thunderbird open it as a draft to send
+        message_id = str(msg["Message-ID"])
         try:
             drafts.mkdir(exist_ok=True)
-            note = outgoing.draft_note(now).encode("utf-8")
-            written = create_file(drafts, draft_file_name(subject, now), note, vault.tmp_dir)
+            earlier = _draft_with_id(drafts, message_id) if idempotency_key else None
+            if earlier is not None:
+                return {"path": vault.relative(earlier), "message_id": message_id}
+            now = datetime.now().astimezone()
+            data = msg.as_bytes(policy=email.policy.SMTP)
+            written = create_file(drafts, draft_file_name(subject, now), data, vault.tmp_dir)
         except (OSError, FileOpError) as exc:
             raise ToolError(f"could not write the draft into {layout.DRAFTS}/: {_os_reason(exc)}") from None
         log.info("draft written path=%r", vault.relative(written))
-        return {"path": vault.relative(written)}
+        return {"path": vault.relative(written), "message_id": message_id}
 
     server: MCPServer = MCPServer("email", version=__version__)
     for tool, open_world in ((send_email, True), (draft_email, False)):

@@ -16,7 +16,6 @@ Sent and reports it instead of sending twice.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import os
@@ -39,6 +38,7 @@ from ai_employee.config_sections import GmailConfig
 from ai_employee.errors import ConfigError
 from ai_employee.gmail.auth import NotAuthorized, check_outside, load_credentials, save_credentials
 from ai_employee.gmail.client import GmailClient, GmailError, NotFound
+from ai_employee.mcp_servers import email_server
 from ai_employee.mcp_servers.email_server import MAX_BODY_BYTES, MAX_RECIPIENTS, check_header_value, parse_address
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def normal_subject(subject: str) -> str:
 
 def key_message_id(key: str, domain: str = KEY_DOMAIN) -> str:
     """The Message-ID of the reply a step sends: the same for every attempt of that step."""
-    return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.reply@{domain}>"
+    return email_server.key_message_id(key, domain, "reply")
 
 
 def _headers(message: Mapping[str, Any]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""MCP server "vault": lets approved plans create and extend the user's notes, never the engine's files.
+"""MCP server "vault": lets approved plans create, extend, move and tag the user's notes and add tasks,
+never touching the engine's files (its folders, `.ai_employee/`, `.obsidian/`, Dashboard, Handbook).
 
 Serve it over stdio with `python -m ai_employee.mcp_servers.vault_server`; the vault folder comes from
 the AI_EMPLOYEE_VAULT environment variable. Tool arguments can be shaped by hostile email content, so
@@ -7,13 +8,16 @@ every path is checked (`check_note_path`, `note_target`) before anything touches
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import os
+import re
 import sys
 import unicodedata
+from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import Annotated, TypedDict
+from typing import Annotated, Literal, TypedDict
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,9 +25,11 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from ai_employee import __version__
-from ai_employee.errors import ConcurrentEditError
+from ai_employee.errors import ConcurrentEditError, FormatError
+from ai_employee.mcp_servers.email_server import check_header_value
 from ai_employee.vault import layout
-from ai_employee.vault.fsops import FileOpError, create_file, replace_file
+from ai_employee.vault.fsops import FileOpError, create_file, move_file, replace_file
+from ai_employee.vault.notes import edit_file, split_note, update_frontmatter
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,26 @@ NotePath = Annotated[
     ),
 ]
 NoteContent = Annotated[str, Field(description="Markdown text, at most 1 MiB once UTF-8 encoded.")]
+Folder = Annotated[
+    str,
+    Field(description="Vault-relative folder to move the note into, e.g. 'Notes/Archive' (created if missing)."),
+]
+PropertyName = Annotated[str, Field(description="The property (frontmatter key), e.g. 'status' or 'due date'.")]
+PropertyValue = Annotated[
+    str | int | float | bool | list[str] | None,
+    Field(description="Text, a number, true/false, a list of texts, or null to remove the property."),
+]
+TaskText = Annotated[str, Field(description="What is to be done: one line, e.g. 'Send Acme the signed quote'.")]
+TaskDate = Annotated[str | None, Field(description="A date as YYYY-MM-DD, or leave it out.")]
+Priority = Annotated[
+    Literal["highest", "high", "medium", "low", "lowest"] | None, Field(description="Leave it out for normal.")
+]
+TasksNote = Annotated[str, Field(description="The note the task is added to (created if missing).")]
+IdempotencyKey = Annotated[str | None, Field(description="Filled in by the engine (the step's key); leave it out.")]
+_PROPERTY = re.compile(r"^[A-Za-z][\w -]{0,63}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Obsidian Tasks' emoji format: https://publish.obsidian.md/tasks/Reference/Task+Formats/Tasks+Emoji+Format
+_PRIORITY_SIGNS = {"highest": "🔺", "high": "⏫", "medium": "🔼", "low": "🔽", "lowest": "⏬"}
 
 
 class NoteWritten(TypedDict):
@@ -131,12 +157,14 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def build_server(vault_root: Path) -> MCPServer:
-    """The "vault" MCP server, writing into the vault at `vault_root`."""
-    root = vault_root.resolve()
-    vault = layout.Vault(root)
+class VaultTools:
+    """The tools, on the vault at `root` (resolved)."""
 
-    def create_note(path: NotePath, content: NoteContent) -> NoteWritten:
+    def __init__(self, vault_root: Path) -> None:
+        self.root = vault_root.resolve()
+        self.vault = layout.Vault(self.root)
+
+    def create_note(self, path: NotePath, content: NoteContent) -> NoteWritten:
         """Create a new markdown note in the vault; never overwrites an existing one.
 
         Missing parent folders are created. Fails if a note already exists at `path`: use
@@ -144,21 +172,21 @@ def build_server(vault_root: Path) -> MCPServer:
         """
         rel = check_note_path(path)
         data = _encode(content)
-        target = note_target(root, rel)
+        target = note_target(self.root, rel)
         if os.path.lexists(target):
             raise ToolError(f"refused: {rel} already exists (notes are never overwritten); use append_to_note")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             # create_file links under a free variant name if another writer won the race for
             # this one, so nothing is clobbered; the variant is what gets reported.
-            written = create_file(target.parent, target.name, data, vault.tmp_dir)
+            written = create_file(target.parent, target.name, data, self.vault.tmp_dir)
         except (OSError, FileOpError) as exc:
             raise ToolError(f"could not create {rel}: {_reason(exc)}") from exc
-        written_rel = vault.relative(written)
+        written_rel = self.vault.relative(written)
         log.info("note created path=%r bytes=%d", written_rel, len(data))
         return {"path": written_rel}
 
-    def append_to_note(path: NotePath, content: NoteContent) -> NoteWritten:
+    def append_to_note(self, path: NotePath, content: NoteContent) -> NoteWritten:
         """Append text to the end of an existing markdown note in the vault.
 
         A line break is added first if the note does not end with one. Fails if the note does not
@@ -168,7 +196,7 @@ def build_server(vault_root: Path) -> MCPServer:
         data = _encode(content)
         if not data:
             raise ToolError("refused: there is nothing to append")
-        target = note_target(root, rel)
+        target = note_target(self.root, rel)
         if not target.exists():
             raise ToolError(f"refused: {rel} does not exist; use create_note")
         if not target.is_file():
@@ -177,7 +205,7 @@ def build_server(vault_root: Path) -> MCPServer:
             old = target.read_bytes()
             separator = b"\n" if old and not old.endswith(b"\n") else b""
             # `expected` makes the replace fail instead of losing an edit the user saved meanwhile.
-            replace_file(target, old + separator + data, vault.tmp_dir, expected=old)
+            replace_file(target, old + separator + data, self.vault.tmp_dir, expected=old)
         except ConcurrentEditError as exc:
             raise ToolError(f"{rel} changed while appending; nothing was written, try again") from exc
         except (OSError, FileOpError) as exc:
@@ -185,11 +213,107 @@ def build_server(vault_root: Path) -> MCPServer:
         log.info("note appended path=%r bytes=%d", str(rel), len(data))
         return {"path": rel.as_posix()}
 
+    def move_note(self, path: NotePath, folder: Folder) -> NoteWritten:
+        """Move a note into another folder of the vault; never overwrites (a free name is taken).
+
+        Engine folders and hidden folders are refused on both ends. Returns the note's new path.
+        """
+        rel = check_note_path(path)
+        dest_rel = check_note_path(f"{folder.strip('/')}/{rel.name}")
+        source = note_target(self.root, rel)
+        if not source.is_file():
+            raise ToolError(f"refused: {rel} does not exist (or is not a note)")
+        dest_folder = note_target(self.root, dest_rel).parent
+        try:
+            dest_folder.mkdir(parents=True, exist_ok=True)
+            moved = move_file(source, dest_folder)
+        except (OSError, FileOpError) as exc:
+            raise ToolError(f"could not move {rel}: {_reason(exc)}") from exc
+        log.info("note moved from=%r to=%r", str(rel), self.vault.relative(moved))
+        return {"path": self.vault.relative(moved)}
+
+    def set_property(self, path: NotePath, name: PropertyName, value: PropertyValue) -> NoteWritten:
+        """Set one property (frontmatter key) of an existing note, or remove it with null.
+
+        Only that property changes; the rest of the note stays as it is, byte for byte.
+        """
+        rel = check_note_path(path)
+        if not _PROPERTY.match(name):
+            raise ToolError("refused: a property name is letters, digits, spaces, '-' and '_', starting with a letter")
+        target = note_target(self.root, rel)
+        if not target.is_file():
+            raise ToolError(f"refused: {rel} does not exist; use create_note")
+
+        def change(text: str) -> str:
+            if not split_note(text).frontmatter and not text.startswith("---"):
+                text = "---\n---\n" + text  # a note without properties gets them
+            if value is None:
+                return update_frontmatter(text, {}, remove=(name,))
+            return update_frontmatter(text, {name: value})
+
+        try:
+            edit_file(target, change, self.vault.tmp_dir)
+        except FormatError as exc:
+            raise ToolError(f"refused: the properties of {rel} cannot be read: {exc}") from exc
+        except (OSError, FileOpError, ConcurrentEditError) as exc:
+            raise ToolError(f"could not update {rel}: {_reason(exc)}") from exc
+        log.info("property set path=%r name=%r", str(rel), name)
+        return {"path": rel.as_posix()}
+
+    def create_task(
+        self,
+        description: TaskText,
+        due: TaskDate = None,
+        scheduled: TaskDate = None,
+        priority: Priority = None,
+        note: TasksNote = "Tasks.md",
+        idempotency_key: IdempotencyKey = None,
+    ) -> NoteWritten:
+        """Add a task in Obsidian Tasks format (`- [ ] ... ⏫ 📅 2026-12-05`) to a note, by default Tasks.md.
+
+        The Tasks plugin (or any markdown checklist) shows it; the same step run again adds nothing.
+        """
+        text = " ".join(description.split())
+        check_header_value(description, "the description")
+        if not text:
+            raise ToolError("refused: the task says nothing")
+        for what, day in (("due", due), ("scheduled", scheduled)):
+            if day is not None and not _DATE.match(day):
+                raise ToolError(f"refused: {what} must be a date like 2026-12-05")
+        parts = [f"- [ ] {text}"]
+        if priority:
+            parts.append(_PRIORITY_SIGNS[priority])
+        if scheduled:
+            parts.append(f"⏳ {scheduled}")
+        if due:
+            parts.append(f"📅 {due}")
+        parts.append(f"➕ {date.today().isoformat()}")
+        marker = f"🆔 {hashlib.sha256(idempotency_key.encode()).hexdigest()[:8]}" if idempotency_key else ""
+        rel = check_note_path(note)
+        target = note_target(self.root, rel)
+        if marker and target.is_file() and marker in target.read_text("utf-8", errors="replace"):
+            return {"path": rel.as_posix()}  # this step added it already
+        line = " ".join(parts + ([marker] if marker else [])) + "\n"
+        if not target.exists():
+            return self.create_note(note, f"# Tasks\n\n{line}")
+        return self.append_to_note(note, line)
+
+
+def build_server(vault_root: Path) -> MCPServer:
+    """The "vault" MCP server, writing into the vault at `vault_root`."""
+    tools = VaultTools(vault_root)
     server: MCPServer = MCPServer("vault", version=__version__)
     additive = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
-    for tool in (create_note, append_to_note):
+    changing = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+    for tool, hints in (
+        (tools.create_note, additive),
+        (tools.append_to_note, additive),
+        (tools.create_task, additive),
+        (tools.move_note, changing),
+        (tools.set_property, changing),
+    ):
         # inspect.getdoc dedents: Python 3.11 keeps a docstring's indentation, which the SDK sends as is.
-        server.add_tool(tool, description=inspect.getdoc(tool), annotations=additive)
+        server.add_tool(tool, description=inspect.getdoc(tool), annotations=hints)
     return server
 
 

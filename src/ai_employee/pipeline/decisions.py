@@ -31,11 +31,12 @@ from ai_employee.vault.notes import edit_file, find_by_id, read_frontmatter, rea
 from ai_employee.vault.plans import Step, dump_steps, parse_steps, plan_title, restate, steps_hash
 
 # Decisions that let steps run, and those that settle a plan one way or the other (a defer does not).
-APPROVALS = ("approve", "auto_approve")
+APPROVALS = ("approve", "auto_approve", "resume")
 VERDICTS = (*APPROVALS, "deny", "expire")
 EVENT_OF = {
     "approve": EventName.ACTION_APPROVED,
     "auto_approve": EventName.ACTION_APPROVED,
+    "resume": EventName.ACTION_APPROVED,
     "deny": EventName.ACTION_DENIED,
     "defer": EventName.ACTION_DEFERRED,
     "expire": EventName.ACTION_EXPIRED,
@@ -45,6 +46,7 @@ MAX_DIFF_LINES = 30
 DECISION_WORDS = {
     "approve": "approved",
     "auto_approve": "auto-approved",
+    "resume": "resumed",
     "deny": "denied",
     "defer": "deferred",
     "expire": "expired",
@@ -278,10 +280,7 @@ def approve(
     the person was shown (a phone, a web page): if they changed since, nothing is approved."""
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "approved", ledger)
-    try:
-        steps = parse_steps(split_note(_read(ledger, plan, "approved")).body)
-    except FormatError as exc:
-        raise UserError(f"plan {plan.plan_id} cannot run: {exc}; fix the note's steps first") from exc
+    steps = _runnable_steps(ledger, plan, "approved")
     if seen is not None and seen != steps_hash(steps):
         raise StepsChanged(
             f"plan {plan.plan_id} changed after it was shown to you: nothing was approved; look at it again"
@@ -290,6 +289,29 @@ def approve(
     updates: dict[str, Any] = {"status": "approved", **({"feedback": feedback} if feedback else {})}
     box = callouts.approved(who, channel, now_stamp())
     return _decide_by_move(vault, ledger, plan, "approve", who, feedback, steps, updates, box, APPROVED, channel)
+
+
+def resume(
+    vault: Vault,
+    ledger: Ledger,
+    ref: str,
+    note: str = "",
+    actor: str | None = None,
+    channel: str = "cli",
+) -> Path:
+    """Resume a plan that failed or was interrupted, with its steps as they are now (the person may have
+    fixed them): the same as moving its note back into `Approved/`, plus a resolution note kept with the
+    decision. The run goes on from the first step not done; a step that ran never runs again."""
+    plan = resolve_plan(vault, ref)
+    status = str(plan.frontmatter.get("status") or "")
+    if plan.folder != PLANS or status != "failed":
+        where = f"in {plan.folder}/ as {status or 'no status'}"
+        raise UserError(f"plan {plan.plan_id} is {where}: only a failed or interrupted plan in Plans/ is resumed")
+    steps = _runnable_steps(ledger, plan, "resumed")
+    who = actor or current_user()
+    updates: dict[str, Any] = {"status": "approved", **({"resolution": note} if note else {})}
+    box = callouts.approved(who, channel, now_stamp())
+    return _decide_by_move(vault, ledger, plan, "resume", who, note, steps, updates, box, APPROVED, channel)
 
 
 def deny(
@@ -374,6 +396,14 @@ def _read(ledger: Ledger, plan: PlanRef, verb: str) -> str:
         return plan.path.read_text("utf-8")
     except FileNotFoundError as exc:
         raise already_decided(ledger, plan, verb) from exc
+
+
+def _runnable_steps(ledger: Ledger, plan: PlanRef, verb: str) -> list[Step]:
+    """The note's steps as they are now, to approve; a UserError if they cannot run."""
+    try:
+        return parse_steps(split_note(_read(ledger, plan, verb)).body)
+    except FormatError as exc:
+        raise UserError(f"plan {plan.plan_id} cannot run: {exc}; fix the note's steps first") from exc
 
 
 def _title(body: str, plan: PlanRef) -> str:

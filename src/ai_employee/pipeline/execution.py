@@ -7,6 +7,7 @@ never runs again: copies (sync conflicts, a copy instead of a move) are set asid
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ OUTCOME_WORDS = {
 BATCH_SIZE = 64
 # What a note in `Approved/` says when the engine or `vault approve` put it there; any other status means
 # a person moved it there, and the move is their decision.
-CLAIMS_APPROVAL = ("approved", "executing")
+CLAIMS_APPROVAL = ("approved", "executing", "waiting")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,14 @@ class ExecutionStage:
         self._plans_index: dict[str, list[Path]] | None = None  # plan id -> notes in Plans/, per batch
         self._filings: list[_Filing] = []  # results to write into their notes (see _file_results)
         self._finishes: list[tuple[_Filing, Path | None]] = []  # runs to close once the batch is durable
+        self._waits: dict[str, float] = {}  # note name in Approved/ -> when (monotonic) it may go on
+
+    @property
+    def recheck_s(self) -> float | None:
+        """Seconds until the first waiting plan may go on (None: none waits)."""
+        if not self._waits:
+            return None
+        return max(0.0, min(self._waits.values()) - time.monotonic())
 
     async def run_once(self, should_stop: Callable[[], bool] = lambda: False, human_only: bool = False) -> int:
         """Run up to a batch of approved plans; with `human_only` (during a burst) only the ones a person
@@ -94,6 +103,8 @@ class ExecutionStage:
                     break
                 if human_only and self.state.is_policy_approved(entry.name):
                     continue
+                if self._waits.get(entry.name, 0.0) > time.monotonic():
+                    continue  # waiting for a paused server or a rate limit; it goes on when due
                 self.state.taken_up(entry.name)
                 path = Path(entry.path)
                 await asyncio.sleep(0)  # let signals, the heartbeat and watcher hints in between plans
@@ -105,6 +116,7 @@ class ExecutionStage:
                     self.ctx.item_failed("execute", path, exc, "execution failed")
             else:
                 self.state.still_in_approved(present)
+                self._waits = {name: due for name, due in self._waits.items() if name in present}
             self._file_results()
         with self.ctx.ledger.batch(self.ctx.config.dry_run):  # in dry-run, one transaction for them all
             for filing, dest in self._finishes:
@@ -269,10 +281,24 @@ class ExecutionStage:
         result = await self.runner.run(plan.id, plan.steps, dry_run, should_stop)
         if result.status == "stopped":
             return 1
+        if result.status == "waiting":
+            self._wait(path, plan, result)
+            return 1
         self._filings.append(_Filing(path, plan, result, channel))
         if not dry_run:
             self._file_results()  # a live plan's result is filed at once, not at the end of the batch
         return 1
+
+    def _wait(self, path: Path, plan: ParsedPlan, result: RunResult) -> None:
+        """The plan cannot go on yet: it stays in `Approved/`, saying what it waits for (written only
+        when that changes), and is tried again when due."""
+        ctx = self.ctx
+        ctx.ledger.finish_run(plan.id, result.attempt, "waiting", result.blocker, durable=not result.dry_run)
+        self._waits[path.name] = time.monotonic() + (result.wait_s or 0.0)
+        if plan.frontmatter.get("waiting_for") != result.blocker[:300] or plan.status != "waiting":
+            updates = {"status": "waiting", "waiting_for": result.blocker[:300]}
+            restate(path, updates, callouts.blocked(result.blocker), ctx.tmp_dir)
+            log.info("plan waiting", plan_id=plan.id, blocker=result.blocker, retry_in_s=round(result.wait_s or 0))
 
     def _file(self, filing: _Filing) -> Path | None:
         """On a writer thread: the result into the note, the note where it belongs, its action after it.
@@ -287,7 +313,7 @@ class ExecutionStage:
                 return None
             log.warning("plan note moved while it ran", plan_id=plan.id, now=ctx.vault.relative(moved))
             path = moved
-        dest = self._file_result(path, plan, result, ctx.config.dry_run)
+        dest = self._file_result(path, plan, result)
         crash_point("execute.after_done")
         hint = self.state.action_file(plan.action_id)
         if result.status == "done":
@@ -302,7 +328,7 @@ class ExecutionStage:
         """The note and its action are filed durably (or the note is gone): close the run in the ledger
         and announce it."""
         ctx, plan, result, channel = self.ctx, filing.plan, filing.result, filing.channel
-        dry_run = ctx.config.dry_run
+        dry_run = result.dry_run
         if dest is None:
             ctx.ledger.finish_run(plan.id, result.attempt, result.status, result.detail, durable=not dry_run)
             return
@@ -343,14 +369,14 @@ class ExecutionStage:
             )
             self.ctx.bus.publish(EventName.PLAN_DUPLICATE, DecisionPayload(plan_id, "duplicate", "file", "engine"))
 
-    def _file_result(self, path: Path, plan: ParsedPlan, result: RunResult, dry_run: bool) -> Path:
+    def _file_result(self, path: Path, plan: ParsedPlan, result: RunResult) -> Path:
         """Write the outcome into the note (callout, log, checklist, status) and move it where it belongs."""
         lines = [_log_line(step) for step in result.steps]
         heading = "Execution log" if result.attempt == 1 else f"Execution log (attempt {result.attempt})"
-        kind, title, message = _callout_for(result, dry_run)
+        kind, title, message = _callout_for(result, plan.id)
         ticked = {s.number for s in result.steps if s.outcome in ("ok", "dry_run", "skipped")}
         status = "done" if result.status == "done" else "failed"
-        updates: dict[str, Any] = {"status": status, "executed": now_stamp(), "dry_run": dry_run}
+        updates: dict[str, Any] = {"status": status, "executed": now_stamp(), "dry_run": result.dry_run}
         if result.status != "done":
             updates["error"] = result.detail[:300]
         if result.status == "interrupted":
@@ -361,7 +387,10 @@ class ExecutionStage:
             body = set_callout(parts.body, kind, title, message)
             body = tick_checklist(append_section(body, heading, lines), ticked)
             head = text[: len(text) - len(parts.body)]
-            return update_frontmatter(head + body, updates, remove=() if "error" in updates else ("error",))
+            gone = ["waiting_for", *(() if "error" in updates else ("error",))]
+            if result.status != "interrupted":
+                gone.append("interrupted")
+            return update_frontmatter(head + body, updates, remove=tuple(gone))
 
         edit_file(path, change, self.ctx.tmp_dir)
         crash_point("execute.after_result")
@@ -415,7 +444,7 @@ class ExecutionStage:
         in_doubt = [
             s
             for s in ctx.ledger.steps(run.plan_id, run.attempt)
-            if s.state in ("started", "unknown") and not s.dry_run and s.tool not in self.runner.idempotent
+            if s.state in ("started", "unknown") and not s.dry_run and not self.runner.rules.idempotent(s.tool)
         ]
         if not in_doubt:
             # Stopped between steps (or in dry-run): nothing is in doubt, so the plan simply runs on.
@@ -425,7 +454,7 @@ class ExecutionStage:
             return
         step = in_doubt[0]
         ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", f"step {step.step_index} in doubt")
-        box = callouts.interrupted_at_restart(step.step_index, step.tool)
+        box = callouts.interrupted_at_restart(step.step_index, step.tool, run.plan_id)
         dest = self._send_back(path, "failed", box, extra={"interrupted": True})
         close_action(ctx, action_id, run.plan_id, "planned", NEEDS_ACTION, None)
         ctx.bus.publish(
@@ -442,9 +471,19 @@ def _log_line(step: StepResult) -> str:
     return f"- {step.at} · {step.number}. `{step.tool}` · {word}" + (f" — {detail}" if detail else "")
 
 
-def _callout_for(result: RunResult, dry_run: bool) -> callouts.Callout:
+def _callout_for(result: RunResult, plan_id: str) -> callouts.Callout:
     if result.status == "done":
-        return callouts.done(dry_run)
+        return callouts.done(result.dry_run)
+    last = result.steps[-1] if result.steps else None
     if result.status == "interrupted":
-        return callouts.interrupted(result.detail)
-    return callouts.failed(result.detail)
+        return callouts.interrupted(result.detail, last.number if last else 0, plan_id)
+    return callouts.failed(result.detail, plan_id, _what_to_do(last.failure if last else ""))
+
+
+def _what_to_do(kind: str) -> str:
+    """What the person can do about a failure of this kind."""
+    if kind == "transient":
+        return "It kept failing for a reason that usually passes (the service was down or busy): try again later."
+    if kind == "logic":
+        return "The tool refused the step as it is: fix the step's arguments (or the data it needs)."
+    return "Fix what is wrong (or the steps)."

@@ -12,6 +12,7 @@ import structlog
 
 from ai_employee.errors import machine_fault
 from ai_employee.events import EventName, PausePayload
+from ai_employee.executor.limits import ToolRules
 from ai_employee.executor.run import PlanRunner
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.deadlines import DeadlineStage
@@ -46,10 +47,8 @@ class Pipeline:
         self.rejection = RejectionStage(ctx, self.state)
         self.deadlines = DeadlineStage(ctx)
         self.pool = ctx.pool
-        idempotent = {
-            f"{server}.{tool}" for server, cfg in ctx.config.engine_servers().items() for tool in cfg.idempotent_tools
-        }
-        self.runner = PlanRunner(ctx.ledger, ctx.bus, self.pool, ctx.config.execution.step_timeout_s, idempotent)
+        rules = ToolRules(ctx.config.engine_servers(), ctx.config.execution)
+        self.runner = PlanRunner(ctx.ledger, ctx.bus, self.pool, rules)
         self.execution = ExecutionStage(ctx, self.runner, self.state)
         self._wake = asyncio.Event()
         self._recheck_s: float | None = None
@@ -156,7 +155,12 @@ class Pipeline:
                 # A burst does not wait for feedback to be quiet, nor for a revision's retry.
                 if until_idle and not drafting and self._recheck_s is None:
                     break
-                rechecks = (self._recheck_s, self.revision.recheck_s, self.deadlines.recheck_s)
+                rechecks = (
+                    self._recheck_s,
+                    self.revision.recheck_s,
+                    self.deadlines.recheck_s,
+                    self.execution.recheck_s,
+                )
                 recheck = min((s for s in rechecks if s is not None), default=None)
                 await self.pool.stop_if_idle(self.ctx.config.mcp.idle_stop_s)
                 timeout = sweep_s if recheck is None else min(sweep_s, recheck + 0.01)

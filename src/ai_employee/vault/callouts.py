@@ -106,31 +106,55 @@ def done(dry_run: bool) -> Callout:
     return ("success", "done", ["Every step ran. The log below says what happened."])
 
 
-def failed(detail: str) -> Callout:
-    return ("failure", "failed", [detail, RETRY_HELP])
+def _resume_help(plan_id: str) -> str:
+    how = f" (or run `vault resume {plan_id[:10]}`)" if plan_id else ""
+    return (
+        f"Then move this note back to `Approved/`{how} to go on from the first step not done: a step that"
+        " ran is never run again. Or move it to `Rejected/`."
+    )
 
 
-def interrupted(detail: str) -> Callout:
+def failed(detail: str, plan_id: str = "", what_to_do: str = "") -> Callout:
+    """A plan that stopped on a failure; the steps that ran are ticked in the checklist."""
+    return (
+        "failure",
+        "failed",
+        [detail, (what_to_do or "Fix what is wrong (or the steps).") + " " + _resume_help(plan_id)],
+    )
+
+
+def interrupted(detail: str, step: int = 0, plan_id: str = "") -> Callout:
+    which = f"step {step}" if step else "the step"
     return (
         "warning",
         "interrupted: may or may not have happened",
         [
             detail,
-            "Check whether it happened, remove the steps that did, then " + RETRY_HELP[0].lower() + RETRY_HELP[1:],
+            f"Check whether {which} happened (a sent folder, the note it writes). If it did, delete it from the"
+            " steps; if it did not, leave it, and it runs again. " + _resume_help(plan_id),
         ],
     )
 
 
-def interrupted_at_restart(step_index: int, tool: str) -> Callout:
+def blocked(blocker: str) -> Callout:
+    """An approved plan that cannot go on yet (a paused server, a rate limit): it stays in `Approved/`."""
     return (
         "warning",
-        "interrupted: may or may not have happened",
+        "waiting",
         [
-            f"The engine stopped while step {step_index} (`{tool}`) was running, so it may or may not have"
-            " happened. It was not retried.",
-            "Check whether it happened. Then remove the steps that already happened and move this note to"
-            " `Approved/` to run the rest, or move it to `Rejected/`.",
+            f"Waiting: {blocker}.",
+            "It goes on by itself when it can; the steps already done (ticked) are not run again. To call it"
+            " off, move this note to `Rejected/`.",
         ],
+    )
+
+
+def interrupted_at_restart(step_index: int, tool: str, plan_id: str = "") -> Callout:
+    return interrupted(
+        f"The engine stopped while step {step_index} (`{tool}`) was running, so it may or may not have"
+        " happened. It was not retried.",
+        step_index,
+        plan_id,
     )
 
 

@@ -1,0 +1,168 @@
+"""Live mode against a real SMTP server that refuses, answers 4xx or 5xx, drops the connection or hangs,
+and a test MCP server that fails: every failure is classified, the plan goes back with what happened,
+`vault interventions` lists it, and `vault resume` goes on without running anything twice."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import files, run_cli
+from tests.invariants import start_once
+from tests.smtp_server import Collector, free_port, start_smtp
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.integration]
+SEND = {
+    "tool": "email.send_email",
+    "args": {"to": ["ann@example.org"], "subject": "Invoice", "body": "Attached, as promised."},
+}
+
+
+def write_config(tmp_path: Path, port: int, **flaky_env: str) -> Path:
+    config = tmp_path / "config.yaml"
+    email = {
+        "command": "python",
+        "args": ["-m", "ai_employee.mcp_servers.email_server"],
+        "env": {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(port),
+            "SMTP_FROM": "Sam <sam@example.com>",
+            "SMTP_TIMEOUT_S": "2",
+        },
+    }
+    data: dict[str, Any] = {
+        "execution": {"retry": {"base_delay_s": 0.05, "max_delay_s": 0.1}},
+        "mcp_servers": {"email": email},
+    }
+    if flaky_env:
+        data["mcp_servers"]["flaky"] = {
+            "command": sys.executable,
+            "args": ["-m", "tests.flaky_server"],
+            "env": flaky_env,
+        }
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def approved_plan(vault: Path, name: str, steps: list[dict[str, Any]]) -> Path:
+    body = "# " + name + "\n\n## Steps\n\n```yaml\n" + yaml.safe_dump(steps, sort_keys=False) + "```\n"
+    path = vault / "Approved" / f"{name}.md"
+    path.write_text(body, "utf-8")
+    return path
+
+
+def vault_cli(vault: Path, config: Path, *args: str) -> str:
+    result = run_cli("--vault", str(vault), "--config", str(config), *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def front(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text("utf-8").split("---\n")[1])
+
+
+def run_live(vault: Path, config: Path) -> None:
+    result = start_once(vault, "--live", config=config)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_4xx_is_tried_again_and_the_message_goes_once(vault: Path, tmp_path: Path) -> None:
+    handler = Collector()
+    handler.script = ["4xx"]
+    controller = start_smtp(handler)
+    try:
+        config = write_config(tmp_path, controller.port)
+        approved_plan(vault, "Send the invoice", [SEND])
+        run_live(vault, config)
+    finally:
+        controller.stop()
+    [done] = files(vault / "Done", ".md")
+    assert handler.data_commands == 2 and len(handler.envelopes) == 1
+    assert "`email.send_email` · OK" in done.read_text()
+
+
+def test_a_5xx_stops_at_once_and_says_what_to_do(vault: Path, tmp_path: Path) -> None:
+    handler = Collector()
+    handler.script = ["5xx"]
+    controller = start_smtp(handler)
+    try:
+        config = write_config(tmp_path, controller.port)
+        approved_plan(vault, "Send the invoice", [SEND])
+        run_live(vault, config)
+    finally:
+        controller.stop()
+    [back] = files(vault / "Plans", ".md")
+    text = back.read_text()
+    assert handler.data_commands == 1 and handler.envelopes == []  # a refusal is not retried
+    assert front(back)["status"] == "failed" and "554 5.7.1" in text
+    assert "The tool refused the step as it is" in text and "vault resume" in text
+
+
+@pytest.mark.parametrize("move", ["drop", "hang"])
+def test_a_connection_lost_mid_message_is_interrupted_and_never_sent_again(
+    vault: Path, tmp_path: Path, move: str
+) -> None:
+    handler = Collector()
+    handler.script = [move]
+    controller = start_smtp(handler)
+    try:
+        config = write_config(tmp_path, controller.port)
+        approved_plan(vault, "Send the invoice", [SEND])
+        run_live(vault, config)
+        [back] = files(vault / "Plans", ".md")
+        fm = front(back)
+        assert fm["status"] == "failed" and fm["interrupted"] is True
+        assert "may or may not have happened" in back.read_text()
+        listed = json.loads(vault_cli(vault, config, "interventions", "--json"))
+        assert [(i["kind"], i["ref"]) for i in listed] == [("interrupted", fm["id"])]
+        run_live(vault, config)  # another pass of the engine: nothing is sent by itself
+    finally:
+        controller.stop()
+    assert handler.data_commands == 1 and len(handler.envelopes) == 1
+
+
+def test_smtp_down_then_back_resumes_from_the_first_step_not_done(vault: Path, tmp_path: Path) -> None:
+    port = free_port()
+    calls = tmp_path / "calls.jsonl"
+    config = write_config(tmp_path, port, FLAKY_CALLS=str(calls))
+    note = {"tool": "flaky.act", "args": {"what": "file the invoice"}}
+    approved_plan(vault, "File and send", [note, SEND])
+    run_live(vault, config)  # nothing listens: connection refused, twice the same → back to the human
+    [back] = files(vault / "Plans", ".md")
+    fm = front(back)
+    assert fm["status"] == "failed" and not fm.get("interrupted")
+    assert "1. `flaky.act` · OK" in back.read_text()  # step 1 ran
+    [item] = json.loads(vault_cli(vault, config, "interventions", "--json"))
+    assert item["kind"] == "failed" and item["attempts"] == 1 and item["tries"] == 2
+    assert "Connection refused" in item["last_error"]
+    handler = Collector()
+    controller = start_smtp(handler, port=port)
+    try:
+        out = vault_cli(vault, config, "resume", fm["id"][:10], "--note", "the mail server is back")
+        assert "Resumed: Approved/" in out
+        run_live(vault, config)
+    finally:
+        controller.stop()
+    [done] = files(vault / "Done", ".md")
+    assert len(handler.envelopes) == 1
+    assert [json.loads(line)["what"] for line in calls.read_text().splitlines()] == ["file the invoice"]  # once
+    text = done.read_text()
+    assert "Execution log (attempt 2)" in text and "SKIPPED" in text
+    history = vault_cli(vault, config, "history")
+    assert "resumed by" in history and "the mail server is back" in history
+    assert json.loads(vault_cli(vault, config, "interventions", "--json")) == []
+
+
+def test_resume_refuses_a_plan_that_did_not_fail(vault: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, free_port())
+    approved_plan(vault, "Send the invoice", [SEND])
+    result = start_once(vault, config=config)  # dry-run: done
+    assert result.returncode == 0
+    [done] = files(vault / "Done", ".md")
+    refused = run_cli("--vault", str(vault), "--config", str(config), "resume", done.stem)
+    assert refused.returncode == 1 and "only a failed or interrupted plan" in refused.stderr
