@@ -56,11 +56,12 @@ def summary(name: str, values_s: list[float]) -> str:
 
 
 class Engine:
-    def __init__(self, vault: Path) -> None:
+    def __init__(self, vault: Path, config: Path | None = None, *start_options: str) -> None:
         self.vault = vault
         self.log = open(vault.parent / "engine.log", "ab")  # noqa: SIM115
+        with_config = ["--config", str(config)] if config else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ai_employee", "--vault", str(vault), "start"],
+            [sys.executable, "-m", "ai_employee", "--vault", str(vault), *with_config, "start", *start_options],
             stdout=self.log,
             stderr=self.log,
             cwd=vault.parent,

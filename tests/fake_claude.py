@@ -71,6 +71,7 @@ class FakeClaude:
         self.default: Reply | Callable[[dict[str, Any]], Reply] = error_reply(500)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.refuse_keys: set[str] = set()  # API keys answered 401 (for `vault doctor`)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -103,6 +104,24 @@ class FakeClaude:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
+
+            def do_GET(self) -> None:
+                """`GET /v1/models/<id>`: the model, or 401 for a refused key."""
+                key = self.headers.get("x-api-key") or (self.headers.get("authorization") or "").removeprefix("Bearer ")
+                if key in fake.refuse_keys:
+                    reply = error_reply(401, "authentication_error")
+                elif self.path.startswith("/v1/models/"):
+                    model = self.path.rsplit("/", 1)[-1]
+                    body = {"type": "model", "id": model, "display_name": model, "created_at": "2026-01-01T00:00:00Z"}
+                    reply = Reply(status=200, body=body, headers={})
+                else:
+                    reply = error_reply(404, "not_found_error")
+                data = json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -42,7 +42,7 @@ def test_defaults(tmp_path: Path, text: str | None) -> None:
     assert config.logging.level == "INFO"
     assert config.policy.auto_approve == "low"
     assert config.policy.rules == {}
-    assert set(config.mcp_servers) == {"vault", "email"}
+    assert set(config.mcp_servers) == {"vault", "email", "calendar"}
     assert config.mcp_servers["vault"].command == sys.executable
     assert config.mcp_servers["email"].tool("draft_email").idempotent
     assert config.secrets() == []

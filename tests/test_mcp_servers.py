@@ -17,14 +17,16 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import icalendar
 import mcp
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from mcp.types import CallToolResult
 
 from ai_employee.errors import ConfigError
-from ai_employee.mcp_servers import email_server, vault_server
+from ai_employee.mcp_servers import calendar_server, email_server, vault_server
 from ai_employee.mcp_servers.email_server import EmailSettings, draft_file_name
 from ai_employee.vault import layout
 from tests.smtp_server import Collector, free_port, start_smtp
@@ -528,3 +530,71 @@ async def test_draft_email_needs_a_vault() -> None:
 )
 def test_draft_file_names_are_safe(subject: str, name: str) -> None:
     assert draft_file_name(subject, datetime(2026, 11, 22, 9, 30)) == name
+
+
+# --- calendar server -----------------------------------------------------------------------------------
+LISBON = ZoneInfo("Europe/Lisbon")
+
+
+@pytest.fixture
+def calendar_client(vault: Path) -> InMemory:
+    settings = calendar_server.CalendarSettings(vault.resolve(), "Calendar/calendar.ics", LISBON)
+    return InMemory(calendar_server.build_server(settings))
+
+
+async def test_create_event_writes_an_ics_calendar_apps_read_and_is_idempotent(
+    calendar_client: InMemory, vault: Path
+) -> None:
+    call = {"title": "Call with Maria", "start": "2026-12-07T10:00", "duration_minutes": 30, "location": "Phone"}
+    first = await calendar_client.call_tool("create_event", {**call, "idempotency_key": "P1:1:abc"})
+    again = await calendar_client.call_tool("create_event", {**call, "idempotency_key": "P1:1:abc"})
+    assert first.structured_content == again.structured_content
+    assert first.structured_content["start"] == "2026-12-07T10:00+00:00"
+    assert first.structured_content["end"] == "2026-12-07T10:30+00:00"
+    calendar = icalendar.Calendar.from_ical((vault / "Calendar" / "calendar.ics").read_bytes())
+    [event] = calendar.walk("VEVENT")
+    assert str(event["summary"]) == "Call with Maria" and str(event["uid"]) == first.structured_content["uid"]
+    assert event.decoded("dtstart") == datetime(2026, 12, 7, 10, 0, tzinfo=LISBON)
+    assert calendar.walk("VTIMEZONE")  # the zone travels with the file
+    clash = await calendar_client.call_tool("create_event", {"title": "Dentist", "start": "2026-12-07T10:15+00:00"})
+    assert [c["title"] for c in clash.structured_content["conflicts"]] == ["Call with Maria"]
+
+
+async def test_list_events_and_find_free_slots_see_recurring_events(calendar_client: InMemory, vault: Path) -> None:
+    (vault / "Calendar").mkdir()
+    (vault / "Calendar" / "calendar.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:standup@x\r\n"
+        "SUMMARY:Standup\r\nDTSTART;TZID=Europe/Lisbon:20261130T093000\r\n"
+        "DTEND;TZID=Europe/Lisbon:20261130T100000\r\nRRULE:FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR\r\n"
+        "DTSTAMP:20261101T000000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    listed = await calendar_client.call_tool("list_events", {"start": "2026-12-04T00:00", "end": "2026-12-08T00:00"})
+    assert [(e["title"], e["start"]) for e in listed.structured_content["events"]] == [
+        ("Standup", "2026-12-04T09:30+00:00"),
+        ("Standup", "2026-12-07T09:30+00:00"),
+    ]
+    free = await calendar_client.call_tool(
+        "find_free_slots",
+        {"start": "2026-12-04T00:00", "end": "2026-12-08T00:00", "duration_minutes": 60, "day_end": "12:00"},
+    )
+    assert free.structured_content["slots"] == [
+        {"start": "2026-12-04T10:00+00:00", "end": "2026-12-04T12:00+00:00"},  # Friday, after standup
+        {"start": "2026-12-07T10:00+00:00", "end": "2026-12-07T12:00+00:00"},  # the weekend skipped
+    ]
+
+
+async def test_calendar_refuses_bad_times_and_hostile_titles(calendar_client: InMemory) -> None:
+    for call, why in (
+        ({"title": "x", "start": "next monday"}, "not a time"),
+        ({"title": "x", "start": "2026-12-07T10:00", "end": "2026-12-07T09:00"}, "after the start"),
+        ({"title": "x\r\nATTENDEE:mailto:eve@evil.example", "start": "2026-12-07T10:00"}, "line break"),
+    ):
+        assert why in error_text(await calendar_client.call_tool("create_event", call))
+    wide = {"start": "2026-01-01T00:00", "end": "2028-01-01T00:00"}
+    assert "at most 366 days" in error_text(await calendar_client.call_tool("list_events", wide))
+
+
+def test_calendar_file_must_stay_in_the_vault(vault: Path) -> None:
+    for bad in ("../outside.ics", "Plans/cal.ics", ".obsidian/cal.ics", "/etc/cal.ics", "cal.txt"):
+        with pytest.raises(SystemExit):
+            calendar_server.CalendarSettings.from_env({"AI_EMPLOYEE_VAULT": str(vault), "CALENDAR_FILE": bad})

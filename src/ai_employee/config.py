@@ -110,6 +110,11 @@ def _builtin_servers() -> dict[str, McpServerConfig]:
             args=["-m", "ai_employee.mcp_servers.email_server"],
             tools={"draft_email": ToolSettings(idempotent=True)},
         ),
+        "calendar": McpServerConfig(
+            command=sys.executable,
+            args=["-m", "ai_employee.mcp_servers.calendar_server"],
+            tools={"list_events": ToolSettings(idempotent=True), "find_free_slots": ToolSettings(idempotent=True)},
+        ),
     }
 
 
@@ -222,6 +227,8 @@ PUBLIC_SERVER_SETTINGS = frozenset(
         "GMAIL_TOKEN_FILE",
         "GMAIL_API_ENDPOINT",
         "GMAIL_TOKEN_URI",
+        "CALENDAR_FILE",
+        "CALENDAR_TIMEZONE",
     }
 )
 _PLAIN_VALUE = re.compile(r"^\s*(\d+(\.\d+)?|true|false|yes|no|on|off)\s*$", re.IGNORECASE)

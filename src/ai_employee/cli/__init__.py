@@ -10,7 +10,7 @@ import click
 from ai_employee import __version__
 from ai_employee.cli.app import AppState
 from ai_employee.cli.engine import budget, init, restart, start, status, stop
-from ai_employee.cli.execution import interventions, resume, tools
+from ai_employee.cli.execution import doctor, interventions, resume, tools
 from ai_employee.cli.gmail import gmail
 from ai_employee.cli.interactive import interactive
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, replan, show, stats
@@ -69,9 +69,10 @@ for command in (
     explain,
     policy,
     insights,
+    tools,
+    doctor,
     interventions,
     resume,
-    tools,
 ):
     cli.add_command(command)
 

@@ -1,5 +1,5 @@
-"""Commands about running plans and the tools they call: `vault tools`, `vault interventions`,
-`vault resume` (and `vault doctor`, in `cli/doctor.py`)."""
+"""Commands about running plans and the tools they call: `vault tools`, `vault doctor`,
+`vault interventions`, `vault resume`."""
 
 from __future__ import annotations
 
@@ -76,6 +76,35 @@ async def _list_tools(app: AppState) -> tuple[list[dict[str, Any]], dict[str, st
     finally:
         await pool.aclose()
     return listed, problems
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@pass_app
+def doctor(app: AppState, as_json: bool) -> None:
+    """Check the whole installation: config, vault and its permissions, file watching limits, each MCP
+    server (started, its tools listed), SMTP, Gmail, the API key and endpoint; and say how to fix each
+    problem. Sends nothing; exits 1 if something is broken."""
+    from dataclasses import asdict
+
+    from ai_employee.doctor import check_all
+
+    vault = app.vault(check=False)
+    app.configure_logging(vault, quiet=True) if vault.root.is_dir() else None
+    findings = check_all(app.config, vault)
+    if as_json:
+        click.echo(json.dumps([asdict(f) for f in findings], indent=2, ensure_ascii=False))
+    else:
+        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+        for finding in findings:
+            click.echo(f"{marks[finding.level]}  {finding.what}: {finding.detail}")
+            if finding.fix and finding.level != "ok":
+                click.echo(f"      fix: {finding.fix}")
+        failed = sum(1 for f in findings if f.level == "fail")
+        warned = sum(1 for f in findings if f.level == "warn")
+        click.echo(f"{failed} problem(s), {warned} warning(s)." if failed or warned else "Everything looks right.")
+    if any(f.level == "fail" for f in findings):
+        raise SystemExit(1)
 
 
 @click.command()

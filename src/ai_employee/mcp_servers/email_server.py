@@ -36,7 +36,7 @@ from pydantic import Field
 from ai_employee import __version__
 from ai_employee.errors import ConfigError
 from ai_employee.vault import layout
-from ai_employee.vault.fsops import FileOpError, create_file
+from ai_employee.vault.fsops import FileOpError, create_file, os_reason
 
 log = logging.getLogger(__name__)
 
@@ -346,12 +346,6 @@ def _draft_with_id(drafts: Path, message_id: str) -> Path | None:
     return None
 
 
-def _os_reason(exc: Exception) -> str:
-    """The OS's reason for a failure, without the absolute paths the exception text carries."""
-    cause = exc if isinstance(exc, OSError) else exc.__cause__
-    return cause.strerror if isinstance(cause, OSError) and cause.strerror else type(exc).__name__
-
-
 def build_server(settings: EmailSettings) -> MCPServer:
     """The "email" MCP server, sending with `settings`."""
 
@@ -419,7 +413,7 @@ def build_server(settings: EmailSettings) -> MCPServer:
             data = msg.as_bytes(policy=email.policy.SMTP)
             written = create_file(drafts, draft_file_name(subject, now), data, vault.tmp_dir)
         except (OSError, FileOpError) as exc:
-            raise ToolError(f"could not write the draft into {layout.DRAFTS}/: {_os_reason(exc)}") from None
+            raise ToolError(f"could not write the draft into {layout.DRAFTS}/: {os_reason(exc)}") from None
         log.info("draft written path=%r", vault.relative(written))
         return {"path": vault.relative(written), "message_id": message_id}
 

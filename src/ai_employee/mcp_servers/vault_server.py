@@ -28,7 +28,7 @@ from ai_employee import __version__
 from ai_employee.errors import ConcurrentEditError, FormatError
 from ai_employee.mcp_servers.email_server import check_header_value
 from ai_employee.vault import layout
-from ai_employee.vault.fsops import FileOpError, create_file, move_file, replace_file
+from ai_employee.vault.fsops import FileOpError, create_file, move_file, os_reason, replace_file
 from ai_employee.vault.notes import edit_file, split_note, update_frontmatter
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,9 @@ def _check_component(part: str) -> None:
         raise ToolError(f"refused: a name in the path is longer than {MAX_NAME_BYTES} bytes")
 
 
-def check_note_path(path: str) -> PurePosixPath:
-    """Validate a vault-relative note path from a tool call; raise ToolError saying why it is refused."""
+def check_note_path(path: str, suffix: str = NOTE_SUFFIX) -> PurePosixPath:
+    """Validate a vault-relative note path (of a file ending in `suffix`) from a tool call; raise
+    ToolError saying why it is refused."""
     if not path:
         raise ToolError("refused: the path is empty")
     if len(path) > MAX_PATH_CHARS:
@@ -120,8 +121,8 @@ def check_note_path(path: str) -> PurePosixPath:
         raise ToolError(f"refused: {parts[0]}/ belongs to the engine; write notes elsewhere, e.g. Notes/")
     if len(parts) == 1 and _fold(parts[0]) in _PROTECTED_FILES:
         raise ToolError(f"refused: {parts[0]} is maintained by you or the engine, not by tools")
-    if not path.endswith(NOTE_SUFFIX) or len(parts[-1]) == len(NOTE_SUFFIX):
-        raise ToolError(f"refused: a note's path must end with a name and '{NOTE_SUFFIX}'")
+    if not path.endswith(suffix) or len(parts[-1]) == len(suffix):
+        raise ToolError(f"refused: the path must end with a name and '{suffix}'")
     return PurePosixPath(*parts)
 
 
@@ -149,14 +150,6 @@ def _encode(content: str) -> bytes:
     return data
 
 
-def _reason(exc: BaseException) -> str:
-    """The OS's reason for a failure, without the absolute paths the exception text carries."""
-    cause = exc if isinstance(exc, OSError) else exc.__cause__
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror
-    return type(exc).__name__
-
-
 class VaultTools:
     """The tools, on the vault at `root` (resolved)."""
 
@@ -181,7 +174,7 @@ class VaultTools:
             # this one, so nothing is clobbered; the variant is what gets reported.
             written = create_file(target.parent, target.name, data, self.vault.tmp_dir)
         except (OSError, FileOpError) as exc:
-            raise ToolError(f"could not create {rel}: {_reason(exc)}") from exc
+            raise ToolError(f"could not create {rel}: {os_reason(exc)}") from exc
         written_rel = self.vault.relative(written)
         log.info("note created path=%r bytes=%d", written_rel, len(data))
         return {"path": written_rel}
@@ -209,7 +202,7 @@ class VaultTools:
         except ConcurrentEditError as exc:
             raise ToolError(f"{rel} changed while appending; nothing was written, try again") from exc
         except (OSError, FileOpError) as exc:
-            raise ToolError(f"could not append to {rel}: {_reason(exc)}") from exc
+            raise ToolError(f"could not append to {rel}: {os_reason(exc)}") from exc
         log.info("note appended path=%r bytes=%d", str(rel), len(data))
         return {"path": rel.as_posix()}
 
@@ -228,7 +221,7 @@ class VaultTools:
             dest_folder.mkdir(parents=True, exist_ok=True)
             moved = move_file(source, dest_folder)
         except (OSError, FileOpError) as exc:
-            raise ToolError(f"could not move {rel}: {_reason(exc)}") from exc
+            raise ToolError(f"could not move {rel}: {os_reason(exc)}") from exc
         log.info("note moved from=%r to=%r", str(rel), self.vault.relative(moved))
         return {"path": self.vault.relative(moved)}
 
@@ -256,7 +249,7 @@ class VaultTools:
         except FormatError as exc:
             raise ToolError(f"refused: the properties of {rel} cannot be read: {exc}") from exc
         except (OSError, FileOpError, ConcurrentEditError) as exc:
-            raise ToolError(f"could not update {rel}: {_reason(exc)}") from exc
+            raise ToolError(f"could not update {rel}: {os_reason(exc)}") from exc
         log.info("property set path=%r name=%r", str(rel), name)
         return {"path": rel.as_posix()}
 

@@ -74,6 +74,15 @@ def _outcome(write: Callable[[T], R], item: T) -> R | Exception:
         return exc
 
 
+def os_reason(exc: BaseException) -> str:
+    """The OS's reason for a failure, without the absolute paths the exception text carries (for tool
+    results, which must not tell a caller where the vault is)."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return type(exc).__name__
+
+
 def fsync_dir(path: Path) -> None:
     """Flush a directory entry change (a create, rename or unlink) to disk, or at the end of the
     enclosing `group_commit()` block."""
