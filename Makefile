@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/planner.py
 	$(BIN)/python benchmarks/gmail.py
+	$(BIN)/python benchmarks/execution.py
 
 ## Regenerate docs/cli.md from the CLI's --help.
 docs: $(STAMP)

@@ -5,6 +5,7 @@ and a test MCP server that fails: every failure is classified, the plan goes bac
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import files, run_cli
+from tests.conftest import files, run_cli, wait_for
 from tests.invariants import start_once
 from tests.smtp_server import Collector, free_port, start_smtp
 
@@ -44,6 +45,7 @@ def write_config(tmp_path: Path, port: int, **flaky_env: str) -> Path:
             "command": sys.executable,
             "args": ["-m", "tests.flaky_server"],
             "env": flaky_env,
+            "cwd": str(Path(__file__).resolve().parents[1]),  # where `tests` is importable
         }
     config.write_text(yaml.safe_dump(data))
     return config
@@ -63,7 +65,8 @@ def vault_cli(vault: Path, config: Path, *args: str) -> str:
 
 
 def front(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text("utf-8").split("---\n")[1])
+    parts = path.read_text("utf-8").split("---\n")
+    return yaml.safe_load(parts[1]) if len(parts) > 2 else {}
 
 
 def run_live(vault: Path, config: Path) -> None:
@@ -166,3 +169,47 @@ def test_resume_refuses_a_plan_that_did_not_fail(vault: Path, tmp_path: Path) ->
     [done] = files(vault / "Done", ".md")
     refused = run_cli("--vault", str(vault), "--config", str(config), "resume", done.stem)
     assert refused.returncode == 1 and "only a failed or interrupted plan" in refused.stderr
+
+
+def test_refused_credentials_make_the_plan_wait_then_it_goes_on_by_itself(
+    vault: Path, tmp_path: Path, engine: Any
+) -> None:
+    script, calls = tmp_path / "script.json", tmp_path / "calls.jsonl"
+    script.write_text(json.dumps(["auth"]))
+    config = write_config(tmp_path, free_port(), FLAKY_SCRIPT=str(script), FLAKY_CALLS=str(calls))
+    data = yaml.safe_load(config.read_text())
+    data["execution"]["probe_interval_s"] = 4
+    config.write_text(yaml.safe_dump(data))
+    proc = engine("--live", config=config)
+    note = approved_plan(vault, "File it", [{"tool": "flaky.act", "args": {"what": "file"}}])
+    wait_for(lambda: note.exists() and front(note).get("status") == "waiting")
+    fm = front(note)
+    assert "credentials" in fm["waiting_for"] and "[!warning] AI Employee: waiting" in note.read_text()
+    paused = lambda: json.loads(vault_cli(vault, config, "status", "--json"))["engine"]["paused_servers"]  # noqa: E731
+    assert "flaky" in wait_for(paused, timeout_s=3)  # the heartbeat says so within a second or two
+    listed = {i["kind"] for i in json.loads(vault_cli(vault, config, "interventions", "--json"))}
+    assert {"waiting", "server"} <= listed
+    # The probe is due after 4 s: the server works now, the plan goes on by itself, once.
+    [done] = wait_for(lambda: files(vault / "Done", ".md"))
+    proc.stop()
+    assert [json.loads(line)["what"] for line in calls.read_text().splitlines()] == ["file", "file"]
+    assert "waiting_for" not in front(done)
+    db = sqlite3.connect(vault / ".ai_employee" / "ledger.sqlite3")
+    names = [row[0] for row in db.execute("SELECT name FROM events WHERE name LIKE 'server.%' ORDER BY id")]
+    db.close()
+    assert names == ["server.paused", "server.resumed"]
+
+
+def test_a_rate_limit_keeps_the_excess_waiting_in_approved(vault: Path, tmp_path: Path) -> None:
+    calls = tmp_path / "calls.jsonl"
+    config = write_config(tmp_path, free_port(), FLAKY_CALLS=str(calls))
+    data = yaml.safe_load(config.read_text())
+    data["mcp_servers"]["flaky"]["tools"] = {"act": {"rate_limit": "1/hour"}}
+    config.write_text(yaml.safe_dump(data))
+    approved_plan(vault, "First", [{"tool": "flaky.act", "args": {"what": "one"}}])
+    approved_plan(vault, "Second", [{"tool": "flaky.act", "args": {"what": "two"}}])
+    result = start_once(vault, "--live", config=config)
+    assert "1 approved plan(s) wait for a server or a rate limit" in result.stdout
+    [waiting] = files(vault / "Approved", ".md")
+    assert "rate limit (1 calls per hour)" in front(waiting)["waiting_for"]
+    assert len(calls.read_text().splitlines()) == 1 and len(files(vault / "Done", ".md")) == 1

@@ -20,6 +20,7 @@ from ai_employee.ledger import Ledger
 from ai_employee.lock import holder
 from ai_employee.vault.layout import (
     ACTION_SUFFIX,
+    APPROVED,
     NEEDS_ACTION,
     PLANS,
     QUARANTINE,
@@ -28,7 +29,7 @@ from ai_employee.vault.layout import (
     entries,
     is_ignored,
 )
-from ai_employee.vault.notes import read_frontmatter, split_note
+from ai_employee.vault.notes import read_frontmatter, read_id_and_status, split_note
 from ai_employee.vault.plans import plan_title
 
 HEARTBEAT_STALE_S = 30.0
@@ -310,11 +311,26 @@ def collect(vault: Vault, ledger: Ledger | None, view: VaultView | None = None) 
         "folders": folder_counts(vault, view),
         "pending_approvals": [asdict(p) for p in groups.waiting],
         "deferred": [asdict(p) for p in groups.deferred],
-        "attention": [asdict(p) for p in groups.attention] + [{"file": f"{QUARANTINE}/{q}"} for q in quarantined],
+        "attention": [asdict(p) for p in groups.attention]
+        + waiting_in_approved(vault)
+        + [{"file": f"{QUARANTINE}/{q}"} for q in quarantined],
         "tokens_today": tokens,
         "budget": budget_today(ledger, engine.get("budget")),
         "gmail": gmail_state(ledger),
     }
+
+
+def waiting_in_approved(vault: Vault) -> list[dict[str, Any]]:
+    """Approved plans waiting for a paused server or a rate limit (they go on by themselves)."""
+    found = []
+    for entry in entries(vault.folder(APPROVED), ".md"):
+        path = Path(entry.path)
+        plan_id, status = read_id_and_status(path)
+        if status == "waiting":
+            with contextlib.suppress(OSError, FormatError, UnicodeDecodeError):
+                fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
+                found.append({"id": plan_id, "file": f"{APPROVED}/{entry.name}", "error": fm.get("waiting_for")})
+    return found
 
 
 def gmail_state(ledger: Ledger | None) -> dict[str, Any] | None:

@@ -105,6 +105,11 @@ def start(app: AppState, once: bool, live: bool | None, detach: bool) -> None:
     if once:
         handled = engine.run_once()
         click.echo(f"Processed {handled} item(s) ({mode}).")
+        from ai_employee.status import waiting_in_approved
+
+        waiting = waiting_in_approved(vault)
+        if waiting:
+            click.echo(f"{len(waiting)} approved plan(s) wait for a server or a rate limit: see `vault interventions`.")
         return
     click.echo(f"AI Employee watching {vault.root} ({mode}). Logs: {log_file.absolute()}. Ctrl-C to stop.", err=True)
     engine.run()
