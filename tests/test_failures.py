@@ -304,3 +304,38 @@ async def test_a_remote_server_over_streamable_http_with_a_header_from_config(
     refused = await r.run("P2", Step(tool="other.act", args={"what": "nope"}))
     assert refused.status == "waiting" and r.pool.paused["other"].kind == "auth"
     assert "wrong-token" not in json.dumps([p.reason for p in r.pool.paused.values()])
+
+
+async def test_an_interrupted_step_runs_again_only_if_the_person_leaves_it_in(
+    rig: Callable[..., Rig], flaky: Flaky
+) -> None:
+    flaky.script("ok", "unknown")
+    r = rig()
+    steps = [act("one"), act("two"), act("three")]
+    assert (await r.run("P1", *steps)).status == "interrupted"
+    # The person checked: step 2 did happen, so they delete it and resume.
+    resumed = await r.run("P1", act("one"), act("three"))
+    assert [s.outcome for s in resumed.steps] == ["skipped", "ok"]
+    assert [c["what"] for c in flaky.calls()] == ["one", "two", "three"]
+    # Another plan: the step did not happen, they leave it in, and it runs again (their decision).
+    flaky.script("unknown")
+    assert (await r.run("P2", act("four"))).status == "interrupted"
+    assert (await r.run("P2", act("four"))).status == "done"
+    assert [c["what"] for c in flaky.calls()][-2:] == ["four", "four"]
+
+
+async def test_plans_arriving_while_a_server_is_paused_do_not_lengthen_its_pause(
+    rig: Callable[..., Rig], flaky: Flaky
+) -> None:
+    broken = McpServerConfig(command=sys.executable, args=["-c", "import sys; sys.exit(2)"])
+    r = rig(broken=broken)
+    assert (await r.run("P1", Step(tool="broken.x", args={}))).status == "waiting"
+    first = r.pool.paused["broken"]
+    retry_at, interval = first.retry_at, first.interval_s
+    for n in range(5):
+        assert (await r.run(f"Q{n}", Step(tool="broken.x", args={}))).status == "waiting"
+    assert r.pool.paused["broken"].retry_at == retry_at and r.pool.paused["broken"].interval_s == interval
+    wait_for(lambda: r.pool.due("broken"), timeout_s=5)
+    assert (await r.run("P1", Step(tool="broken.x", args={}))).status == "waiting"  # the probe failed
+    assert r.pool.paused["broken"].interval_s == interval * 2  # once, not once per plan
+    assert len(r.events(EventName.SERVER_PAUSED)) == 1

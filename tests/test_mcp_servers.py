@@ -598,3 +598,19 @@ def test_calendar_file_must_stay_in_the_vault(vault: Path) -> None:
     for bad in ("../outside.ics", "Plans/cal.ics", ".obsidian/cal.ics", "/etc/cal.ics", "cal.txt"):
         with pytest.raises(SystemExit):
             calendar_server.CalendarSettings.from_env({"AI_EMPLOYEE_VAULT": str(vault), "CALENDAR_FILE": bad})
+
+
+async def test_calendar_server_over_stdio(vault: Path) -> None:
+    params = mcp.StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ai_employee.mcp_servers.calendar_server"],
+        env={"AI_EMPLOYEE_VAULT": str(vault), "PATH": os.environ["PATH"], "CALENDAR_TIMEZONE": "America/New_York"},
+    )
+    async with mcp.Client(params) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert names == {"create_event", "list_events", "find_free_slots"}
+        made = await client.call_tool("create_event", {"title": "Review", "start": "2026-12-08T15:00"})
+        assert made.structured_content["start"] == "2026-12-08T15:00-05:00"
+        listed = await client.call_tool("list_events", {"start": "2026-12-08T00:00", "end": "2026-12-09T00:00"})
+        assert [e["title"] for e in listed.structured_content["events"]] == ["Review"]
+    assert (vault / "Calendar" / "calendar.ics").read_bytes().startswith(b"BEGIN:VCALENDAR")

@@ -104,8 +104,10 @@ class PlanRunner:
     async def validate(self, steps: list[Step]) -> tuple[list[str], _Wait | None]:
         """Every problem with the steps (unknown server/tool, bad arguments), before anything runs; or
         what the plan must wait for first (a server that is paused or does not start)."""
-        problems = []
+        problems: list[str] = []
         for number, step in enumerate(steps, 1):
+            if not self.pool.due(step.server):  # paused, and not yet time to try it again
+                return problems, self._paused_wait(step.server)
             try:
                 await self.pool.validate(step.server, step.tool_name, step.args)
                 await self.pool.check(step.server, step.tool_name, step.args, self.rules.timeout_s(step.tool))
@@ -119,8 +121,13 @@ class PlanRunner:
         """A server refused its credentials or did not start: pause it; the plan waits for its next try."""
         log.warning("mcp server unavailable", server=step.server, kind=failure.kind, error=failure.detail)
         await self.pool.forget(step.server)  # the next try starts it afresh (new credentials, say)
-        pause = self.pool.pause(step.server, failure.kind, self.pool.redact(failure.detail))
-        return _Wait(max(0.0, pause.retry_at - time.monotonic()), _blocker(step.server, failure.kind, pause.reason))
+        if self.pool.due(step.server):  # not already paused by the pool itself (a start timeout, a probe)
+            self.pool.pause(step.server, failure.kind, self.pool.redact(failure.detail))
+        return self._paused_wait(step.server)
+
+    def _paused_wait(self, server: str) -> _Wait:
+        pause = self.pool.paused[server]
+        return _Wait(max(0.0, pause.retry_at - time.monotonic()), _blocker(server, pause.kind, pause.reason))
 
     async def run(self, plan_id: str, steps: list[Step], dry_run: bool, should_stop: Callable[[], bool]) -> RunResult:
         modes = [self.rules.dry_run(step.tool, dry_run) for step in steps]
@@ -236,9 +243,7 @@ class PlanRunner:
         """Wait for the tool's rate limit (briefly, in the step; longer: the plan waits) and for its
         server's pause to end."""
         if not self.pool.due(step.server):
-            pause = self.pool.paused[step.server]
-            wait_s = max(0.0, pause.retry_at - time.monotonic())
-            raise _Wait(wait_s, _blocker(step.server, pause.kind, pause.reason))
+            raise self._paused_wait(step.server)
         wait_s = self.limiter.wait_s(step.tool)
         if wait_s <= 0:
             return
