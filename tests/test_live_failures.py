@@ -213,3 +213,20 @@ def test_a_rate_limit_keeps_the_excess_waiting_in_approved(vault: Path, tmp_path
     [waiting] = files(vault / "Approved", ".md")
     assert "rate limit (1 calls per hour)" in front(waiting)["waiting_for"]
     assert len(calls.read_text().splitlines()) == 1 and len(files(vault / "Done", ".md")) == 1
+
+
+def test_a_waiting_plan_tried_again_still_says_it_waits(vault: Path, tmp_path: Path) -> None:
+    calls = tmp_path / "calls.jsonl"
+    config = write_config(tmp_path, free_port(), FLAKY_CALLS=str(calls))
+    data = yaml.safe_load(config.read_text())
+    data["mcp_servers"]["flaky"]["tools"] = {"act": {"rate_limit": "1/hour"}}
+    config.write_text(yaml.safe_dump(data))
+    approved_plan(vault, "First", [{"tool": "flaky.act", "args": {"what": "one"}}])
+    run_live(vault, config)
+    second = approved_plan(vault, "Second", [{"tool": "flaky.act", "args": {"what": "two"}}])
+    for _ in range(2):  # a restart tries it again at once: it waits again, and says so
+        run_live(vault, config)
+        fm = front(second)
+        assert fm["status"] == "waiting" and "rate limit" in fm["waiting_for"]
+        assert "AI Employee: waiting" in second.read_text() and "running since" not in second.read_text()
+    assert len(calls.read_text().splitlines()) == 1

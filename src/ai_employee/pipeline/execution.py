@@ -290,12 +290,14 @@ class ExecutionStage:
         return 1
 
     def _wait(self, path: Path, plan: ParsedPlan, result: RunResult) -> None:
-        """The plan cannot go on yet: it stays in `Approved/`, saying what it waits for (written only
-        when that changes), and is tried again when due."""
+        """The plan cannot go on yet: it stays in `Approved/`, saying what it waits for, and is tried
+        again when due. In dry-run the note is rewritten only when that changes; live, it said
+        `executing` meanwhile."""
         ctx = self.ctx
         ctx.ledger.finish_run(plan.id, result.attempt, "waiting", result.blocker, durable=not result.dry_run)
         self._waits[path.name] = time.monotonic() + (result.wait_s or 0.0)
-        if plan.frontmatter.get("waiting_for") != result.blocker[:300] or plan.status != "waiting":
+        unchanged = plan.frontmatter.get("waiting_for") == result.blocker[:300] and plan.status == "waiting"
+        if not ctx.config.dry_run or not unchanged:
             updates = {"status": "waiting", "waiting_for": result.blocker[:300]}
             restate(path, updates, callouts.blocked(result.blocker), ctx.tmp_dir)
             log.info("plan waiting", plan_id=plan.id, blocker=result.blocker, retry_in_s=round(result.wait_s or 0))
