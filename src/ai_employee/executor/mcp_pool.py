@@ -1,6 +1,8 @@
-"""Connections to the configured MCP servers over stdio, started on first use and kept open.
+"""The pool of connections to the configured MCP servers (over stdio, or streamable HTTP for a `url`
+server), started on first use and kept open; servers that refuse their credentials or do not start
+are paused and probed again later.
 
-Each server gets only the environment its config names (plus the safe defaults the SDK passes and
+Each stdio server gets only the environment its config names (plus the safe defaults the SDK passes and
 `AI_EMPLOYEE_VAULT`); its stderr goes to a log file in the engine's state folder, not the console.
 Known secrets (the config's) are redacted from that log and from every tool result before the
 engine records it anywhere.
@@ -9,24 +11,20 @@ engine records it anywhere.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import jsonschema
 import structlog
-from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp import ClientSession, StdioServerParameters
 from mcp.types import Tool
 
 from ai_employee.config import Config
 from ai_employee.config_sections import McpServerConfig
+from ai_employee.executor.connection import AuthRefused, Connection, redacting_log, resolve_command, stdio
 from ai_employee.vault.layout import Vault
 
 log = structlog.get_logger(__name__)
@@ -65,127 +63,6 @@ class CallOutcome:
     structured: dict[str, Any] | None
 
 
-def resolve_command(command: str) -> str:
-    """`python`/`python3` mean the engine's own interpreter; other commands are looked up in the
-    engine's environment first (a virtualenv's bin/), then on PATH."""
-    if command in ("python", "python3"):
-        return sys.executable
-    if "/" in command:
-        return command
-    beside = Path(sys.executable).parent / command
-    if beside.exists():
-        return str(beside)
-    return shutil.which(command) or command
-
-
-Streams = tuple[Any, Any]
-
-
-def _stdio(params: StdioServerParameters, errlog: TextIO) -> Callable[[], AbstractAsyncContextManager[Streams]]:
-    return lambda: stdio_client(params, errlog=errlog)
-
-
-class AuthRefused(ConnectionError):
-    """A remote server answered HTTP 401 or 403: it does not accept the credentials (headers)."""
-
-
-@dataclass
-class _HttpStatus:
-    refused: int | None = None  # the last 401/403 a remote server answered
-
-
-def _http(url: str, headers: dict[str, str], status: _HttpStatus) -> Callable[[], AbstractAsyncContextManager[Streams]]:
-    """A remote server over streamable HTTP, with the configured headers (auth) on every request. The
-    SDK turns an HTTP error into a generic one; a response hook keeps a 401/403 for `AuthRefused`."""
-
-    @asynccontextmanager
-    async def open_streams() -> AsyncIterator[Streams]:
-        from mcp.client.streamable_http import streamable_http_client
-        from mcp.shared._httpx_utils import create_mcp_http_client
-
-        async def note_status(response: Any) -> None:
-            status.refused = response.status_code if response.status_code in (401, 403) else None
-
-        client = create_mcp_http_client(headers=headers)
-        client.event_hooks["response"].append(note_status)
-        async with client, streamable_http_client(url, http_client=client) as (read, write):
-            try:
-                yield read, write
-            except Exception as exc:
-                if status.refused is not None:
-                    raise AuthRefused(f"HTTP {status.refused}: the server refused the credentials") from exc
-                raise
-
-    return open_streams
-
-
-class _Connection:
-    """One server's session, owned by a task of its own: the SDK's transports (anyio task groups) must
-    be entered and left in one task, and a task per server lets servers start side by side while the
-    pipeline goes on, and one server's failure stay its own."""
-
-    def __init__(
-        self, server: str, transport: Callable[[], AbstractAsyncContextManager[Streams]], errlog: TextIO | None
-    ) -> None:
-        self.server = server
-        self.errlog = errlog
-        self.http = _HttpStatus()
-        self.tools: dict[str, Tool] = {}
-        self.ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
-        self._close = asyncio.Event()
-        self.task = asyncio.create_task(self._serve(transport), name=f"mcp {server}")
-
-    @classmethod
-    def remote(cls, server: str, url: str, headers: dict[str, str]) -> _Connection:
-        status = _HttpStatus()
-        connection = cls(server, _http(url, headers, status), None)
-        connection.http = status
-        return connection
-
-    async def _serve(self, transport: Callable[[], AbstractAsyncContextManager[Streams]]) -> None:
-        try:
-            async with transport() as (read, write), ClientSession(read, write) as session:
-                await session.initialize()
-                listed = await session.list_tools()
-                self.tools = {tool.name: tool for tool in listed.tools}
-                log.info("mcp server connected", server=self.server, tools=sorted(self.tools))
-                self.ready.set_result(session)
-                await self._close.wait()
-        except Exception as exc:
-            if not self.ready.done():
-                self.ready.set_exception(exc)
-                self.ready.exception()  # retrieved: the waiters (if any) raise it, none is fine too
-            else:
-                log.warning("mcp connection ended", server=self.server, error=f"{type(exc).__name__}: {exc}")
-        finally:
-            if not self.ready.done():  # cancelled while starting (the engine stopping)
-                self.ready.set_exception(ConnectionError(f"MCP server `{self.server}` was stopped while starting"))
-                self.ready.exception()
-            if self.errlog is not None:
-                self.errlog.close()
-
-    @property
-    def alive(self) -> bool:
-        return not self.task.done()
-
-    async def close(self) -> None:
-        """End the session and the server; one still starting (a handshake that may never come) is
-        cancelled."""
-        self._close.set()
-        if not self.ready.done():
-            self.task.cancel()
-        try:
-            await self.task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # the caller itself is being cancelled: never swallowed
-        except Exception:
-            pass  # already logged by the connection's own task
-
-
-# A server's tool `check_<name>` checks a step of `<name>` without doing anything: the executor runs it
-# in dry-run and before a live step. Planners are not shown check tools.
 CHECK_PREFIX = "check_"
 # A tool argument the engine fills in with the step's idempotency key (planners leave it out).
 IDEMPOTENCY_ARG = "idempotency_key"
@@ -219,7 +96,7 @@ class McpPool:
         self.on_pause: Callable[[str, Pause], object] = lambda server, pause: None
         self.on_resume: Callable[[str, Pause], object] = lambda server, pause: None
         self._last_interval: dict[str, float] = {}  # a server paused again before it worked: longer
-        self._connections: dict[str, _Connection] = {}
+        self._connections: dict[str, Connection] = {}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.last_used = time.monotonic()
 
@@ -252,7 +129,7 @@ class McpPool:
         await self.aclose()
         return True
 
-    def _connect(self, server: str) -> _Connection:
+    def _connect(self, server: str) -> Connection:
         """The server's connection, started now if it has none (or its last one ended)."""
         connection = self._connections.get(server)
         if connection is not None and connection.alive:
@@ -262,7 +139,7 @@ class McpPool:
             known = ", ".join(sorted(self.servers)) or "none"
             raise StepError(f"no MCP server named `{server}` is configured (configured: {known})")
         if config.url is not None:
-            connection = self._connections[server] = _Connection.remote(server, config.url, config.headers)
+            connection = self._connections[server] = Connection.remote(server, config.url, config.headers)
             return connection
         params = StdioServerParameters(
             command=resolve_command(config.command or ""),
@@ -271,11 +148,11 @@ class McpPool:
             cwd=str(config.cwd) if config.cwd else None,
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        errlog = _redacting_log(self.log_dir / f"mcp-{server}.log", self.redact)
-        connection = self._connections[server] = _Connection(server, _stdio(params, errlog), errlog)
+        errlog = redacting_log(self.log_dir / f"mcp-{server}.log", self.redact)
+        connection = self._connections[server] = Connection(server, stdio(params, errlog), errlog)
         return connection
 
-    async def _session(self, server: str) -> tuple[ClientSession, _Connection]:
+    async def _session(self, server: str) -> tuple[ClientSession, Connection]:
         """The server's session, started if needed. A paused server fails at once until its next try is
         due (so one hung or refused server does not hold up every plan, or every draft's tool list);
         that try is the probe: a session that opens ends the pause (`on_resume`). A server not ready
@@ -440,21 +317,3 @@ class McpPool:
         self._validators = {key: v for key, v in self._validators.items() if not key.startswith(f"{server}.")}
         if connection is not None:
             await connection.close()
-
-
-def _redacting_log(path: Path, redact: Callable[[str], str]) -> TextIO:
-    """A pipe for a server's stderr: a thread copies what arrives, line by line and redacted, to the
-    log at `path`, until every writer has closed the pipe (the server exited and the pool closed)."""
-    read_fd, write_fd = os.pipe()
-
-    def copy() -> None:
-        with open(read_fd, encoding="utf-8", errors="replace") as source, open(path, "a", encoding="utf-8") as sink:
-            for line in source:
-                try:
-                    sink.write(redact(line))
-                    sink.flush()
-                except OSError:
-                    pass  # a full disk: the line is lost, the server is not blocked
-
-    threading.Thread(target=copy, name=f"log {path.name}", daemon=True).start()
-    return open(write_fd, "w", encoding="utf-8")

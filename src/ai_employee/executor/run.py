@@ -36,15 +36,33 @@ log = structlog.get_logger(__name__)
 MAX_ARGS_IN_LOG = 400
 
 
+OUTCOME_WORDS = {
+    "ok": "OK",
+    "error": "FAILED",
+    "skipped": "SKIPPED",
+    "unknown": "OUTCOME UNKNOWN",
+    "invalid": "NOT RUN",
+}
+
+
 @dataclass(frozen=True)
 class StepResult:
     number: int
     tool: str
-    outcome: str  # dry_run | ok | error | skipped | unknown | invalid | waiting
+    outcome: str  # dry_run | ok | error | skipped | unknown | invalid | stopped
     detail: str
     at: str
     tries: int = 1
     failure: str = ""  # the kind of failure (failures.Kind), if it failed
+
+    def log_line(self) -> str:
+        """The step's line in the note's `## Execution log`."""
+        if self.outcome == "dry_run":
+            return f"- {self.at} · {self.number}. {self.detail}"
+        word = OUTCOME_WORDS.get(self.outcome, self.outcome.upper())
+        detail = " ".join(self.detail.split())[:500]
+        tries = f" after {self.tries} tries" if self.tries > 1 else ""
+        return f"- {self.at} · {self.number}. `{self.tool}` · {word}{tries}" + (f" — {detail}" if detail else "")
 
 
 @dataclass

@@ -11,19 +11,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from ai_employee.clock import local_time, now_stamp
 from ai_employee.errors import FormatError
 from ai_employee.events import DecisionPayload, EventName, ExecutionPayload, PlanPayload
-from ai_employee.executor.run import PlanRunner, RunResult, StepResult
+from ai_employee.executor.run import PlanRunner, RunResult
 from ai_employee.faults import crash_point
 from ai_employee.ledger import RunRecord
 from ai_employee.pipeline.closing import action_facts, close_action, find_plan
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import APPROVALS, binding_approval, current_user, record, steps_diff
+from ai_employee.pipeline.filing import file_result, send_back
 from ai_employee.pipeline.quarantine import quarantine
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.policy import Criticality
@@ -35,22 +35,12 @@ from ai_employee.vault.notes import edit_file, has_id, read_frontmatter, read_id
 from ai_employee.vault.plans import (
     ParsedPlan,
     Step,
-    append_section,
     parse_steps,
     plan_title,
     restate,
-    set_callout,
-    tick_checklist,
 )
 
 log = structlog.get_logger(__name__)
-OUTCOME_WORDS = {
-    "ok": "OK",
-    "error": "FAILED",
-    "skipped": "SKIPPED",
-    "unknown": "OUTCOME UNKNOWN",
-    "invalid": "NOT RUN",
-}
 # Plans handled per call: the pipeline interleaves intake (ingest, planning) with execution in a burst.
 BATCH_SIZE = 64
 # What a note in `Approved/` says when the engine or `vault approve` put it there; any other status means
@@ -177,7 +167,7 @@ class ExecutionStage:
         try:
             fm = read_frontmatter(parts, path.name)
         except FormatError as exc:
-            self._send_back(path, "failed", callouts.cannot_run("cannot run this note", str(exc)))
+            send_back(self.ctx, path, "failed", callouts.cannot_run("cannot run this note", str(exc)))
             return 1
         plan_id = str(fm.get("id") or "")
         if not plan_id:
@@ -197,7 +187,7 @@ class ExecutionStage:
             steps = parse_steps(parts.body)
         except FormatError as exc:
             box = callouts.cannot_run("cannot run this plan", f"The steps block is invalid: {exc}")
-            self._send_back(path, "failed", box)
+            send_back(self.ctx, path, "failed", box)
             return 1
         plan = ParsedPlan(frontmatter=fm, steps=steps, title=plan_title(parts.body, fm) or path.stem)
         channel = self._authorize(path, plan)
@@ -266,7 +256,7 @@ class ExecutionStage:
             box = callouts.steps_changed(level, assessment.reasons, steps_diff(earlier["steps"], plan.steps), when)
         else:
             box = callouts.no_decision(level, assessment.reasons)
-        dest = self._send_back(path, "pending_approval", box, extra={"criticality": level})
+        dest = send_back(self.ctx, path, "pending_approval", box, extra={"criticality": level})
         close_action(ctx, plan.action_id, plan.id, "planned", NEEDS_ACTION, self.state.action_file(plan.action_id))
         payload = PlanPayload(plan.id, plan.action_id, level, ctx.vault.relative(dest), plan.title)
         ctx.bus.publish(EventName.APPROVAL_REQUIRED, payload)
@@ -315,7 +305,7 @@ class ExecutionStage:
                 return None
             log.warning("plan note moved while it ran", plan_id=plan.id, now=ctx.vault.relative(moved))
             path = moved
-        dest = self._file_result(path, plan, result)
+        dest = file_result(ctx, path, plan, result)
         crash_point("execute.after_done")
         hint = self.state.action_file(plan.action_id)
         if result.status == "done":
@@ -371,52 +361,6 @@ class ExecutionStage:
             )
             self.ctx.bus.publish(EventName.PLAN_DUPLICATE, DecisionPayload(plan_id, "duplicate", "file", "engine"))
 
-    def _file_result(self, path: Path, plan: ParsedPlan, result: RunResult) -> Path:
-        """Write the outcome into the note (callout, log, checklist, status) and move it where it belongs."""
-        lines = [_log_line(step) for step in result.steps]
-        heading = "Execution log" if result.attempt == 1 else f"Execution log (attempt {result.attempt})"
-        kind, title, message = _callout_for(result, plan.id)
-        ticked = {s.number for s in result.steps if s.outcome in ("ok", "dry_run", "skipped")}
-        status = "done" if result.status == "done" else "failed"
-        updates: dict[str, Any] = {"status": status, "executed": now_stamp(), "dry_run": result.dry_run}
-        if result.status != "done":
-            updates["error"] = result.detail[:300]
-        if result.status == "interrupted":
-            updates["interrupted"] = True
-
-        def change(text: str) -> str:
-            parts = split_note(text)
-            body = set_callout(parts.body, kind, title, message)
-            body = tick_checklist(append_section(body, heading, lines), ticked)
-            head = text[: len(text) - len(parts.body)]
-            gone = ["waiting_for", *(() if "error" in updates else ("error",))]
-            if result.status != "interrupted":
-                gone.append("interrupted")
-            return update_frontmatter(head + body, updates, remove=tuple(gone))
-
-        edit_file(path, change, self.ctx.tmp_dir)
-        crash_point("execute.after_result")
-        return move_file(path, self.ctx.vault.folder(DONE if status == "done" else PLANS))
-
-    def _send_back(self, path: Path, status: str, box: callouts.Callout, extra: dict[str, Any] | None = None) -> Path:
-        """Move a note back to `Plans/` with a status and a callout explaining what the human should do."""
-        updates = {"status": status, **(extra or {})}
-        if status == "failed":
-            updates["error"] = box[2][0][:300]
-
-        def change(text: str) -> str:
-            parts = split_note(text)
-            head = text[: len(text) - len(parts.body)]
-            new = head + set_callout(parts.body, *box)
-            try:
-                return update_frontmatter(new, updates, remove=() if status == "failed" else ("error",))
-            except FormatError:
-                return new  # the properties themselves are broken: the callout says so; leave them be
-
-        edit_file(path, change, self.ctx.tmp_dir)
-        log.warning("plan sent back", path=path.name, status=status, reason=box[1])
-        return move_file(path, self.ctx.vault.folder(PLANS))
-
     async def recover(self) -> None:
         """Settle runs a crash or a stop left open: finish what is known, hand the unknown to the human."""
         for run in self.ctx.ledger.unfinished_runs():
@@ -457,35 +401,9 @@ class ExecutionStage:
         step = in_doubt[0]
         ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", f"step {step.step_index} in doubt")
         box = callouts.interrupted_at_restart(step.step_index, step.tool, run.plan_id)
-        dest = self._send_back(path, "failed", box, extra={"interrupted": True})
+        dest = send_back(self.ctx, path, "failed", box, extra={"interrupted": True})
         close_action(ctx, action_id, run.plan_id, "planned", NEEDS_ACTION, None)
         ctx.bus.publish(
             EventName.PLAN_INTERRUPTED,
             ExecutionPayload(run.plan_id, "interrupted", 0, run.dry_run, ctx.vault.relative(dest), "step in doubt"),
         )
-
-
-def _log_line(step: StepResult) -> str:
-    if step.outcome == "dry_run":
-        return f"- {step.at} · {step.number}. {step.detail}"
-    word = OUTCOME_WORDS.get(step.outcome, step.outcome.upper())
-    detail = " ".join(step.detail.split())[:500]
-    return f"- {step.at} · {step.number}. `{step.tool}` · {word}" + (f" — {detail}" if detail else "")
-
-
-def _callout_for(result: RunResult, plan_id: str) -> callouts.Callout:
-    if result.status == "done":
-        return callouts.done(result.dry_run)
-    last = result.steps[-1] if result.steps else None
-    if result.status == "interrupted":
-        return callouts.interrupted(result.detail, last.number if last else 0, plan_id)
-    return callouts.failed(result.detail, plan_id, _what_to_do(last.failure if last else ""))
-
-
-def _what_to_do(kind: str) -> str:
-    """What the person can do about a failure of this kind."""
-    if kind == "transient":
-        return "It kept failing for a reason that usually passes (the service was down or busy): try again later."
-    if kind == "logic":
-        return "The tool refused the step as it is: fix the step's arguments (or the data it needs)."
-    return "Fix what is wrong (or the steps)."

@@ -123,6 +123,24 @@ def failed(detail: str, plan_id: str = "", what_to_do: str = "") -> Callout:
     )
 
 
+def outcome(status: str, dry_run: bool, detail: str, plan_id: str, step: int, failure: str) -> Callout:
+    """The callout of a run's result: done, interrupted at `step`, or failed (with what to do about a
+    failure of that kind)."""
+    if status == "done":
+        return done(dry_run)
+    if status == "interrupted":
+        return interrupted(detail, step, plan_id)
+    return failed(detail, plan_id, _what_to_do(failure))
+
+
+def _what_to_do(kind: str) -> str:
+    if kind == "transient":
+        return "It kept failing for a reason that usually passes (the service was down or busy): try again later."
+    if kind == "logic":
+        return "The tool refused the step as it is: fix the step's arguments (or the data it needs)."
+    return "Fix what is wrong (or the steps)."
+
+
 def interrupted(detail: str, step: int = 0, plan_id: str = "") -> Callout:
     which = f"step {step}" if step else "the step"
     return (
