@@ -49,7 +49,7 @@ def _next_move() -> str:
 def _record(tool: str, args: dict[str, Any]) -> int:
     path = Path(os.environ.get("FLAKY_CALLS", "/dev/null"))
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"tool": tool, **args}) + "\n")
+        fh.write(json.dumps({"tool": tool, **args, "pid": os.getpid()}) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     return sum(1 for _ in open(path, encoding="utf-8")) if path != Path("/dev/null") else 0

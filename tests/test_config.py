@@ -281,6 +281,18 @@ def test_secrets_are_every_server_env_value_whatever_its_name(tmp_path: Path) ->
     assert sorted(secrets) == sorted(["sk-claude", "hunter2", "k1", "t1", "s1", "pw", "ann@example.com", "s2"])
 
 
+def test_secrets_of_a_remote_server_are_its_headers_and_what_its_url_carries(tmp_path: Path) -> None:
+    text = (
+        "mcp_servers:\n  zap:\n"
+        "    url: https://user:pa55word@mcp.example.com/s/sk_live_0123456789abcdef/mcp?api_key=qwerty123&v=2\n"
+        "    headers:\n      Authorization: Bearer tok-abcdef\n      Accept: json\n"
+    )
+    secrets = load(tmp_path, text).secrets()
+    for secret in ("pa55word", "sk_live_0123456789abcdef", "qwerty123", "tok-abcdef", "Bearer tok-abcdef"):
+        assert secret in secrets
+    assert "mcp" not in secrets and "json" not in secrets and "2" not in secrets
+
+
 def test_secrets_from_environment_fallback(tmp_path: Path) -> None:
     assert load(tmp_path, "app: {}\n", {"CLAUDE_API_KEY": "sk-env"}).secrets() == ["sk-env"]
 

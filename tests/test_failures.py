@@ -4,7 +4,10 @@ not, paused and resumed, and a step that ran never runs again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +53,23 @@ FAST = ExecutionConfig(
         ("refused: the subject contains a line break", False, "logic"),
         ("Input validation error: 'to' is a required property", False, "logic"),
         ("550 5.1.1 no such mailbox", False, "logic"),
+        # What a server declares first wins, over numbers and words further on.
+        ("temporary failure: could not reach the SMTP server (timed out); nothing was sent", False, "transient"),
+        ("temporary failure: the SMTP server answered 421 4.4.2 Timeout waiting for data", False, "transient"),
+        ("outcome unknown: request 403 timed out", False, "unknown"),
+        ("refused: permission denied for folder Finance", False, "logic"),
+        # A number is a status code only where it stands as one.
+        ("refused: invoice 450 is already paid", False, "logic"),
+        ("no customer with id 401", False, "logic"),
+        ("order #503 not found", False, "logic"),
+        ("Invalid request: field 'timeout' must be a number", False, "logic"),
+        ("Sender address rejected: Access denied", False, "logic"),
+        # A sign that the other side may have acted wins over "try again", for a tool not idempotent.
+        ("Payment may have been charged; connection closed by peer, try again later", False, "unknown"),
+        ("the message may have been delivered; do not try again", False, "unknown"),
+        ("slow down: the order was placed but confirmation timed out", False, "unknown"),
+        ("error 500 from backend", False, "unknown"),
+        ("timed out connecting; nothing was sent", False, "transient"),
     ],
 )
 def test_a_tools_error_is_classified_by_what_it_says(text: str, idempotent: bool, kind: str) -> None:
@@ -339,3 +359,40 @@ async def test_plans_arriving_while_a_server_is_paused_do_not_lengthen_its_pause
     assert (await r.run("P1", Step(tool="broken.x", args={}))).status == "waiting"  # the probe failed
     assert r.pool.paused["broken"].interval_s == interval * 2  # once, not once per plan
     assert len(r.events(EventName.SERVER_PAUSED)) == 1
+
+
+async def test_the_same_rate_limit_twice_is_waited_out_not_given_up(rig: Callable[..., Rig], flaky: Flaky) -> None:
+    flaky.script("ratelimit", "ratelimit", "ok")
+    result = await rig().run("P1", act("pay"))
+    assert result.status == "done" and result.steps[0].tries == 3
+    assert len(flaky.calls("pay")) == 3
+
+
+async def test_a_server_that_died_while_idle_is_started_again_before_the_call(
+    rig: Callable[..., Rig], flaky: Flaky
+) -> None:
+    r = rig()
+    assert (await r.run("P1", act("one"))).status == "done"
+    [first] = flaky.calls("one")
+    os.kill(first["pid"], signal.SIGKILL)
+    await asyncio.sleep(1.5)  # idle longer than PING_AFTER_IDLE_S
+    result = await r.run("P2", act("two"))
+    assert result.status == "done", result.detail  # not "may or may not have happened"
+    [second] = flaky.calls("two")
+    assert second["pid"] != first["pid"]
+
+
+async def test_a_server_failing_to_start_is_paused_once_however_many_wait_for_it(tmp_path: Path) -> None:
+    spawns = tmp_path / "spawns"
+    crashing = McpServerConfig(command=sys.executable, args=["-c", f"open({str(spawns)!r}, 'a').write('x')"])
+    hanging = McpServerConfig(command=sys.executable, args=["-c", "import time; time.sleep(60)"])
+    pool = McpPool({"crashing": crashing, "hanging": hanging}, tmp_path, tmp_path / "logs", start_timeout_s=0.5)
+    try:
+        await asyncio.gather(*(pool.catalog() for _ in range(6)))
+        for _ in range(4):  # every planner's draft lists the tools: the crashing server is not spawned again
+            await pool.catalog()
+        assert spawns.read_text() == "x"
+        assert pool.paused["crashing"].interval_s == pool.probe_interval_s
+        assert pool.paused["hanging"].interval_s == pool.probe_interval_s  # not doubled per waiter
+    finally:
+        await pool.aclose()

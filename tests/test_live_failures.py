@@ -230,3 +230,24 @@ def test_a_waiting_plan_tried_again_still_says_it_waits(vault: Path, tmp_path: P
         assert fm["status"] == "waiting" and "rate limit" in fm["waiting_for"]
         assert "AI Employee: waiting" in second.read_text() and "running since" not in second.read_text()
     assert len(calls.read_text().splitlines()) == 1
+
+
+def test_a_copy_of_an_approved_note_never_runs_a_step_in_doubt_again(vault: Path, tmp_path: Path) -> None:
+    script, calls = tmp_path / "script.json", tmp_path / "calls.jsonl"
+    script.write_text(json.dumps(["unknown"]))
+    config = write_config(tmp_path, free_port(), FLAKY_SCRIPT=str(script), FLAKY_CALLS=str(calls))
+    approved_plan(vault, "Pay", [{"tool": "flaky.act", "args": {"what": "pay"}}])
+    run_live(vault, config)
+    [back] = files(vault / "Plans", ".md")
+    assert front(back)["interrupted"] is True
+    vault_cli(vault, config, "resume", back.stem, "--note", "it did not go through")
+    # The resumed note is duplicated in Approved/ (Finder's "Duplicate", a sync tool restoring it).
+    [resumed] = files(vault / "Approved", ".md")
+    (vault / "Approved" / "Pay copy.md").write_bytes(resumed.read_bytes())
+    script.write_text(json.dumps(["unknown"]))
+    run_live(vault, config)
+    assert [json.loads(line)["what"] for line in calls.read_text().splitlines()] == ["pay", "pay"]
+    [again] = files(vault / "Plans", ".md")
+    assert front(again)["interrupted"] is True and files(vault / "Approved", ".md") == []
+    [note] = [q for q in files(vault / "Quarantine", ".md") if "was not run" in q.read_text()]
+    assert "ended interrupted" in note.read_text() or "another copy" in note.read_text()

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
@@ -598,6 +598,13 @@ def test_calendar_file_must_stay_in_the_vault(vault: Path) -> None:
     for bad in ("../outside.ics", "Plans/cal.ics", ".obsidian/cal.ics", "/etc/cal.ics", "cal.txt"):
         with pytest.raises(SystemExit):
             calendar_server.CalendarSettings.from_env({"AI_EMPLOYEE_VAULT": str(vault), "CALENDAR_FILE": bad})
+
+
+def test_calendar_times_without_a_zone_take_the_machines_rules_not_todays_offset(vault: Path) -> None:
+    settings = calendar_server.CalendarSettings.from_env({"AI_EMPLOYEE_VAULT": str(vault), "TZ": "Europe/Berlin"})
+    summer = calendar_server._parse_when("2027-07-01T10:00", settings.zone, "start")
+    winter = calendar_server._parse_when("2027-12-01T10:00", settings.zone, "start")
+    assert summer.utcoffset() == timedelta(hours=2) and winter.utcoffset() == timedelta(hours=1)
 
 
 async def test_calendar_server_over_stdio(vault: Path) -> None:

@@ -142,7 +142,7 @@ async def test_dry_run_stopped_between_steps_resumes(vault: Path, opened: tuple[
     await pipeline.pool.aclose()
     [done] = files(vault / "Done", ".md")
     assert "WOULD CALL email.send_email" in done.read_text()
-    assert [r.state for r in ctx.ledger.runs(plan_id)] == ["interrupted", "done"]
+    assert [r.state for r in ctx.ledger.runs(plan_id)] == ["stopped", "done"]
 
 
 async def test_crash_after_filing_the_result_before_moving_completes(

@@ -3,11 +3,30 @@ minute for people."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def local_now() -> datetime:
     return datetime.now().astimezone()
+
+
+def local_zone(env: dict[str, str] | None = None) -> tzinfo:
+    """The machine's time zone with its rules (`Europe/Berlin`, not today's `+01:00`), so that a time in
+    July gets July's offset: from `$TZ`, else what `/etc/localtime` links to; else the current offset."""
+    name = (os.environ if env is None else env).get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            target = str(Path("/etc/localtime").resolve())
+        except OSError:
+            target = ""
+        name = target.partition("zoneinfo/")[2]
+    try:
+        return ZoneInfo(name) if name else local_now().tzinfo or UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return local_now().tzinfo or UTC
 
 
 def now_stamp() -> str:

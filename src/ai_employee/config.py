@@ -213,7 +213,7 @@ class Config(_Section):
             found.extend(
                 v for k, v in server.env.items() if v and k not in PUBLIC_SERVER_SETTINGS and not _PLAIN_VALUE.match(v)
             )
-            found.extend(server.header_secrets())
+            found.extend(server.remote_secrets())
         return found
 
 

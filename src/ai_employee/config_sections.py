@@ -329,16 +329,29 @@ class McpServerConfig(Section):
             settings = settings.model_copy(update={"idempotent": True})
         return settings
 
-    def header_secrets(self) -> list[str]:
-        """Header values that may authenticate (every value, bar plain words): redacted everywhere; also
-        the token alone of an `Authorization: Bearer …` header."""
+    def remote_secrets(self) -> list[str]:
+        """What may authenticate a remote server, redacted everywhere: header values (bar short plain
+        words), the token alone of an `Authorization: Bearer …` header, and what its `url` carries
+        (a password, query values, a long token in the path, as some services hand out)."""
         found = []
         for value in self.headers.values():
             found.append(value)
             scheme, _, token = value.partition(" ")
             if token and scheme.isalpha():
                 found.append(token)
+        if self.url is not None:
+            found.extend(_url_secrets(self.url))
         return [v for v in found if len(v) >= 6]
+
+
+def _url_secrets(url: str) -> list[str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    found = [parts.password or ""]
+    found += [value for _, value in parse_qsl(parts.query)]
+    found += [segment for segment in parts.path.split("/") if len(segment) >= 16 and not segment.isalpha()]
+    return [v for v in found if v]
 
 
 class RetryConfig(Section):

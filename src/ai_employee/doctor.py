@@ -107,7 +107,7 @@ async def check_servers(config: Config, vault: Vault) -> list[Finding]:
     found: list[Finding] = []
     try:
         for server, settings in config.engine_servers().items():
-            where = settings.url or " ".join([settings.command or "", *settings.args])
+            where = pool.redact(settings.url or " ".join([settings.command or "", *settings.args]))
             try:
                 tools = await pool.session_for(server)
             except Exception as exc:

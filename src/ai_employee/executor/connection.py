@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ class AuthRefused(ConnectionError):
 
 @dataclass
 class _HttpStatus:
-    refused: int | None = None  # the last 401/403 a remote server answered
+    refused: int | None = None  # the 401/403 a remote server answered the last request (POST) with
 
 
 def _http(url: str, headers: dict[str, str], status: _HttpStatus) -> Callable[[], AbstractAsyncContextManager[Streams]]:
@@ -64,7 +65,8 @@ def _http(url: str, headers: dict[str, str], status: _HttpStatus) -> Callable[[]
         from mcp.shared._httpx_utils import create_mcp_http_client
 
         async def note_status(response: Any) -> None:
-            status.refused = response.status_code if response.status_code in (401, 403) else None
+            if response.request.method == "POST":  # a request's own answer, not the event stream's (GET)
+                status.refused = response.status_code if response.status_code in (401, 403) else None
 
         client = create_mcp_http_client(headers=headers)
         client.event_hooks["response"].append(note_status)
@@ -91,6 +93,7 @@ class Connection:
         self.errlog = errlog
         self.http = _HttpStatus()
         self.tools: dict[str, Tool] = {}
+        self.last_ok = 0.0  # when (monotonic) it last answered
         self.ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
         self._close = asyncio.Event()
         self.task = asyncio.create_task(self._serve(transport), name=f"mcp {server}")
@@ -109,6 +112,7 @@ class Connection:
                 listed = await session.list_tools()
                 self.tools = {tool.name: tool for tool in listed.tools}
                 log.info("mcp server connected", server=self.server, tools=sorted(self.tools))
+                self.last_ok = time.monotonic()
                 self.ready.set_result(session)
                 await self._close.wait()
         except Exception as exc:

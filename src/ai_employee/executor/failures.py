@@ -23,21 +23,51 @@ from typing import Literal
 
 Kind = Literal["transient", "auth", "unavailable", "logic", "unknown"]
 
+
+def _codes(codes: str) -> str:
+    """A status code where it is one: after `HTTP`/`status`/`code`/`error`, at the start, before an SMTP
+    enhanced code (`535 5.7.8`) or a capitalised reason (`401 Unauthorized`); never a bare number in a
+    sentence (`invoice 450 is already paid`, `no customer with id 401`)."""
+    return (
+        rf"(?:\b(?:http|status|code|error|response)\W{{0,3}}(?:{codes})\b|^\W*(?:{codes})\b"
+        rf"|\b(?:{codes})[ -][245]\.\d{{1,3}}\.\d{{1,3}}\b|\b(?:{codes}) (?-i:[A-Z][a-z]))"
+    )
+
+
+# What a server that knows says first ("could not send: temporary failure: ...") is taken as it says.
+_DECLARED = re.compile(
+    r"^(?:[^:\n]{0,50}:\s*){0,2}(temporary failure|outcome unknown|authentication failed|refused)\b", re.IGNORECASE
+)
+_DECLARED_KIND: dict[str, Kind] = {
+    "temporary failure": "transient",
+    "outcome unknown": "unknown",
+    "authentication failed": "auth",
+    "refused": "logic",
+}
 _AUTH = re.compile(
-    r"\b(401|403|535|534|530)\b|unauthori[sz]ed|forbidden|authenticat\w* (failed|required|error)|"
+    _codes("401|403|530|534|535") + r"|unauthori[sz]ed|\bforbidden\b|authenticat\w* (failed|required|error)|"
     r"invalid[_ ](credentials|grant|token|api[_ ]key)|token (has )?(expired|been revoked|revoked)|"
-    r"permission denied|access denied|not signed in|sign in again",
+    r"not signed in|sign in again",
     re.IGNORECASE,
 )
-_UNKNOWN = re.compile(
-    r"outcome (is )?unknown|may (or may not )?have (been )?(sent|happened|done)|timed? ?out|timeout|"
-    r"\b(500|502|504)\b|connection (was )?(reset|dropped|closed|lost) (after|while|during)",
+# Signs that the remote side may have acted: for a tool not declared idempotent, never retried.
+_MAYBE_DONE = re.compile(
+    r"outcome (is )?unknown|may (or may not )?have\b|timed out|time-?out (error|expired|exceeded|while|after|waiting)"
+    r"|deadline exceeded|gateway time-?out|" + _codes("500|502|504") + r"|connection (was )?(reset|dropped|closed|lost|"
+    r"aborted)|closed by (the )?(peer|remote)",
     re.IGNORECASE,
 )
-_RATE_LIMITED = re.compile(r"\b429\b|rate[- ]limit|too many requests|quota exceeded|slow down", re.IGNORECASE)
+# ... unless the server says plainly that nothing happened.
+_NOTHING_DONE = re.compile(
+    r"nothing (was|has been) (sent|done|changed|called|created|written)|(was|were|has|have) not (been )?(sent|"
+    r"processed|executed|created|charged)|no changes? (was |were )?made",
+    re.IGNORECASE,
+)
+_RATE_LIMITED = re.compile(_codes("429") + r"|rate[- ]limit|too many requests|quota exceeded|slow down", re.IGNORECASE)
 _TRANSIENT = re.compile(
     r"temporar(y|ily)|try again|connection refused|could not connect|cannot connect|unreachable|"
-    r"\b503\b|service unavailable|\b(421|450|451|452|454)\b|server (is )?busy|not available right now",
+    + _codes("503|421|450|451|452|454")
+    + r"|service unavailable|server (is )?busy|not available right now",
     re.IGNORECASE,
 )
 _RETRY_AFTER = re.compile(r"retry[- ]after[:= ]+(\d+(?:\.\d+)?)\s*(s|sec|seconds?|m|min|minutes?)?", re.IGNORECASE)
@@ -75,14 +105,25 @@ def retry_after(text: str) -> float | None:
 
 
 def classify_error_text(text: str, idempotent: bool) -> Failure:
-    """A tool's own error result (is_error): the call reached the tool, which says it failed."""
+    """A tool's own error result (is_error): the call reached the tool, which says it failed. What the
+    server declares first wins; then any sign that it may have acted (for a tool not idempotent: unknown,
+    before credentials, rate limits or "try again"); then credentials, rate limits, temporary failures.
+    Anything else is the tool's refusal: logic."""
+    declared = _DECLARED.match(text)
+    if declared is not None:
+        kind = _DECLARED_KIND[declared.group(1).lower()]
+        if kind == "unknown" and idempotent:
+            kind = "transient"
+        rated = kind == "transient" and _RATE_LIMITED.search(text) is not None
+        return Failure(kind, text, rate_limited=rated, retry_after_s=retry_after(text) if kind == "transient" else None)
+    maybe_done = _MAYBE_DONE.search(text) is not None and _NOTHING_DONE.search(text) is None
+    if maybe_done and not idempotent:
+        return Failure("unknown", text)
     if _AUTH.search(text):
         return Failure("auth", text)
     if _RATE_LIMITED.search(text):
         return Failure("transient", text, rate_limited=True, retry_after_s=retry_after(text))
-    if _UNKNOWN.search(text):
-        return Failure("transient" if idempotent else "unknown", text)
-    if _TRANSIENT.search(text):
+    if _MAYBE_DONE.search(text) or _TRANSIENT.search(text):  # idempotent, or nothing was done
         return Failure("transient", text, retry_after_s=retry_after(text))
     return Failure("logic", text)
 

@@ -25,6 +25,7 @@ from mcp.types import Tool
 from ai_employee.config import Config
 from ai_employee.config_sections import McpServerConfig
 from ai_employee.executor.connection import AuthRefused, Connection, redacting_log, resolve_command, stdio
+from ai_employee.executor.failures import Failure, failure_of_exception
 from ai_employee.vault.layout import Vault
 
 log = structlog.get_logger(__name__)
@@ -42,6 +43,8 @@ class ServerUnavailable(ConnectionError):
 # A server given up on is tried again after this long at first; each failed try doubles it, to this most.
 RETRY_START_S = 60.0
 MAX_PROBE_S = 900.0
+PING_AFTER_IDLE_S = 1.0  # a session unused this long is pinged before a live call
+PING_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -166,20 +169,28 @@ class McpPool:
             session = await asyncio.wait_for(asyncio.shield(connection.ready), self.start_timeout_s)
         except TimeoutError:
             why = f"MCP server `{server}` did not start within {self.start_timeout_s:g} s"
-            if self._connections.get(server) is connection:
+            if self._connections.get(server) is connection:  # the first of its waiters to give up
                 del self._connections[server]
-            await connection.close()
-            self.pause(server, "unavailable", why)
+                await connection.close()
+                self._start_failed(server, pause, Failure("unavailable", why))
             raise ServerUnavailable(why) from None
         except BaseException as exc:
             if self._connections.get(server) is connection and connection.ready.done():
                 del self._connections[server]  # it never started: the next use tries again
-            if pause is not None and isinstance(exc, Exception):
-                self.pause(server, pause.kind, pause.reason)  # the probe failed: wait longer
+                if isinstance(exc, Exception):
+                    self._start_failed(server, pause, failure_of_exception(exc, started=False))
             raise
         if pause is not None and pause.kind == "unavailable":
             self.resume(server)  # it answers again (an auth pause ends when a call succeeds)
         return session, connection
+
+    def _start_failed(self, server: str, pause: Pause | None, failure: Failure) -> None:
+        """A server did not start (or its probe failed): paused, once per failed start, however many
+        callers waited for it; a failed probe keeps the pause's kind and reason and waits longer."""
+        if pause is not None:
+            self.pause(server, pause.kind, pause.reason)
+        else:
+            self.pause(server, failure.kind, self.redact(failure.detail)[:500])
 
     def pause(self, server: str, kind: str, reason: str) -> Pause:
         """Set a server aside: plans that need it wait, and it is tried again after the probe interval
@@ -225,8 +236,18 @@ class McpPool:
         return max(0.0, min(p.retry_at for p in self.paused.values()) - time.monotonic())
 
     async def session_for(self, server: str) -> dict[str, Tool]:
-        """Make sure the server is started and answering (started now if needed); its tools."""
-        _, connection = await self._session(server)
+        """Make sure the server is started and answering, right before a live call: one idle for a while
+        is pinged first, and started again if it died meanwhile (its process exited, say), so that a call
+        is never sent into a dead session, where its outcome would be unknown. Its tools."""
+        session, connection = await self._session(server)
+        if time.monotonic() - connection.last_ok > PING_AFTER_IDLE_S:
+            try:
+                await asyncio.wait_for(session.send_ping(), PING_TIMEOUT_S)
+            except Exception as exc:
+                log.warning("mcp server stopped answering; starting it again", server=server, error=type(exc).__name__)
+                await self.forget(server)
+                session, connection = await self._session(server)
+            connection.last_ok = time.monotonic()
         return connection.tools
 
     def warm_up(self) -> None:
@@ -300,12 +321,14 @@ class McpPool:
         tool = connection.tools.get(name)
         if key is not None and tool is not None and IDEMPOTENCY_ARG in (tool.input_schema.get("properties") or {}):
             args = {**args, IDEMPOTENCY_ARG: key}
+        connection.http.refused = None  # only this call's answer counts
         try:
             result = await session.call_tool(name, args, read_timeout_seconds=timeout_s)
         except Exception as exc:
             if connection.http.refused is not None:  # refused before the tool ran
                 raise AuthRefused(f"HTTP {connection.http.refused}: the server refused the credentials") from exc
             raise
+        connection.last_ok = time.monotonic()
         texts = [getattr(block, "text", "") for block in result.content]
         text = self.redact(" ".join(t for t in texts if t))[:MAX_RESULT_CHARS]
         return CallOutcome(ok=not result.is_error, text=text, structured=result.structured_content)

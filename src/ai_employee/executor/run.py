@@ -238,14 +238,10 @@ class PlanRunner:
             self.ledger.step_finished(plan_id, attempt, number, "error", detail, failure=failure.kind)
             if failure.pauses_server:
                 raise await self._server_down(step, failure)
-            if not failure.retryable or failure.signature == previous or tries >= self.execution.retry.attempts:
-                why = (
-                    ""
-                    if not failure.retryable
-                    else " (the same failure twice)"
-                    if failure.signature == previous
-                    else ""
-                )
+            # The same failure twice means retrying does not help; a rate limit says the same each time.
+            again = failure.signature == previous and not failure.rate_limited
+            if not failure.retryable or again or tries >= self.execution.retry.attempts:
+                why = " (the same failure twice)" if again else ""
                 return StepResult(number, step.tool, "error", detail + why, _at(), tries, failure.kind)
             previous = failure.signature
             retry = self.execution.retry
@@ -322,7 +318,10 @@ def _waiting(result: RunResult, wait: _Wait) -> RunResult:
 
 def _blocker(server: str, kind: str, reason: str) -> str:
     if kind == "auth":
-        return f"the `{server}` server does not accept its credentials ({reason[:200]}); fix them and it goes on"
+        return (
+            f"the `{server}` server does not accept its credentials ({reason[:200]}); fix them and it goes on"
+            " (`vault restart` after changing the config or the engine's environment)"
+        )
     return f"the `{server}` server is not available ({reason[:200]}); it is tried again by itself"
 
 

@@ -73,7 +73,7 @@ class RunRecords:
                 "UPDATE runs SET state = ?, finished = ?, detail = ? WHERE plan_id = ? AND attempt = ?",
                 (state, now_iso(), detail, plan_id, attempt),
             )
-            if state == "interrupted":
+            if state in ("interrupted", "stopped"):
                 db.execute(
                     "UPDATE executions SET state = 'interrupted', finished = ?"
                     " WHERE plan_id = ? AND attempt = ? AND state = 'started'",

@@ -28,6 +28,7 @@ from pydantic import Field
 from typing_extensions import TypedDict  # nested ones need it on Python < 3.12 (pydantic)
 
 from ai_employee import __version__
+from ai_employee.clock import local_zone
 from ai_employee.errors import ConcurrentEditError
 from ai_employee.mcp_servers.email_server import check_header_value
 from ai_employee.mcp_servers.vault_server import check_note_path, note_target
@@ -96,7 +97,7 @@ class CalendarSettings:
             raise SystemExit(f"calendar MCP server: CALENDAR_FILE={file!r}: {exc}") from None
         name = env.get("CALENDAR_TIMEZONE", "")
         try:
-            zone: tzinfo = ZoneInfo(name) if name else (datetime.now().astimezone().tzinfo or UTC)
+            zone: tzinfo = ZoneInfo(name) if name else local_zone(env)
         except (ZoneInfoNotFoundError, ValueError):
             raise SystemExit(f"calendar MCP server: CALENDAR_TIMEZONE={name!r} is not an IANA time zone") from None
         return cls(Path(raw).expanduser().resolve(), file, zone)

@@ -41,7 +41,7 @@ MAX_PATH_CHARS = 400
 MAX_NAME_BYTES = 255
 
 _ENGINE_FOLDERS = frozenset(name.casefold() for name in layout.ENGINE_FOLDERS)
-_PROTECTED_FILES = frozenset(name.casefold() for name in (layout.DASHBOARD, layout.HANDBOOK))
+_PROTECTED_FILES = frozenset(name.casefold() for name in (layout.DASHBOARD, layout.HANDBOOK, layout.GOALS))
 
 NotePath = Annotated[
     str,

@@ -46,6 +46,9 @@ BATCH_SIZE = 64
 # What a note in `Approved/` says when the engine or `vault approve` put it there; any other status means
 # a person moved it there, and the move is their decision.
 CLAIMS_APPROVAL = ("approved", "executing", "waiting")
+ANOTHER_RUN = (
+    "to run it again on purpose, delete the `id` property so it becomes a new plan, then move it to `Approved/`."
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class ExecutionStage:
         self._filings: list[_Filing] = []  # results to write into their notes (see _file_results)
         self._finishes: list[tuple[_Filing, Path | None]] = []  # runs to close once the batch is durable
         self._waits: dict[str, float] = {}  # note name in Approved/ -> when (monotonic) it may go on
+        self._ran: set[str] = set()  # plan ids run in this batch (their runs are closed when it ends)
 
     @property
     def recheck_s(self) -> float | None:
@@ -82,6 +86,7 @@ class ExecutionStage:
         handled = 0
         present: set[str] = set()
         self._plans_index = None
+        self._ran = set()
         self._finishes = []
         self._filings = []
         # One group commit for the batch: the directory fsyncs of every note and action filed are done
@@ -174,15 +179,18 @@ class ExecutionStage:
             plan_id = self._adopt(path)
             fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
         if self._already_ran(plan_id) or (fm.get("status") == "done" and fm.get("dry_run") is not True):
-            quarantine(
-                self.ctx,
+            why = f"plan {plan_id} has already run; this copy (`{path.name}`) was not run again."
+            return self._set_aside(path, plan_id, why, ANOTHER_RUN)
+        spent = self._approval_spent(plan_id, str(fm.get("status") or ""))
+        if spent is not None:
+            why = f"plan {plan_id} {spent}; this copy (`{path.name}`) still said `approved` and was not run."
+            return self._set_aside(
                 path,
-                f"plan {plan_id} has already run; this copy (`{path.name}`) was not run again.",
-                "to run it again on purpose, delete the `id` property so it becomes a new plan, then move it"
-                " to `Approved/`.",
+                plan_id,
+                why,
+                "the plan waits for you in `Plans/`: look at what happened there, then resume it (move that"
+                " note back into `Approved/`, or `vault resume`).",
             )
-            self.ctx.bus.publish(EventName.PLAN_DUPLICATE, DecisionPayload(plan_id, "duplicate", "file", "engine"))
-            return 1
         try:
             steps = parse_steps(parts.body)
         except FormatError as exc:
@@ -195,8 +203,32 @@ class ExecutionStage:
             return 1
         return await self._execute(path, plan, channel, should_stop)
 
+    def _set_aside(self, path: Path, plan_id: str, why: str, fix: str) -> int:
+        """A copy of a plan's note that may not run: quarantined, with why and what to do."""
+        quarantine(self.ctx, path, why, fix)
+        self.ctx.bus.publish(EventName.PLAN_DUPLICATE, DecisionPayload(plan_id, "duplicate", "file", "engine"))
+        return 1
+
     def _already_ran(self, plan_id: str) -> bool:
         return any(run.state == "done" and not run.dry_run for run in self.ctx.ledger.runs(plan_id))
+
+    def _approval_spent(self, plan_id: str, status: str) -> str | None:
+        """Why a note that claims its plan's approval may not run on it (another copy of the note, a
+        restored backup): a run on that approval already ended failed or interrupted, or ran in this
+        batch; None if the approval still holds. One approval, one run, except a run that waits (a
+        rate limit, a paused server), which goes on from the same approval."""
+        if status not in CLAIMS_APPROVAL:
+            return None  # a person moved the note here: a new decision
+        if plan_id in self._ran:
+            return "ran a moment ago from another copy of its note"
+        runs = self.ctx.ledger.runs(plan_id)
+        approval = self.ctx.ledger.last_decision(plan_id, APPROVALS)
+        if not runs or approval is None:
+            return None
+        last = runs[-1]
+        if last.state in ("failed", "interrupted") and (last.finished or "") >= str(approval["ts"]):
+            return f"already ran on this approval and ended {last.state} ({local_time(last.finished or '')})"
+        return None
 
     def _adopt(self, path: Path) -> str:
         """A note without an id in `Approved/` is a hand-written plan: give it an id and properties, and
@@ -269,6 +301,8 @@ class ExecutionStage:
             # Visible while a slow tool runs; in dry-run nothing is in flight, and the ledger knows anyway.
             restate(path, {"status": "executing"}, callouts.running(channel, now_stamp()), ctx.tmp_dir)
         result = await self.runner.run(plan.id, plan.steps, dry_run, should_stop)
+        if result.status not in ("stopped", "waiting"):
+            self._ran.add(plan.id)  # closed in the ledger only when the batch ends
         if result.status == "stopped":
             return 1
         if result.status == "waiting":
@@ -351,15 +385,11 @@ class ExecutionStage:
         for copy in self._plans_index.get(plan_id, []):
             if copy == ran or not has_id(copy, plan_id):
                 continue
-            quarantine(
-                self.ctx,
-                copy,
+            why = (
                 f"plan {plan_id} ran from a copy of this note (now `{self.ctx.vault.relative(ran)}`); this original"
-                " was set aside so it cannot run twice.",
-                "to run it again on purpose, delete the `id` property so it becomes a new plan, then move it to"
-                " `Approved/`.",
+                " was set aside so it cannot run twice."
             )
-            self.ctx.bus.publish(EventName.PLAN_DUPLICATE, DecisionPayload(plan_id, "duplicate", "file", "engine"))
+            self._set_aside(copy, plan_id, why, ANOTHER_RUN)
 
     async def recover(self) -> None:
         """Settle runs a crash or a stop left open: finish what is known, hand the unknown to the human."""
@@ -368,7 +398,7 @@ class ExecutionStage:
 
     def _recover_run(self, run: RunRecord) -> None:
         ctx = self.ctx
-        path = find_plan(ctx, run.plan_id, (APPROVED, DONE, PLANS))
+        path = find_plan(ctx, run.plan_id, (APPROVED, DONE, PLANS, REJECTED))
         if path is None:
             ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", "plan note not found after a restart")
             return
@@ -394,7 +424,7 @@ class ExecutionStage:
         ]
         if not in_doubt:
             # Stopped between steps (or in dry-run): nothing is in doubt, so the plan simply runs on.
-            ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", "resumed after a restart")
+            ctx.ledger.finish_run(run.plan_id, run.attempt, "stopped", "resumed after a restart")
             if path.parent.name == APPROVED:
                 edit_file(path, lambda text: update_frontmatter(text, {"status": "approved"}), ctx.tmp_dir)
             return

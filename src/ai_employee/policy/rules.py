@@ -54,6 +54,8 @@ class Criticality(enum.IntEnum):
 
 # Built-in rules: (glob on `server.tool`, criticality, why). First match wins.
 BUILTIN_RULES: tuple[tuple[str, Criticality, str], ...] = (
+    ("vault.move_note", Criticality.MEDIUM, "moves one of your notes to another folder"),
+    ("vault.set_property", Criticality.MEDIUM, "changes a property of one of your notes"),
     ("vault.*", Criticality.LOW, "only writes notes inside this vault"),
     ("email.draft_email", Criticality.LOW, "only saves a draft in the vault; nothing is sent"),
     ("email.send_email", Criticality.MEDIUM, "sends an email in your name"),
