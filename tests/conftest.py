@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -93,9 +94,19 @@ class EngineProcess:
             cwd=vault.parent,
         )
         self.vault = vault
-        wait_for(lambda: (vault / ".ai_employee" / "heartbeat.json").exists() or self.proc.poll() is not None)
+        # Started means watching: a file created before the watcher runs is found by the sweep instead,
+        # which a test of what the watcher sees must not race with.
+        wait_for(lambda: self._watching() or self.proc.poll() is not None)
         if self.proc.poll() is not None:
             raise AssertionError(f"engine exited at start:\n{self.output()}")
+
+    def _watching(self) -> bool:
+        try:
+            beat = json.loads((self.vault / ".ai_employee" / "heartbeat.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return False
+        services = beat.get("services") or {}
+        return "watcher" not in services or bool(services["watcher"].get("healthy"))
 
     def output(self) -> str:
         return self.log.read_text("utf-8", errors="replace")

@@ -47,7 +47,7 @@ def a_day(ledger: Ledger) -> None:
 def test_activity_is_in_words_with_titles_links_and_times(vault: Vault, ledger: Ledger) -> None:
     a_day(ledger)
     text = render(collect(vault, ledger), recent_activity(ledger), "dry-run")
-    activity = text.split("## Recent activity", 1)[1]
+    activity = text.split("## Today", 1)[1].split("## Token budget", 1)[0]
     assert "plan.execution_completed" not in text and "email.send_email" not in activity
     link = "[[2026-12-02 Reply to Maria Lopez Quote request|Reply to Maria Lopez: Quote request]]"
     assert f"Done (dry run): {link}" in activity  # by name: right wherever the note is now
@@ -104,3 +104,65 @@ def test_the_dashboards_view_rereads_only_what_changed(
     assert view.count(vault, "Plans") == 2
     (vault.folder("Plans") / "r.md").write_text("# Three\n", "utf-8")
     assert view.count(vault, "Plans") == 3, "a small folder is counted again when it changed"
+
+
+def test_a_scripted_day_shows_what_matters_with_the_urgent_first(vault: Vault, ledger: Ledger) -> None:
+    from ai_employee.dashboard import gather
+    from ai_employee.events import BudgetPayload, ServicePayload, StageErrorPayload
+
+    a_day(ledger)
+    (vault.folder("Plans") / "wire.md").write_text(
+        "---\nid: P7\nstatus: pending_approval\ncriticality: high\ncreated: 2026-12-01T09:30:00+00:00\n---\n"
+        "# Wire the deposit\n",
+        "utf-8",
+    )
+    (vault.folder("Plans") / "failed.md").write_text(
+        "---\nid: P8\nstatus: failed\ncriticality: medium\nerror: '535 5.7.8 bad credentials'\n---\n# Send the offer\n",
+        "utf-8",
+    )
+    (vault.folder("Briefings") / "2026-11-30 Monday Briefing.md").write_text("# Briefing\n", "utf-8")
+    ledger.record_event(Event(EventName.STAGE_ERROR, StageErrorPayload("ingest", "Inbox/x.pdf", "not a PDF")))
+    ledger.record_event(Event(EventName.ENGINE_CRASHED, ServicePayload("engine", "last heard of at 09:00")))
+    ledger.record_event(Event(EventName.BUDGET_WARNING, BudgetPayload("reactive", 80, 800, 1000, "2026-12-03")))
+    text = render(collect(vault, ledger), gather(vault, ledger), "LIVE")
+    head, rest = text.split("## Waiting for your approval", 1)
+    assert "(LIVE when it ran)" in head  # no engine runs in this test
+    assert "> [!warning] Needs you now" in head
+    assert "1 HIGH plan(s) wait for your approval: [[wire|Wire the deposit]]" in head
+    assert "1 plan(s) failed or were interrupted: [[failed|Send the offer]]" in head
+    assert "The engine had stopped unexpectedly today" in head
+    row = next(line for line in rest.splitlines() if line.startswith("| [[wire"))
+    assert re.match(r"\| \[\[wire\\\|Wire the deposit\]\] \| HIGH \| 2026-12-01 \d\d:\d\d \([\d.]+ (h|d)\) \|$", row), (
+        row
+    )
+    assert "- [[failed|Send the offer]] — 535 5.7.8 bad credentials" in rest
+    today = rest.split("## Today", 1)[1].split("## Token budget", 1)[0]
+    assert "The engine had stopped unexpectedly: last heard of at 09:00" in today
+    assert "| reactive | 0 | none | $0.00 |" in rest
+    errors = rest.split("## Last errors", 1)[1].split("## Briefings", 1)[0]
+    assert "not a PDF" in errors
+    assert "- [[2026-11-30 Monday Briefing]]" in rest.split("## Briefings", 1)[1]
+
+
+def test_an_edited_dashboard_is_kept_once_and_never_written_over(vault: Vault) -> None:
+    from ai_employee.dashboard import DashboardWriter
+    from ai_employee.events import EventBus
+
+    writer = DashboardWriter(vault, EventBus(), lambda: "dry-run")
+    dashboard = vault.root / "Dashboard.md"
+    writer.write()  # over the placeholder `vault init` wrote: nothing kept
+    assert not (vault.root / "Dashboard (edited).md").exists()
+    mine = dashboard.read_text() + "\nMy own note: call the bank on Monday.\n"
+    dashboard.write_text(mine)
+    writer.write()
+    kept = vault.root / "Dashboard (edited).md"
+    assert kept.read_text() == mine
+    assert "Your edits of this note are kept in [[Dashboard (edited)]]" in dashboard.read_text()
+    writer.write()
+    writer.write()
+    assert sorted(p.name for p in vault.root.glob("Dashboard*")) == ["Dashboard (edited).md", "Dashboard.md"]
+    dashboard.write_text("# Mine again\n")
+    writer.write()
+    copies = sorted(vault.root.glob("Dashboard (edited)*"))
+    assert len(copies) == 2 and kept.read_text() == mine  # the first copy is never written over
+    assert any(p.read_text() == "# Mine again\n" for p in copies)

@@ -18,15 +18,18 @@ if TYPE_CHECKING:
     from ai_employee.events import EventBus
     from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.ledger import Ledger
+    from ai_employee.notify.channels import Channel
+    from ai_employee.notify.notifier import Notifier
     from ai_employee.orchestrator import Service
     from ai_employee.pipeline.context import EngineContext
     from ai_employee.planner import Planner
     from ai_employee.policy import Policy
     from ai_employee.vault.layout import Vault
 
-# The services `vault start` runs, in the order they start (`gmail` when `gmail.enabled`);
-# `vault start --once` runs the first in burst mode, after one sync of each source.
-SERVICE_NAMES = ("pipeline", "watcher", "dashboard", "gmail")
+# The services `vault start` runs, in the order they start (`notifier` when channels are configured,
+# `telegram` when the bot is enabled, `gmail` when `gmail.enabled`); `vault start --once` runs the first
+# in burst mode, after one sync of each source, and then one round of notifications.
+SERVICE_NAMES = ("pipeline", "watcher", "dashboard", "notifier", "telegram", "gmail")
 
 
 def claude_configured(config: Config) -> bool:
@@ -92,6 +95,31 @@ def announce_pauses(pool: McpPool, bus: EventBus) -> None:
     )
 
 
+def make_channels(config: Config, vault: Vault) -> dict[str, Channel]:
+    """The notification channels of `notify:` (Apprise URLs are checked here: a bad one is a
+    ConfigError naming it), and the Telegram bot when it is enabled."""
+    from ai_employee.logsetup import Redactor
+    from ai_employee.notify.channels import AppriseChannel
+
+    redact = Redactor(config.secrets()).scrub
+    channels: dict[str, Channel] = {
+        name: AppriseChannel(name, urls, redact) for name, urls in config.notify.channels.items()
+    }
+    if config.notify.telegram.enabled:
+        from ai_employee.notify.telegram import TelegramChannel
+
+        channels["telegram"] = TelegramChannel(config, vault, redact)
+    return channels
+
+
+def make_notifier(ctx: EngineContext) -> Notifier | None:
+    """The notifier, when there is somewhere to send to."""
+    from ai_employee.notify.notifier import Notifier
+
+    channels = make_channels(ctx.config, ctx.vault)
+    return Notifier(ctx.vault, ctx.config.notify, ctx.bus, channels) if channels else None
+
+
 def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:
     from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.pipeline.context import EngineContext
@@ -128,7 +156,15 @@ def build_services(
     if once:
         return [pipeline, *sources]
     watcher = VaultWatcher(ctx.vault, pipeline.hint, ctx.config.watcher.polling, ctx.config.watcher.poll_interval)
-    services: list[Service] = [pipeline, watcher, DashboardWriter(ctx.vault, ctx.bus, mode), *sources]
+    services: list[Service] = [pipeline, watcher, DashboardWriter(ctx.vault, ctx.bus, mode)]
+    notifier = make_notifier(ctx)
+    if notifier is not None:
+        services.append(notifier)
+    if ctx.config.notify.telegram.enabled:
+        from ai_employee.notify.telegram import TelegramBot
+
+        services.append(TelegramBot(ctx.vault, ctx.config))
+    services += sources
     names = tuple(service.name for service in services)
     if names != tuple(name for name in SERVICE_NAMES if name in names):
         raise AssertionError(f"the services built ({names}) are not the ones named ({SERVICE_NAMES})")

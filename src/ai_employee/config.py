@@ -28,6 +28,7 @@ from ai_employee.config_sections import (
 )
 from ai_employee.config_sections import Section as _Section
 from ai_employee.errors import ConfigError
+from ai_employee.notify.config import NotifyConfig
 from ai_employee.vault.layout import DEFAULT_VAULT, explicit_vault_path, find_vault_upward
 
 
@@ -145,6 +146,7 @@ class Config(_Section):
     learning: LearningConfig = LearningConfig()
     mcp: McpConfig = McpConfig()
     gmail: GmailConfig = GmailConfig()
+    notify: NotifyConfig = NotifyConfig()
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=_builtin_servers)
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")
 
@@ -214,6 +216,7 @@ class Config(_Section):
                 v for k, v in server.env.items() if v and k not in PUBLIC_SERVER_SETTINGS and not _PLAIN_VALUE.match(v)
             )
             found.extend(server.remote_secrets())
+        found.extend(self.notify.secrets())
         return found
 
 

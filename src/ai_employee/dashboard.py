@@ -4,26 +4,36 @@ once per `MIN_INTERVAL_S`, whenever something happened."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from ai_employee.clock import local_time, now_stamp
+from ai_employee.clock import local_now, local_time, now_stamp
 from ai_employee.errors import machine_fault
 from ai_employee.events import Event, EventBus
 from ai_employee.ledger import Ledger
-from ai_employee.status import VaultView, collect
+from ai_employee.status import VaultView, collect, human_age
 from ai_employee.vault.actions import clean_text
-from ai_employee.vault.fsops import replace_file
-from ai_employee.vault.layout import DASHBOARD, Vault
+from ai_employee.vault.fsops import create_file, replace_file
+from ai_employee.vault.layout import BRIEFINGS, DASHBOARD, DASHBOARD_PLACEHOLDER, Vault, entries
 
 log = structlog.get_logger(__name__)
 MIN_INTERVAL_S = 1.0
 FAULT_RETRY_S = 5.0
 RECENT_EVENTS = 15
+MAX_TODAY = 40
+MAX_ERRORS = 5
+MAX_BRIEFINGS = 5
+ERROR_EVENTS = ("stage.error", "service.error", "action.failed", "plan.interrupted", "engine.crashed")
+WRITTEN = "dashboard.sha256"  # in the state folder: the hash of what the engine last wrote
+KEPT = "dashboard-edited.txt"  # the name of the latest copy of a dashboard a person had edited
+EDITED_STEM = "Dashboard (edited)"
 
 
 def _link(path: str, label: str = "", in_table: bool = False) -> str:
@@ -33,7 +43,7 @@ def _link(path: str, label: str = "", in_table: bool = False) -> str:
     target = Path(path).name.removesuffix(".md").replace("|", " ").replace("]", " ").replace("[", " ")
     shown = clean_text(label or Path(path).stem, 80).replace("|", "/").replace("]", ")").replace("[", "(")
     bar = "\\|" if in_table else "|"
-    return f"[[{target}{bar}{shown}]]" if shown else f"[[{target}]]"
+    return f"[[{target}{bar}{shown}]]" if shown and shown != target else f"[[{target}]]"
 
 
 def activity_line(name: str, data: dict[str, Any]) -> str | None:
@@ -66,18 +76,22 @@ def activity_line(name: str, data: dict[str, Any]) -> str | None:
         "gmail.resumed": "Gmail sync resumed",
         "engine.started": "Engine started",
         "engine.stopped": "Engine stopped",
+        "engine.crashed": f"The engine had stopped unexpectedly: {detail}",
     }
     if name == "action.failed" and "status" in data:  # the whole plan, not one step
         return f"Failed{dry}: {subject}: {detail}"
     return lines.get(name)
 
 
-def recent_activity(ledger: Ledger | None, limit: int = RECENT_EVENTS) -> list[str]:
-    """The latest things that happened, newest first, from the ledger: they survive restarts."""
+def recent_activity(
+    ledger: Ledger | None, limit: int = RECENT_EVENTS, since: str | None = None, names: tuple[str, ...] = ()
+) -> list[str]:
+    """What happened, newest first, in words, from the ledger (it survives restarts): since a time
+    (ISO 8601, UTC), and of some events only, if given."""
     if ledger is None:
         return []
     found = []
-    for row in ledger.recent_events(limit * 20):
+    for row in ledger.recent_events(limit * 20, since, names):
         try:
             data = json.loads(row["payload"])
         except ValueError:
@@ -90,29 +104,91 @@ def recent_activity(ledger: Ledger | None, limit: int = RECENT_EVENTS) -> list[s
     return found
 
 
-def render(status: dict[str, Any], activity: list[str], mode: str) -> str:
-    folders = status["folders"]
-    lines = [
-        "# Dashboard",
-        "",
-        f"*Written by the AI Employee engine at {local_time(now_stamp())} ({mode}). Do not edit: it is rewritten.*",
-        "",
-        "## Folders",
-        "",
-        "| " + " | ".join(folders) + " |",
-        "|" + "---|" * len(folders),
-        "| " + " | ".join(str(n) for n in folders.values()) + " |",
-        "",
-        f"## Waiting for your approval ({len(status['pending_approvals'])})",
-        "",
-    ]
+@dataclass(frozen=True)
+class Extras:
+    """What the dashboard shows besides the status: today's activity, the last errors, briefings, and
+    the copy of a dashboard the user had edited."""
+
+    today: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    briefings: list[str] = field(default_factory=list)
+    edited: str | None = None
+
+
+def gather(vault: Vault, ledger: Ledger, edited: str | None = None) -> Extras:
+    midnight = local_now().replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    week = datetime.now(UTC) - timedelta(days=7)
+    briefings = sorted((e.name for e in entries(vault.folder(BRIEFINGS), ".md")), reverse=True)[:MAX_BRIEFINGS]
+    return Extras(
+        today=recent_activity(ledger, MAX_TODAY, midnight.isoformat(timespec="milliseconds")),
+        errors=recent_activity(ledger, MAX_ERRORS, week.isoformat(timespec="milliseconds"), ERROR_EVENTS),
+        briefings=[f"- {_link(f'{BRIEFINGS}/{name}')}" for name in briefings],
+        edited=edited,
+    )
+
+
+def urgent(status: dict[str, Any], extras: Extras) -> list[str]:
+    """What needs the person now, one line each: the callout at the top."""
+    lines = [f"{problem}" for problem in status.get("disk_problems") or []]
+    high = [p for p in status["pending_approvals"] if p["criticality"] == "high"]
+    if high:
+        lines.append(
+            f"{len(high)} HIGH plan(s) wait for your approval: "
+            + ", ".join(_link(p["file"], p["title"]) for p in high[:3])
+        )
+    failed = [a for a in status["attention"] if a.get("status") == "failed"]
+    if failed:
+        lines.append(
+            f"{len(failed)} plan(s) failed or were interrupted: "
+            + ", ".join(_link(a["file"], a.get("title") or "") for a in failed[:3])
+        )
+    for server, pause in (status["engine"].get("paused_servers") or {}).items():
+        lines.append(
+            f"The `{clean_text(str(server), 40)}` server is paused: {clean_text(str(pause.get('reason') or ''), 160)}"
+        )
+    for scope in ("reactive", "proactive"):
+        entry = (status.get("budget") or {}).get(scope) or {}
+        if entry.get("limit") and entry.get("used", 0) >= 0.95 * entry["limit"]:
+            lines.append(f"The {scope} token budget is {100 * entry['used'] // entry['limit']}% used today")
+    for channel, health in (status.get("notifications") or {}).items():
+        if health.get("state") in ("failed", "gave_up"):
+            lines.append(f"Notifications to {channel} are failing: {clean_text(str(health.get('outcome') or ''), 160)}")
+    if any("had stopped unexpectedly" in line for line in extras.today):
+        lines.append("The engine had stopped unexpectedly today (see Today below)")
+    return lines
+
+
+def _engine_line(engine: dict[str, Any], mode: str) -> str:
+    if not engine.get("running"):
+        return f"**Engine:** not running ({mode} when it ran). Start it with `vault start`."
+    since = f", since {local_time(engine['started'])}" if engine.get("started") else ""
+    return f"**Engine:** running (pid {engine.get('pid')}{since}) · **mode:** {mode}"
+
+
+def _budget(budget: dict[str, Any]) -> list[str]:
+    rows = ["| Scope | Used today | Limit | Cost |", "|---|---|---|---|"]
+    for scope in ("reactive", "proactive"):
+        entry = budget.get(scope) or {}
+        limit = f"{entry['limit']:,}" if entry.get("limit") else "none"
+        rows.append(
+            f"| {scope} | {int(entry.get('used') or 0):,} | {limit} | ${float(entry.get('cost_usd') or 0):.2f} |"
+        )
+    return rows
+
+
+def _waiting(status: dict[str, Any]) -> list[str]:
+    """The sections of plans: waiting for a decision (oldest first), deferred, needing attention."""
     pending = status["pending_approvals"]
+    lines = [f"## Waiting for your approval ({len(pending)})", ""]
     if pending:
         lines += ["| Plan | Risk | Waiting since |", "|---|---|---|"]
         for plan in pending[:50]:
             created = local_time(plan["created"]) if plan["created"] else "?"
+            age = f" ({human_age(plan['age_s'])})" if plan.get("age_s") is not None else ""
             link = _link(plan["file"], plan["title"], in_table=True)
-            lines.append(f"| {link} | {plan['criticality'].upper()} | {created} |")
+            lines.append(f"| {link} | {plan['criticality'].upper()} | {created}{age} |")
+        if len(pending) > 50:
+            lines += ["", f"… and {len(pending) - 50} more (`vault list`)."]
         lines += ["", "Move a note to `Approved/` to run it, or to `Rejected/` to decline it."]
     else:
         lines.append("Nothing is waiting for you.")
@@ -128,14 +204,78 @@ def render(status: dict[str, Any], activity: list[str], mode: str) -> str:
         lines.append(f"- {_link(item['file'], item.get('title') or '')} — {why}")
     if not attention:
         lines.append("Nothing needs attention.")
+    return lines
+
+
+def render(status: dict[str, Any], activity: list[str] | Extras, mode: str) -> str:
+    extras = activity if isinstance(activity, Extras) else Extras(today=activity)
+    folders = status["folders"]
+    lines = [
+        "# Dashboard",
+        "",
+        f"*Written by the AI Employee engine at {local_time(now_stamp())}. Do not edit: it is rewritten;"
+        " keep your own notes elsewhere.*",
+        "",
+        _engine_line(status["engine"], mode),
+        "",
+    ]
+    if extras.edited:
+        lines += [
+            f"> [!note] Your edits of this note are kept in {_link(extras.edited)}: the dashboard is generated,"
+            " so edits here are not kept.",
+            "",
+        ]
+    now = urgent(status, extras)
+    if now:
+        lines += ["> [!warning] Needs you now", *(f"> - {line}" for line in now), ""]
+    lines += _waiting(status)
     gmail = status.get("gmail")
     if gmail:
         synced = local_time(gmail["last_sync"]) if gmail.get("last_sync") else "never"
         lines += ["", "## Gmail", "", f"{clean_text(str(gmail.get('account') or 'Gmail'), 120)}: last sync {synced}."]
         if gmail.get("problem"):
             lines += ["", f"> [!warning] {clean_text(str(gmail['problem']), 300)}"]
-    lines += ["", "## Recent activity", "", *(activity or ["No activity yet."])]
+    lines += ["", "## Today", "", *(extras.today or ["Nothing yet today."])]
+    lines += ["", "## Token budget", "", *_budget(status.get("budget") or {})]
+    if extras.errors:
+        lines += ["", "## Last errors", "", *extras.errors]
+    if extras.briefings:
+        lines += ["", "## Briefings", "", *extras.briefings]
+    lines += [
+        "",
+        "## Folders",
+        "",
+        "| " + " | ".join(folders) + " |",
+        "|" + "---|" * len(folders),
+        "| " + " | ".join(str(n) for n in folders.values()) + " |",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def keep_edits(vault: Vault) -> str | None:
+    """If `Dashboard.md` is not what the engine last wrote (a person edited it, or wrote their own before
+    the engine's first write), keep it as `Dashboard (edited).md` (or `(edited 2)`, ... : never over
+    another file) before it is rewritten. The name of the latest kept copy, if it still exists."""
+    path = vault.root / DASHBOARD
+    record = vault.state_dir / WRITTEN
+    kept = vault.state_dir / KEPT
+    try:
+        current = path.read_bytes()
+    except FileNotFoundError:
+        current = None
+    written = record.read_text("utf-8").strip() if record.exists() else None
+    ours = (
+        current is None
+        or current == DASHBOARD_PLACEHOLDER.encode()
+        or hashlib.sha256(current).hexdigest() == written
+        or (written is None and current.startswith(b"# Dashboard\n\n*Written by the AI Employee engine"))
+    )
+    if not ours and current is not None:
+        copy = create_file(vault.root, f"{EDITED_STEM}.md", current, vault.tmp_dir)  # a free name: never over a file
+        replace_file(kept, copy.name.encode(), vault.tmp_dir)
+        log.info("the dashboard had been edited; the edited version is kept", kept=copy.name)
+    name = kept.read_text("utf-8").strip() if kept.exists() else ""
+    return name if name and (vault.root / name).exists() else None
 
 
 class DashboardWriter:
@@ -162,12 +302,16 @@ class DashboardWriter:
         return self.fault is None
 
     def write(self) -> None:
+        """Rewrite the dashboard; a dashboard edited since the last write is kept first (once)."""
+        edited = keep_edits(self.vault)
         ledger = Ledger(self.vault.ledger_path)
         try:
-            text = render(collect(self.vault, ledger, self.view), recent_activity(ledger), self.mode())
+            text = render(collect(self.vault, ledger, self.view), gather(self.vault, ledger, edited), self.mode())
         finally:
             ledger.close()
-        replace_file(self.vault.root / DASHBOARD, text.encode("utf-8"), self.vault.tmp_dir)
+        data = text.encode("utf-8")
+        replace_file(self.vault.root / DASHBOARD, data, self.vault.tmp_dir)
+        replace_file(self.vault.state_dir / WRITTEN, hashlib.sha256(data).hexdigest().encode(), self.vault.tmp_dir)
 
     async def run(self) -> None:
         while True:

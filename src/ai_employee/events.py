@@ -51,6 +51,7 @@ class EventName(enum.StrEnum):
     BUDGET_WARNING = "budget.warning"
     ENGINE_STARTED = "engine.started"
     ENGINE_STOPPED = "engine.stopped"
+    ENGINE_CRASHED = "engine.crashed"  # found at start: the previous run did not stop cleanly
     STAGE_ERROR = "stage.error"
     PIPELINE_PAUSED = "pipeline.paused"
     PIPELINE_RESUMED = "pipeline.resumed"

@@ -133,5 +133,13 @@ def configure_logging(
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     # OAuth libraries log request bodies at DEBUG, refresh tokens and client secrets included: never below
     # WARNING, even with -v.
-    for secretive in ("requests_oauthlib", "oauthlib", "google_auth_oauthlib", "google.auth", "google_auth_httplib2"):
+    # Apprise's debug records print raw service URLs (tokens included): the same.
+    for secretive in (
+        "requests_oauthlib",
+        "oauthlib",
+        "google_auth_oauthlib",
+        "google.auth",
+        "google_auth_httplib2",
+        "apprise",
+    ):
         logging.getLogger(secretive).setLevel(logging.WARNING)

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from ai_employee.composition import build_services, make_context
+from ai_employee.clock import local_time
+from ai_employee.composition import build_services, make_context, make_notifier
 from ai_employee.config import Config
 from ai_employee.dashboard import DashboardWriter
 from ai_employee.events import Event, EventBus, EventName, ServicePayload
@@ -118,6 +119,7 @@ class Engine:
             assert isinstance(pipeline, Pipeline)
             for service in services:
                 self.services[service.name] = ServiceState(service)
+            self._announce_unclean_stop()
             self.bus.publish(EventName.ENGINE_STARTED, ServicePayload("engine", self.mode))
             if not once:  # a burst says what it did when it ends
                 log.info("engine started", vault=str(self.vault.root), mode=self.mode, pid=os.getpid())
@@ -132,6 +134,10 @@ class Engine:
                     beat.cancel()
                     await asyncio.gather(beat, return_exceptions=True)
                 DashboardWriter(self.vault, self.bus, lambda: self.mode).write()
+                notifier = make_notifier(ctx)
+                if notifier is not None:  # a burst (cron) tells what it found, once
+                    await notifier.cycle()
+                    notifier.close()
                 return handled
             for state in self.services.values():
                 state.task = asyncio.create_task(self._supervise(state), name=state.service.name)
@@ -146,6 +152,14 @@ class Engine:
             self._close()
             if not once:
                 log.info("engine stopped")
+
+    def _announce_unclean_stop(self) -> None:
+        assert self.ledger is not None
+        last_heard = self.ledger.unclean_stop()
+        if last_heard is not None:
+            detail = f"it was last heard of at {local_time(last_heard)} and did not stop cleanly; it runs again now"
+            log.warning("the engine's last run did not stop cleanly", last_heard=last_heard)
+            self.bus.publish(EventName.ENGINE_CRASHED, ServicePayload("engine", detail))
 
     def restart_requested(self) -> None:
         """SIGHUP from `vault restart --services`: restart the services named in the request file."""

@@ -317,6 +317,7 @@ def collect(vault: Vault, ledger: Ledger | None, view: VaultView | None = None) 
         "tokens_today": tokens,
         "budget": budget_today(ledger, engine.get("budget")),
         "gmail": gmail_state(ledger),
+        "notifications": ledger.channel_health() if ledger is not None else {},
     }
 
 

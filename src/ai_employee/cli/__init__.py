@@ -13,6 +13,7 @@ from ai_employee.cli.engine import budget, init, restart, start, status, stop
 from ai_employee.cli.execution import doctor, interventions, resume, tools
 from ai_employee.cli.gmail import gmail
 from ai_employee.cli.interactive import interactive
+from ai_employee.cli.notify import notify
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, replan, show, stats
 from ai_employee.cli.policy import explain, insights, policy
 from ai_employee.errors import AIEmployeeError, machine_fault
@@ -73,6 +74,7 @@ for command in (
     doctor,
     interventions,
     resume,
+    notify,
 ):
     cli.add_command(command)
 

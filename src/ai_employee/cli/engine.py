@@ -240,6 +240,12 @@ def _print_status(data: dict[str, Any]) -> None:
         click.echo(f"Gmail: {gmail.get('account') or 'unknown account'}, last sync {synced}")
         if gmail.get("problem"):
             click.echo(f"  problem: {gmail['problem']}")
+    failing = {n: h for n, h in (data.get("notifications") or {}).items() if h.get("state") in ("failed", "gave_up")}
+    for name, health in failing.items():
+        waiting = f", {health['waiting']} waiting" if health.get("waiting") else ""
+        click.echo(
+            f"Notifications to {name}: FAILING since {local_time(str(health['at']))}{waiting} — {health['outcome']}"
+        )
 
 
 def budget_line(budget: dict[str, Any]) -> str:
@@ -301,8 +307,9 @@ def status(app: AppState, as_json: bool) -> None:
     --json keys: vault, engine, disk_problems, folders, pending_approvals (waiting for a decision,
     oldest first), deferred (waiting, snoozed until `deferred_until`), attention (failed or interrupted
     plans, and quarantined files), tokens_today, budget (today's tokens per scope with the running
-    engine's limits), gmail (account, last_sync, paused, problem; null without Gmail). `vault list`
-    shows the same three groups.
+    engine's limits), gmail (account, last_sync, paused, problem; null without Gmail), notifications
+    (per channel: its last delivery's state, at, outcome, and how many wait). `vault list` shows the
+    same three groups.
     """
     from ai_employee.status import collect
 

@@ -261,6 +261,51 @@ def m012_step_tries(db: sqlite3.Connection) -> None:
     )
 
 
+def m013_notifications(db: sqlite3.Connection) -> None:
+    """The notification outbox: one row per (event, channel), claimed (`sending`) before it is sent, so
+    an event is notified at most once per channel across crashes; the cursor over `events` that routing
+    has reached (starting at the events already there: history is not sent); reply codes bound to a plan
+    and the hash of the steps shown; and small named values (the Telegram update offset)."""
+    _run(
+        db,
+        """
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            event_id INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            criticality TEXT NOT NULL,
+            plan_id TEXT NOT NULL DEFAULT '',
+            title TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created TEXT NOT NULL,
+            state TEXT NOT NULL,        -- queued | sending | sent | failed | unknown | skipped | gave_up
+            tries INTEGER NOT NULL DEFAULT 0,
+            next_try TEXT NOT NULL,
+            batch TEXT NOT NULL DEFAULT '',
+            sent TEXT,
+            outcome TEXT NOT NULL DEFAULT '',
+            UNIQUE (event_id, channel)
+        );
+        CREATE INDEX notifications_due ON notifications(channel, state, next_try);
+        CREATE TABLE reply_codes (
+            code TEXT PRIMARY KEY,
+            plan_id TEXT NOT NULL,
+            plan_hash TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            created TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            messages TEXT NOT NULL DEFAULT '[]',  -- JSON [[chat, message id], ...] showing it
+            used TEXT,
+            outcome TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX reply_codes_plan ON reply_codes(plan_id);
+        CREATE TABLE kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO kv (name, value) SELECT 'notify_cursor', COALESCE(MAX(id), 0) FROM events;
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -274,6 +319,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("010_reminders", m010_reminders),
     ("011_plan_rules", m011_plan_rules),
     ("012_step_tries", m012_step_tries),
+    ("013_notifications", m013_notifications),
 ]
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ai_employee.ledger.mail import MailRecords
 from ai_employee.ledger.migrations import migrate
+from ai_employee.ledger.notifications import NotificationRecords
 from ai_employee.ledger.runs import RunRecords
 from ai_employee.ledger.stats import StatsRecords
 from ai_employee.ledger.usage import UsageRecords, now_iso
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from ai_employee.events import Event
 
 
-class Ledger(UsageRecords, MailRecords, StatsRecords, RunRecords):
+class Ledger(UsageRecords, MailRecords, StatsRecords, RunRecords, NotificationRecords):
     """History and idempotency records. Never the only copy of where work stands: that is the vault."""
 
     def __init__(self, path: Path) -> None:
@@ -108,8 +109,29 @@ class Ledger(UsageRecords, MailRecords, StatsRecords, RunRecords):
             (event.ts.isoformat(timespec="milliseconds"), str(event.name), json.dumps(event.data())),
         )
 
-    def recent_events(self, limit: int = 20) -> list[sqlite3.Row]:
-        return list(self.db.execute("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,)))
+    def recent_events(
+        self, limit: int = 20, since: str | None = None, names: tuple[str, ...] = ()
+    ) -> list[sqlite3.Row]:
+        """The latest events, newest first; since a time (ISO 8601, UTC) and of some names only, if given."""
+        where, params = [], []
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(since)
+        if names:
+            where.append(f"name IN ({', '.join('?' * len(names))})")
+            params.extend(names)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return list(self.db.execute(f"SELECT * FROM events{clause} ORDER BY id DESC LIMIT ?", (*params, limit)))
+
+    def unclean_stop(self) -> str | None:
+        """If the engine's last run did not stop cleanly (it started and never said it stopped): the time
+        it was last heard of (its latest event); None after a clean stop or on a new ledger."""
+        last = self.db.execute(
+            "SELECT name FROM events WHERE name IN ('engine.started', 'engine.stopped') ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if last is None or last[0] != "engine.started":
+            return None
+        return str(self.db.execute("SELECT MAX(ts) FROM events").fetchone()[0])
 
     # decisions ----------------------------------------------------------------------------------
     def record_decision(

@@ -371,7 +371,7 @@ def _decide_by_move(
     return dest
 
 
-def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | None = None) -> str:
+def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | None = None, channel: str = "cli") -> str:
     """Snooze a pending plan: it stays in `Plans/` but `vault list` hides it until the time given."""
     if minutes <= 0:
         raise UserError("--minutes must be a positive number of minutes")
@@ -386,7 +386,7 @@ def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | Non
         raise
     who = actor or current_user()
     title = _title(split_note(_read(ledger, plan, "deferred")).body, plan)
-    record(ledger, ledger_publisher(ledger), plan.plan_id, "defer", "cli", who, until=until, title=title)
+    record(ledger, ledger_publisher(ledger), plan.plan_id, "defer", channel, who, until=until, title=title)
     return until
 
 
