@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/planner.py
 	$(BIN)/python benchmarks/gmail.py
 	$(BIN)/python benchmarks/execution.py
+	$(BIN)/python benchmarks/notify.py
 
 ## Regenerate docs/cli.md from the CLI's --help.
 docs: $(STAMP)

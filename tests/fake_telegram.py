@@ -69,6 +69,8 @@ class FakeTelegram:
                 self._next_message += 1
                 self.sent.append({**params, "message_id": self._next_message})
                 return {"ok": True, "result": {"message_id": self._next_message, "chat": {"id": params["chat_id"]}}}
+            if method == "getMe":
+                return {"ok": True, "result": {"id": 1, "is_bot": True, "username": "desk_test_bot"}}
             if method == "editMessageText":
                 self.edits.append(params)
                 return {"ok": True, "result": True}

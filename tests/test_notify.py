@@ -299,3 +299,20 @@ def test_channel_tokens_are_secrets(tmp_path: Path) -> None:
     secrets = Config.model_validate({"notify": notify}).secrets()
     assert "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0" in secrets
     assert "127.0.0.1" not in secrets and "json://127.0.0.1:8080/x" in secrets
+
+
+def test_vault_notify_test_sends_to_each_channel_and_says_what_happened(
+    vault: Path, tmp_path: Path, sink: Sink
+) -> None:
+    from click.testing import CliRunner
+
+    from ai_employee.cli import cli
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"notify:\n  channels:\n    phone: {sink.url()}\n    dead: json://127.0.0.1:9/x\n")
+    run = CliRunner().invoke(cli, ["--vault", str(vault), "--config", str(config), "notify", "test"])
+    assert run.exit_code == 1, run.output
+    assert "phone: OK · json://127.0.0.1:" in run.output and "dead: FAILED" in run.output
+    assert sink.texts() == ["AI Employee: test message\nIf you can read this, notifications reach you."]
+    one = CliRunner().invoke(cli, ["--vault", str(vault), "--config", str(config), "notify", "test", "phone"])
+    assert one.exit_code == 0 and len(sink.received) == 2

@@ -216,3 +216,18 @@ async def test_the_bot_polls_with_its_offset_and_survives_an_outage(phone: Phone
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_vault_doctor_checks_each_channel_and_the_bots_token(vault: Path, fake: FakeTelegram) -> None:
+    from ai_employee.doctor import check_notifications
+
+    telegram = {"enabled": True, "token": TOKEN, "allowed_chats": [ANN], "api_base": fake.url}
+    channels = {"bad": "nonsense://x", "hook": "json://127.0.0.1:9/x"}
+    config = Config.model_validate({"notify": {"channels": channels, "telegram": telegram}})
+    found = {f.what: f for f in check_notifications(config, Vault(vault))}
+    assert found["notify bad"].level == "fail" and "not a URL Apprise knows" in found["notify bad"].detail
+    assert found["notify hook"].level == "ok" and "sendMessage" not in fake.calls
+    assert found["telegram"].level == "ok" and "@desk_test_bot" in found["telegram"].detail
+    fake.token = "revoked"
+    [refused] = [f for f in check_notifications(config, Vault(vault)) if f.what == "telegram"]
+    assert refused.level == "fail" and "401" in refused.detail and TOKEN not in refused.detail

@@ -253,6 +253,39 @@ def check_claude(config: Config) -> Iterator[Finding]:
     yield Finding("ok", "claude", f"{where}: the key works, model {config.claude.model}")
 
 
+def check_notifications(config: Config, vault: Vault) -> Iterator[Finding]:
+    """Each channel's URL read by Apprise (nothing is sent: `vault notify test` sends), and the Telegram
+    bot's token asked about (`getMe`)."""
+    from ai_employee.errors import ConfigError
+    from ai_employee.logsetup import Redactor
+    from ai_employee.notify.channels import AppriseChannel
+
+    redact = Redactor(config.secrets()).scrub
+    for name, urls in config.notify.channels.items():
+        try:
+            channel = AppriseChannel(name, urls, redact)
+        except ConfigError as exc:
+            yield Finding("fail", f"notify {name}", str(exc), "fix the URL in notify.channels (docs/notifications.md)")
+            continue
+        yield Finding("ok", f"notify {name}", f"{channel.described()} (`vault notify test {name}` sends one)")
+    if not config.notify.telegram.enabled:
+        return
+    from ai_employee.notify.telegram import BotApi, BotError
+
+    settings = config.notify.telegram
+    token = settings.token.get_secret_value() if settings.token is not None else ""
+    api = BotApi(settings.api_base, token, redact, NETWORK_TIMEOUT_S)
+    try:
+        bot = api.call("getMe")
+    except BotError as exc:
+        yield Finding("fail", "telegram", str(exc), "check notify.telegram.token (from @BotFather) and the network")
+        return
+    finally:
+        api.close()
+    chats = ", ".join(str(c) for c in settings.allowed_chats)
+    yield Finding("ok", "telegram", f"bot @{bot.get('username', '?')}; allowed chats: {chats}")
+
+
 def check_all(config: Config, vault: Vault) -> list[Finding]:
     findings = [Finding("ok", "config", str(config.source) if config.source else "built-in defaults")]
     findings.append(
@@ -264,4 +297,5 @@ def check_all(config: Config, vault: Vault) -> list[Finding]:
     findings += list(check_smtp(config))
     findings += list(check_gmail(config, vault))
     findings += list(check_claude(config))
+    findings += list(check_notifications(config, vault))
     return findings

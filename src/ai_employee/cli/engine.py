@@ -33,8 +33,10 @@ STOP_TIMEOUT_S = 45.0
 def init(app: AppState, path: Path | None) -> None:
     """Create a vault (folders, Dashboard.md, Company_Handbook.md) at PATH.
 
-    PATH defaults to the vault chosen by --vault, $VAULT_PATH or config. Running it again only adds what
-    is missing; it never overwrites your files.
+    Also Obsidian Bases views in Views/ (pending approvals, needs attention, recent work) and the types
+    of the engine's properties in .obsidian/types.json (only the keys missing there). PATH defaults to
+    the vault chosen by --vault, $VAULT_PATH or config. Running it again only adds what is missing; it
+    never overwrites your files.
     """
     root = path.expanduser().absolute() if path else app.vault(check=False).root
     created = init_vault(root)

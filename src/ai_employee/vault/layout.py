@@ -175,6 +175,9 @@ def init_vault(root: Path) -> list[Path]:
         except FileExistsError:
             continue
         created.append(path)
+    from ai_employee.vault.obsidian import write_views
+
+    created += write_views(root)
     return created
 
 
