@@ -23,6 +23,7 @@ class FakeTelegram:
     edits: list[dict[str, Any]] = field(default_factory=list)
     answers: list[dict[str, Any]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    unreachable_chats: set[int] = field(default_factory=set)  # sendMessage to these: "chat not found"
     lock: threading.Condition = field(default_factory=threading.Condition)
     _next_update: int = 1000
     _next_message: int = 1
@@ -65,6 +66,8 @@ class FakeTelegram:
                     if self.updates or time.monotonic() >= deadline:
                         return {"ok": True, "result": list(self.updates)}
                     self.lock.wait(max(0.0, deadline - time.monotonic()))
+            if method == "sendMessage" and int(params.get("chat_id") or 0) in self.unreachable_chats:
+                return {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
             if method == "sendMessage":
                 self._next_message += 1
                 self.sent.append({**params, "message_id": self._next_message})

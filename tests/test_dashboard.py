@@ -166,3 +166,34 @@ def test_an_edited_dashboard_is_kept_once_and_never_written_over(vault: Vault) -
     copies = sorted(vault.root.glob("Dashboard (edited)*"))
     assert len(copies) == 2 and kept.read_text() == mine  # the first copy is never written over
     assert any(p.read_text() == "# Mine again\n" for p in copies)
+
+
+def test_untrusted_titles_and_errors_are_plain_text(vault: Vault, ledger: Ledger) -> None:
+    hostile = '<img src="https://evil.example/p.gif"> ![[Company_Handbook]] #urgent $x$ > [!danger]'
+    ledger.record_event(Event(EventName.ACTION_APPROVED, DecisionPayload("P1", "approve", "cli", "ann", "", hostile)))
+    text = render(collect(vault, ledger), recent_activity(ledger), "dry-run")
+    line = next(line for line in text.splitlines() if line.startswith("- ") and "Approved" in line)
+    for raw in ("<img", "![[", "#urgent", "$x$", "[!danger]"):
+        assert not re.search(r"(?<!\\)" + re.escape(raw), line), (raw, line)  # only escaped
+    assert "\\<img" in line and "\\!\\[\\[Company\\_Handbook\\]\\]" in line
+
+
+def test_an_edit_made_while_the_dashboard_is_rendered_is_kept(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ai_employee.dashboard as dashboard
+    from ai_employee.events import EventBus
+
+    writer = dashboard.DashboardWriter(vault, EventBus(), lambda: "dry-run")
+    writer.write()
+    path = vault.root / "Dashboard.md"
+    real = dashboard.collect
+
+    def slow_collect(*args: object, **kwargs: object) -> dict[str, object]:
+        path.write_text("# Typed while the engine rendered\n")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dashboard, "collect", slow_collect)
+    writer.write()
+    assert (vault.root / "Dashboard (edited).md").read_text() == "# Typed while the engine rendered\n"
+    monkeypatch.setattr(dashboard, "collect", real)
+    writer.write()  # the engine's own text is recognised again: nothing more is kept
+    assert len(list(vault.root.glob("Dashboard (edited)*"))) == 1

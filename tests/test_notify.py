@@ -190,6 +190,7 @@ async def test_quiet_hours_hold_all_but_high_until_they_end(rig: Any, sink: Sink
     r.bus.publish(EventName.SERVER_PAUSED, ServerPayload("email", "auth", "535 5.7.8"))  # HIGH
     await r.cycle()
     assert [t.splitlines()[0] for t in sink.texts()] == ["The email server refuses its credentials"]
+    assert await r.notifier.cycle() > 1  # held messages do not make the notifier spin
     await r.cycle(1800)
     assert len(sink.received) == 1  # still quiet
     await r.cycle(1900)  # quiet hours are over: one digest of what waited
@@ -312,7 +313,87 @@ def test_vault_notify_test_sends_to_each_channel_and_says_what_happened(
     config.write_text(f"notify:\n  channels:\n    phone: {sink.url()}\n    dead: json://127.0.0.1:9/x\n")
     run = CliRunner().invoke(cli, ["--vault", str(vault), "--config", str(config), "notify", "test"])
     assert run.exit_code == 1, run.output
-    assert "phone: OK · json://127.0.0.1:" in run.output and "dead: FAILED" in run.output
+    assert "phone: OK · json://127.0.0.1:" in run.output and "dead: FAILED · json://127.0.0.1:9/…" in run.output
     assert sink.texts() == ["AI Employee: test message\nIf you can read this, notifications reach you."]
     one = CliRunner().invoke(cli, ["--vault", str(vault), "--config", str(config), "notify", "test", "phone"])
     assert one.exit_code == 0 and len(sink.received) == 2
+
+
+async def test_one_dead_url_of_a_channel_does_not_repeat_the_message_to_the_others(rig: Any, sink: Sink) -> None:
+    r = rig({"channels": {"phone": [sink.url(), "json://127.0.0.1:9/dead"]}})
+    r.bus.publish(EventName.SERVICE_ERROR, ServicePayload("gmail", "quota", 1))
+    for _ in range(4):
+        await r.cycle(3600)
+    assert len(sink.received) == 1 and r.states() == [("phone", "service.error", "sent")]
+    [outcome] = [row[0] for row in r.ledger.db.execute("SELECT outcome FROM notifications")]
+    assert "127.0.0.1" in outcome  # the URL that failed is on record
+
+
+async def test_a_broken_note_does_not_stop_the_rest(rig: Any, sink: Sink) -> None:
+    r = rig({"channels": {"phone": sink.url()}, "min_interval_s": 0})
+    broken = r.vault.root / "Plans" / "broken.md"
+    broken.write_bytes(PLAN.format(id="01JBAD00001", level="medium", title="Caf\xe9").encode("latin-1"))
+    r.bus.publish(EventName.APPROVAL_REQUIRED, PlanPayload("01JBAD00001", "A1", "medium", "Plans/broken.md", "x"))
+    r.bus.publish(EventName.SERVICE_ERROR, ServicePayload("gmail", "quota", 1))
+    await r.cycle()
+    await r.cycle(1)
+    assert any("The gmail service failed" in text for text in sink.texts())
+    assert r.ledger.notify_cursor() >= 2
+
+
+async def test_a_request_shows_the_plan_as_it_is_when_sent(rig: Any, sink: Sink) -> None:
+    r = rig({"channels": {"phone": sink.url()}, "min_interval_s": 300})
+    r.plan("01JR0000001", title="First")
+    await r.cycle()
+    second = r.vault.root / r.plan("01JR0000002", title="Raised")
+    third = r.vault.root / r.plan("01JR0000003", title="Snoozed")
+    second.write_text(second.read_text().replace("criticality: medium", "criticality: high"))  # a revision raised it
+    third.write_text(
+        third.read_text().replace("planner: template", "planner: template\ndeferred_until: 2099-01-01T00:00:00+00:00")
+    )
+    await r.cycle(400)
+    texts = sink.texts()
+    assert len(texts) == 2 and "Approve? Raised (HIGH)" in texts[1]
+    assert all("Snoozed" not in text for text in texts)  # deferred: not asked about until its time
+
+
+async def test_a_stop_lets_the_send_in_progress_finish_and_be_recorded(rig: Any, sink: Sink) -> None:
+    import asyncio
+    import time
+
+    r = rig({"channels": {"phone": sink.url()}})
+    started = threading.Event()
+
+    class Slow:
+        name = "phone"
+
+        def send(self, message: Message, folded: list[Message]) -> Delivery:
+            started.set()
+            time.sleep(1.0)
+            return Delivery(True)
+
+        def observe(self, name: str, data: dict[str, Any]) -> None:
+            return None
+
+        def described(self) -> str:
+            return "slow"
+
+    r.notifier.channels = {"phone": Slow()}
+    r.bus.publish(EventName.SERVICE_ERROR, ServicePayload("gmail", "quota", 1))
+    task = asyncio.create_task(r.notifier.run())
+    await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    check = Ledger(r.vault.ledger_path)
+    try:
+        assert [row[0] for row in check.db.execute("SELECT state FROM notifications")] == ["sent"]
+    finally:
+        check.close()
+
+
+def test_an_ntfy_topic_is_a_secret() -> None:
+    from ai_employee.notify.config import url_tokens
+
+    assert "myalertsecret" in url_tokens("ntfy://ntfy.sh/myalertsecret")
+    assert "supersecretvalue1" in url_tokens("json://hooks.example.com/x?-X-Api-Key=supersecretvalue1")

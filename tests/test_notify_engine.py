@@ -21,6 +21,13 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]
 ANN = 111
 
 
+def put(path: Path, text: str) -> None:
+    """Into a watched folder at once, as a move would (the engine never sees it half-written)."""
+    tmp = path.parent.parent / f".{path.name}.tmp"
+    tmp.write_text(text)
+    tmp.rename(path)
+
+
 def write_config(tmp_path: Path, notify: dict[str, Any]) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"notify": notify}))
@@ -60,8 +67,9 @@ def test_a_notification_cut_short_by_kill_9_is_not_sent_again(vault: Path, tmp_p
         config = write_config(tmp_path, {"channels": {"hook": sink.url()}, "min_interval_s": 0})
         sink.script = ["hang"]  # the first delivery is in flight when the engine dies
         engine = EngineProcess(vault, config=config, log=tmp_path / "engine.log")
-        (vault / "Approved" / "Broken.md").write_text(
-            "# Broken\n\n## Steps\n\n```yaml\n- tool: nowhere.nothing\n  args: {}\n```\n"
+        put(
+            vault / "Approved" / "Broken.md",
+            "# Broken\n\n## Steps\n\n```yaml\n- tool: nowhere.nothing\n  args: {}\n```\n",
         )
         wait_for(lambda: len(sink.received) == 1, 30)
         engine.proc.send_signal(signal.SIGKILL)
@@ -69,8 +77,9 @@ def test_a_notification_cut_short_by_kill_9_is_not_sent_again(vault: Path, tmp_p
         engine = EngineProcess(vault, config=config, log=tmp_path / "engine.log")
         try:
             wait_for(lambda: len(sink.received) == 2, 30)
-            (vault / "Approved" / "Broken too.md").write_text(
-                "# Broken too\n\n## Steps\n\n```yaml\n- tool: nowhere.x\n  args: {}\n```\n"
+            put(
+                vault / "Approved" / "Broken too.md",
+                "# Broken too\n\n## Steps\n\n```yaml\n- tool: nowhere.x\n  args: {}\n```\n",
             )
             wait_for(lambda: len(sink.received) == 3, 30)
         finally:

@@ -104,7 +104,7 @@ async def test_an_approval_request_comes_with_buttons_and_a_tap_approves(phone: 
     assert not note.exists() and files(phone.vault.root / "Approved", ".md")
     decided = phone.decision("01JT0000001")
     assert (decided["decision"], decided["channel"]) == ("approve", "telegram") and "ann" in decided["actor"]
-    assert "Approved" in fake.answers[-1]["text"]
+    assert fake.answers[-1]["text"] == "“Pay 01JT0000001”: approved, it runs now."
     await phone.notifier.cycle()  # the decision event: the buttons become the outcome
     [edit] = fake.edits
     assert edit["message_id"] == sent["message_id"] and "✅ Approved by ann" in edit["text"]
@@ -231,3 +231,68 @@ def test_vault_doctor_checks_each_channel_and_the_bots_token(vault: Path, fake: 
     fake.token = "revoked"
     [refused] = [f for f in check_notifications(config, Vault(vault)) if f.what == "telegram"]
     assert refused.level == "fail" and "401" in refused.detail and TOKEN not in refused.detail
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "button", "said"),
+    [
+        ("status: pending_approval", "status: failed\ninterrupted: true", 0, "was interrupted"),  # resume it instead
+        ("Invoice 1042", "Invoice 7", 1, "changed after it was shown"),  # even declining binds to what was seen
+    ],
+)
+async def test_a_code_does_nothing_once_the_plan_is_not_what_was_shown(
+    phone: Phone, fake: FakeTelegram, before: str, after: str, button: int, said: str
+) -> None:
+    note = phone.plan("01JT0000011")
+    await phone.notifier.cycle()
+    [sent] = fake.sent
+    note.write_text(note.read_text().replace(before, after))
+    fake.tap(ANN, sent["message_id"], buttons(sent)[button])
+    phone.deliver()
+    assert note.exists() and phone.decision("01JT0000011") is None
+    assert said in fake.answers[-1]["text"]
+
+
+async def test_a_plan_too_long_to_show_in_full_cannot_be_approved_from_the_phone(
+    phone: Phone, fake: FakeTelegram
+) -> None:
+    note = phone.plan("01JT0000012")
+    long_body = "Dear Ann, " + "the details of the offer follow. " * 60
+    note.write_text(note.read_text().replace("body: Paid.", f"body: {long_body}"))
+    await phone.notifier.cycle()
+    sent = fake.sent[-1]
+    assert [b.split(":")[0] for b in buttons(sent)] == ["d", "l"]  # no Approve button
+    assert "too long to show here in full" in sent["text"]
+    fake.say(ANN, f"YES {buttons(sent)[0][2:]}")
+    phone.deliver()
+    assert note.exists() and "cannot approve" in fake.sent[-1]["text"]
+    fake.say(ANN, f"NO {buttons(sent)[0][2:]}")  # declining needs no reading in full
+    phone.deliver()
+    assert phone.decision("01JT0000012")["decision"] == "deny"
+
+
+async def test_a_short_email_is_shown_with_its_body(phone: Phone, fake: FakeTelegram) -> None:
+    phone.plan("01JT0000013")
+    await phone.notifier.cycle()
+    [sent] = fake.sent
+    assert "body: Paid." in sent["text"] and len(buttons(sent)) == 3
+
+
+async def test_a_chat_that_cannot_be_reached_does_not_make_the_others_get_it_twice(
+    vault: Path, fake: FakeTelegram
+) -> None:
+    fake.unreachable_chats = {222}
+    phone = Phone(vault, fake)
+    settings = {"enabled": True, "token": TOKEN, "allowed_chats": [ANN, 222], "api_base": fake.url}
+    phone.config = Config.model_validate({"notify": {"telegram": settings, "min_interval_s": 0}})
+    phone.notifier.channels = {"telegram": TelegramChannel(phone.config, phone.vault)}
+    try:
+        phone.plan("01JT0000015")
+        for _ in range(3):
+            await phone.notifier.cycle()
+        assert [m["chat_id"] for m in fake.sent] == [ANN]
+        [outcome] = [row[0] for row in phone.ledger.db.execute("SELECT outcome FROM notifications")]
+        assert "chat 222: HTTP 400: Bad Request: chat not found" in outcome
+    finally:
+        phone.notifier.channels["telegram"].close()  # type: ignore[attr-defined]
+        phone.close()

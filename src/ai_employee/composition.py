@@ -114,10 +114,13 @@ def make_channels(config: Config, vault: Vault) -> dict[str, Channel]:
 
 def make_notifier(ctx: EngineContext) -> Notifier | None:
     """The notifier, when there is somewhere to send to."""
+    from ai_employee.logsetup import Redactor
     from ai_employee.notify.notifier import Notifier
 
     channels = make_channels(ctx.config, ctx.vault)
-    return Notifier(ctx.vault, ctx.config.notify, ctx.bus, channels) if channels else None
+    if not channels:
+        return None
+    return Notifier(ctx.vault, ctx.config.notify, ctx.bus, channels, redact=Redactor(ctx.config.secrets()).scrub)
 
 
 def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,11 +37,20 @@ KEPT = "dashboard-edited.txt"  # the name of the latest copy of a dashboard a pe
 EDITED_STEM = "Dashboard (edited)"
 
 
+_MARKUP = re.compile(r"([\\`*_{}\[\]<>()#+!|$=~^%&])")
+
+
+def plain(text: str, limit: int = 120) -> str:
+    """Untrusted text (a subject, a title, an error) as literal text in a note: one line, and every
+    character Markdown or Obsidian would act on escaped (no link, embed, tag, callout, HTML or maths)."""
+    return _MARKUP.sub(r"\\\1", clean_text(text, limit))
+
+
 def _link(path: str, label: str = "", in_table: bool = False) -> str:
     """A wikilink to a vault file by its name (notes without `.md`), so it stays right when the note
     moves on from the folder it was in; showing `label`, else the name. Inside a table the alias bar is
     escaped, as Obsidian wants."""
-    target = Path(path).name.removesuffix(".md").replace("|", " ").replace("]", " ").replace("[", " ")
+    target = clean_text(Path(path).name.removesuffix(".md"), 200).replace("|", " ").replace("]", " ").replace("[", " ")
     shown = clean_text(label or Path(path).stem, 80).replace("|", "/").replace("]", ")").replace("[", "(")
     bar = "\\|" if in_table else "|"
     return f"[[{target}{bar}{shown}]]" if shown and shown != target else f"[[{target}]]"
@@ -51,9 +61,9 @@ def activity_line(name: str, data: dict[str, Any]) -> str | None:
     inner workings (single steps, services starting), which are not news to a person."""
     title = str(data.get("title") or "")
     path = str(data.get("path") or "")
-    subject = _link(path, title) if path else (f'"{clean_text(title, 80)}"' if title else "a plan")
-    who = "the policy" if data.get("channel") == "policy" else clean_text(str(data.get("actor") or "someone"), 40)
-    detail = clean_text(str(data.get("detail") or data.get("reason") or data.get("error") or ""), 120)
+    subject = _link(path, title) if path else (f'"{plain(title, 80)}"' if title else "a plan")
+    who = "the policy" if data.get("channel") == "policy" else plain(str(data.get("actor") or "someone"), 40)
+    detail = plain(str(data.get("detail") or data.get("reason") or data.get("error") or ""), 120)
     dry = " (dry run)" if data.get("dry_run") else ""
     lines = {
         "file.created": f"Received {subject}",
@@ -69,10 +79,10 @@ def activity_line(name: str, data: dict[str, Any]) -> str | None:
         "plan.interrupted": f"Interrupted, may or may not have happened: {subject}",
         "plan.duplicate": f"A copy of an already approved plan was set aside ({data.get('plan_id')})",
         "stage.error": f"Problem with {_link(path) if path else 'an item'}: {detail}",
-        "pipeline.paused": f"Paused: {clean_text(str(data.get('problem') or ''), 120)}",
+        "pipeline.paused": f"Paused: {plain(str(data.get('problem') or ''), 120)}",
         "pipeline.resumed": "Resumed after the problem went away",
         "service.error": f"The {data.get('service')} service failed and was restarted: {detail}",
-        "gmail.paused": f"Gmail sync paused: {clean_text(str(data.get('detail') or ''), 160)}",
+        "gmail.paused": f"Gmail sync paused: {plain(str(data.get('detail') or ''), 160)}",
         "gmail.resumed": "Gmail sync resumed",
         "engine.started": "Engine started",
         "engine.stopped": "Engine stopped",
@@ -113,14 +123,17 @@ class Extras:
     errors: list[str] = field(default_factory=list)
     briefings: list[str] = field(default_factory=list)
     edited: str | None = None
+    crashed_today: bool = False
 
 
 def gather(vault: Vault, ledger: Ledger, edited: str | None = None) -> Extras:
     midnight = local_now().replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
     week = datetime.now(UTC) - timedelta(days=7)
     briefings = sorted((e.name for e in entries(vault.folder(BRIEFINGS), ".md")), reverse=True)[:MAX_BRIEFINGS]
+    since = midnight.isoformat(timespec="milliseconds")
     return Extras(
-        today=recent_activity(ledger, MAX_TODAY, midnight.isoformat(timespec="milliseconds")),
+        crashed_today=bool(ledger.recent_events(1, since, ("engine.crashed",))),
+        today=recent_activity(ledger, MAX_TODAY, since),
         errors=recent_activity(ledger, MAX_ERRORS, week.isoformat(timespec="milliseconds"), ERROR_EVENTS),
         briefings=[f"- {_link(f'{BRIEFINGS}/{name}')}" for name in briefings],
         edited=edited,
@@ -143,17 +156,15 @@ def urgent(status: dict[str, Any], extras: Extras) -> list[str]:
             + ", ".join(_link(a["file"], a.get("title") or "") for a in failed[:3])
         )
     for server, pause in (status["engine"].get("paused_servers") or {}).items():
-        lines.append(
-            f"The `{clean_text(str(server), 40)}` server is paused: {clean_text(str(pause.get('reason') or ''), 160)}"
-        )
+        lines.append(f"The `{plain(str(server), 40)}` server is paused: {plain(str(pause.get('reason') or ''), 160)}")
     for scope in ("reactive", "proactive"):
         entry = (status.get("budget") or {}).get(scope) or {}
         if entry.get("limit") and entry.get("used", 0) >= 0.95 * entry["limit"]:
             lines.append(f"The {scope} token budget is {100 * entry['used'] // entry['limit']}% used today")
     for channel, health in (status.get("notifications") or {}).items():
         if health.get("state") in ("failed", "gave_up"):
-            lines.append(f"Notifications to {channel} are failing: {clean_text(str(health.get('outcome') or ''), 160)}")
-    if any("had stopped unexpectedly" in line for line in extras.today):
+            lines.append(f"Notifications to {channel} are failing: {plain(str(health.get('outcome') or ''), 160)}")
+    if extras.crashed_today:
         lines.append("The engine had stopped unexpectedly today (see Today below)")
     return lines
 
@@ -200,7 +211,7 @@ def _waiting(status: dict[str, Any]) -> list[str]:
     attention = status["attention"]
     lines += ["", f"## Needs attention ({len(attention)})", ""]
     for item in attention[:50]:
-        why = clean_text(str(item.get("error") or item.get("status") or "quarantined"), 120)
+        why = plain(str(item.get("error") or item.get("status") or "quarantined"), 120)
         lines.append(f"- {_link(item['file'], item.get('title') or '')} — {why}")
     if not attention:
         lines.append("Nothing needs attention.")
@@ -232,9 +243,9 @@ def render(status: dict[str, Any], activity: list[str] | Extras, mode: str) -> s
     gmail = status.get("gmail")
     if gmail:
         synced = local_time(gmail["last_sync"]) if gmail.get("last_sync") else "never"
-        lines += ["", "## Gmail", "", f"{clean_text(str(gmail.get('account') or 'Gmail'), 120)}: last sync {synced}."]
+        lines += ["", "## Gmail", "", f"{plain(str(gmail.get('account') or 'Gmail'), 120)}: last sync {synced}."]
         if gmail.get("problem"):
-            lines += ["", f"> [!warning] {clean_text(str(gmail['problem']), 300)}"]
+            lines += ["", f"> [!warning] {plain(str(gmail['problem']), 300)}"]
     lines += ["", "## Today", "", *(extras.today or ["Nothing yet today."])]
     lines += ["", "## Token budget", "", *_budget(status.get("budget") or {})]
     if extras.errors:
@@ -252,10 +263,11 @@ def render(status: dict[str, Any], activity: list[str] | Extras, mode: str) -> s
     return "\n".join(lines) + "\n"
 
 
-def keep_edits(vault: Vault) -> str | None:
+def keep_edits(vault: Vault, handled: str | None = None) -> str | None:
     """If `Dashboard.md` is not what the engine last wrote (a person edited it, or wrote their own before
     the engine's first write), keep it as `Dashboard (edited).md` (or `(edited 2)`, ... : never over
-    another file) before it is rewritten. The name of the latest kept copy, if it still exists."""
+    another file) before it is rewritten (unless its hash is `handled`: kept already). The name of the
+    latest kept copy, if it still exists."""
     path = vault.root / DASHBOARD
     record = vault.state_dir / WRITTEN
     kept = vault.state_dir / KEPT
@@ -263,14 +275,14 @@ def keep_edits(vault: Vault) -> str | None:
         current = path.read_bytes()
     except FileNotFoundError:
         current = None
-    written = record.read_text("utf-8").strip() if record.exists() else None
+    written = record.read_text("utf-8").split() if record.exists() else None
     ours = (
         current is None
         or current == DASHBOARD_PLACEHOLDER.encode()
-        or hashlib.sha256(current).hexdigest() == written
+        or (written is not None and hashlib.sha256(current).hexdigest() in written)
         or (written is None and current.startswith(b"# Dashboard\n\n*Written by the AI Employee engine"))
     )
-    if not ours and current is not None:
+    if not ours and current is not None and hashlib.sha256(current).hexdigest() != handled:
         copy = create_file(vault.root, f"{EDITED_STEM}.md", current, vault.tmp_dir)  # a free name: never over a file
         replace_file(kept, copy.name.encode(), vault.tmp_dir)
         log.info("the dashboard had been edited; the edited version is kept", kept=copy.name)
@@ -302,16 +314,24 @@ class DashboardWriter:
         return self.fault is None
 
     def write(self) -> None:
-        """Rewrite the dashboard; a dashboard edited since the last write is kept first (once)."""
+        """Rewrite the dashboard; a dashboard edited since the last write is kept first (once). The
+        hash of the new text is recorded before it is written (with the previous one: a crash between
+        the two leaves either text recognised as the engine's), and an edit made while this one was
+        being rendered is kept too, just before the replace."""
+        path = self.vault.root / DASHBOARD
         edited = keep_edits(self.vault)
+        seen = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
         ledger = Ledger(self.vault.ledger_path)
         try:
             text = render(collect(self.vault, ledger, self.view), gather(self.vault, ledger, edited), self.mode())
         finally:
             ledger.close()
         data = text.encode("utf-8")
+        record = self.vault.state_dir / WRITTEN
+        previous = record.read_text("utf-8").split()[:1] if record.exists() else []
+        keep_edits(self.vault, seen)  # edited meanwhile: kept too (the window left is a rename's)
+        replace_file(record, " ".join([hashlib.sha256(data).hexdigest(), *previous]).encode(), self.vault.tmp_dir)
         replace_file(self.vault.root / DASHBOARD, data, self.vault.tmp_dir)
-        replace_file(self.vault.state_dir / WRITTEN, hashlib.sha256(data).hexdigest().encode(), self.vault.tmp_dir)
 
     async def run(self) -> None:
         while True:

@@ -306,6 +306,11 @@ def m013_notifications(db: sqlite3.Connection) -> None:
     )
 
 
+def m014_reply_scope(db: sqlite3.Connection) -> None:
+    """Whether a reply code may approve: not when the message could not show every step in full."""
+    _run(db, "ALTER TABLE reply_codes ADD COLUMN may_approve INTEGER NOT NULL DEFAULT 1")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -320,6 +325,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("011_plan_rules", m011_plan_rules),
     ("012_step_tries", m012_step_tries),
     ("013_notifications", m013_notifications),
+    ("014_reply_scope", m014_reply_scope),
 ]
 
 

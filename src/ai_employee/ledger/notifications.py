@@ -48,6 +48,7 @@ class ReplyCode:
     messages: list[list[str]]
     used: str | None
     outcome: str
+    may_approve: bool = True
 
 
 class NotificationRecords:
@@ -113,8 +114,11 @@ class NotificationRecords:
         )
         return [Outgoing(*row) for row in rows]
 
-    def next_notification_try(self) -> str | None:
-        row = self.db.execute("SELECT MIN(next_try) FROM notifications WHERE state IN ('queued', 'failed')").fetchone()
+    def next_notification_try(self, after: str) -> str | None:
+        """The next time a row not yet due becomes due (a failed delivery's retry)."""
+        row = self.db.execute(
+            "SELECT MIN(next_try) FROM notifications WHERE state IN ('queued', 'failed') AND next_try > ?", (after,)
+        ).fetchone()
         return str(row[0]) if row is not None and row[0] is not None else None
 
     def claim_notifications(self, ids: list[int], batch: str) -> None:
@@ -169,13 +173,15 @@ class NotificationRecords:
         return list(self.db.execute("SELECT * FROM notifications ORDER BY id DESC LIMIT ?", (limit,)))
 
     # reply codes ------------------------------------------------------------------------------------
-    def add_reply_code(self, code: str, plan_id: str, plan_hash: str, channel: str, expires: str) -> bool:
+    def add_reply_code(
+        self, code: str, plan_id: str, plan_hash: str, channel: str, expires: str, may_approve: bool = True
+    ) -> bool:
         """A new code; False if it is taken (the caller draws another)."""
         with self.transaction() as db:
             cur = db.execute(
-                "INSERT OR IGNORE INTO reply_codes (code, plan_id, plan_hash, channel, created, expires)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (code, plan_id, plan_hash, channel, now_iso(), expires),
+                "INSERT OR IGNORE INTO reply_codes (code, plan_id, plan_hash, channel, created, expires, may_approve)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (code, plan_id, plan_hash, channel, now_iso(), expires, int(may_approve)),
             )
         return cur.rowcount == 1
 
@@ -226,4 +232,5 @@ def _code(row: sqlite3.Row) -> ReplyCode:
         json.loads(row["messages"] or "[]"),
         row["used"],
         row["outcome"],
+        bool(row["may_approve"]),
     )

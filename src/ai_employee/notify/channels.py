@@ -41,6 +41,20 @@ class Channel(Protocol):
         ...
 
 
+def _scheme_and_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    from ai_employee.notify.config import is_hostlike
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return privacy_form(url)
+    host = parts.hostname or ""
+    shown = parts.netloc.rpartition("@")[2] if is_hostlike(host) else "…"
+    return f"{parts.scheme}://{shown}" + ("/…" if parts.path.strip("/") else "")
+
+
 def privacy_form(url: str) -> str:
     """Enough of a URL to recognise it, nothing that authenticates (for one Apprise could not read)."""
     scheme, sep, _ = url.partition("://")
@@ -65,7 +79,8 @@ class AppriseChannel:
                 )
 
     def described(self) -> str:
-        return ", ".join(str(url) for url in self.apprise.urls(privacy=True))
+        """Each URL as its scheme and host (a host that is a token is not shown), redacted."""
+        return self.redact(", ".join(_scheme_and_host(str(url)) for url in self.apprise.urls(privacy=True)))
 
     def send(self, message: Message, folded: list[Message]) -> Delivery:
         import apprise
@@ -84,7 +99,10 @@ class AppriseChannel:
             log_level=logging.WARNING,
         )
         detail = "; ".join(dict.fromkeys(said)) or str(getattr(result.status, "name", result.status)).lower()
-        return Delivery(bool(result), self.redact(detail)[:500])
+        # Delivered if any of its URLs took it: sending again would repeat it to those (at most once);
+        # the ones that failed are in the outcome.
+        delivered = bool(result) or int(getattr(result, "success_count", 0) or 0) > 0
+        return Delivery(delivered, self.redact(detail)[:500])
 
     def observe(self, name: str, data: dict[str, Any]) -> None:
         return None

@@ -138,10 +138,16 @@ class NotifyConfig(Section):
 _HOSTLIKE = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}$|^\d{1,3}(\.\d{1,3}){3}$|^localhost$", re.IGNORECASE)
 
 
+def is_hostlike(text: str) -> bool:
+    """A host name or an IP address (not a token in the host part of a URL)."""
+    return bool(_HOSTLIKE.match(text))
+
+
 def url_tokens(url: str) -> list[str]:
     """The parts of a service URL that may be secret: Apprise puts tokens in the host part
-    (`tgram://TOKEN/CHAT`, `discord://ID/TOKEN`), the user info, the path and the query; host names
-    and plain short words are left out (redacting them would only blur the logs)."""
+    (`tgram://TOKEN/CHAT`, `discord://ID/TOKEN`), the user info, the path (an ntfy topic is its secret)
+    and the query; host names, numbers and short words are left out (redacting them would only blur
+    the logs)."""
     from urllib.parse import parse_qsl, urlsplit
 
     try:
@@ -154,8 +160,4 @@ def url_tokens(url: str) -> list[str]:
         found += [host, *host.split(":")]
     found += parts.path.split("/")
     found += [value for _, value in parse_qsl(parts.query)]
-    return [
-        v
-        for v in found
-        if len(v) >= 6 and not _HOSTLIKE.match(v) and not v.isdigit() and (len(v) >= 16 or not v.isalpha())
-    ]
+    return [v for v in found if len(v) >= 6 and not _HOSTLIKE.match(v) and not v.isdigit()]

@@ -7,8 +7,10 @@ removed, cut to length; messages are sent as plain text (no markup to inject).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from ai_employee.vault.notes import read_frontmatter, read_id, split_note
 from ai_employee.vault.plans import Step, parse_steps, plan_title, steps_hash
 
 MAX_STEPS_SHOWN = 5
+MAX_ARG_CHARS = 600  # per argument shown in full
+MAX_BODY_CHARS = 3500  # a message that says more is cut (Telegram takes 4096 characters)
 MAX_DIGEST_ITEMS = 15
 DECIDING = ("approval.required", "approval.reminder")
 _LEVELS = {"low": 1, "medium": 2, "high": 3}
@@ -34,6 +38,7 @@ class Message:
     body: str
     plan_id: str = ""
     plan_hash: str = ""  # for a decision: the hash of the steps shown
+    complete: bool = True  # every step and argument is shown in full (else approve where you can read it all)
 
     @property
     def decides(self) -> bool:
@@ -92,20 +97,47 @@ def section(body: str, heading: str) -> str:
 def step_line(number: int, step: Step) -> str:
     """One step in short: the tool and what matters in its arguments (recipients, subject, amounts,
     the note)."""
+    return _step(number, step)[0]
+
+
+def _step(number: int, step: Step) -> tuple[str, set[str]]:
     args = step.args
     shown: list[str] = []
+    used: set[str] = set()
     recipients = [str(v) for key in ("to", "cc", "bcc") for v in _as_list(args.get(key))]
     if recipients:
+        used |= {"to", "cc", "bcc"}
         shown.append("to " + ", ".join(recipients[:4]) + (f" +{len(recipients) - 4}" if len(recipients) > 4 else ""))
     if args.get("subject"):
+        used.add("subject")
         shown.append(f"“{args['subject']}”")
-    shown += [
-        f"{key} {value}" for key, value in args.items() if _AMOUNT.search(key) and isinstance(value, int | float | str)
-    ]
+    for key, value in args.items():
+        if _AMOUNT.search(key) and isinstance(value, int | float | str):
+            used.add(key)
+            shown.append(f"{key} {value}")
     for key in ("path", "title", "folder", "start"):
         if args.get(key) and len(shown) < 3:
+            used.add(key)
             shown.append(f"{key} {args[key]}")
-    return clean_text(f"{number}. {step.tool}" + (" → " + " · ".join(shown) if shown else ""), 200)
+    if len(recipients) > 4:
+        used -= {"to", "cc", "bcc"}  # the short line does not show them all
+    return clean_text(f"{number}. {step.tool}" + (" → " + " · ".join(shown) if shown else ""), 200), used
+
+
+def step_in_full(number: int, step: Step) -> tuple[str, bool]:
+    """A step with every argument the short line leaves out (an email's body, say), for a person who
+    decides on what they read; and whether all of it fits (nothing cut)."""
+    line, used = _step(number, step)
+    complete = len(line) < 200
+    lines = [line]
+    for key, value in step.args.items():
+        if key in used:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        flat = clean_text(str(text), MAX_ARG_CHARS)
+        complete = complete and len(flat) == len(" ".join(str(text).split()))
+        lines.append(f"   {clean_text(key, 40)}: {flat}")
+    return "\n".join(lines), complete
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -156,17 +188,21 @@ def _approval(kind: str, level: str, plan_id: str, path: str, vault: Vault, data
     if note is None or note.parent.name != PLANS:
         return None  # decided (or gone) before it was sent: nothing to ask
     try:
-        parts = split_note(note.read_text("utf-8"))
+        parts = split_note(note.read_text("utf-8", errors="replace"))
         fm = read_frontmatter(parts, note.name)
         steps = parse_steps(parts.body)
-    except (OSError, FormatError):
+    except (OSError, FormatError, ValueError):
+        return None  # unreadable now: the dashboard and `vault status` show it
+    if fm.get("status") != "pending_approval" or _deferred(fm.get("deferred_until")):
         return None
-    if fm.get("status") != "pending_approval":
-        return None
+    noted = str(fm.get("criticality") or "")
+    level = noted if noted in _LEVELS else level  # as it is now (a revision may have raised it)
     title = clean_text(plan_title(parts.body, fm) or note.stem, 100)
     summary = clean_text(section(parts.body, "Summary"), 400)
     reasons = [clean_text(line.lstrip("- "), 160) for line in section(parts.body, "Why this criticality").splitlines()]
-    lines = [step_line(n, s) for n, s in enumerate(steps[:MAX_STEPS_SHOWN], 1)]
+    shown = [step_in_full(n, s) for n, s in enumerate(steps[:MAX_STEPS_SHOWN], 1)]
+    lines = [text for text, _ in shown]
+    complete = len(steps) <= MAX_STEPS_SHOWN and all(ok for _, ok in shown)
     if len(steps) > MAX_STEPS_SHOWN:
         lines.append(f"… and {len(steps) - MAX_STEPS_SHOWN} more steps")
     still = "Still waiting" if kind == "approval.reminder" else "Approve?"
@@ -178,7 +214,17 @@ def _approval(kind: str, level: str, plan_id: str, path: str, vault: Vault, data
         f"Plan {short}" + (f" · expires {data['expires'][:16]}" if data.get("expires") else ""),
         f"Approve: vault approve {short} (or move the note into Approved/). Decline: vault deny {short}.",
     ]
-    return Message(kind, level, f"{still} {title} ({level.upper()})", _join(body), plan_id, steps_hash(steps))
+    text = _join(body)
+    complete = complete and len(text) <= MAX_BODY_CHARS
+    return Message(kind, level, f"{still} {title} ({level.upper()})", text, plan_id, steps_hash(steps), complete)
+
+
+def _deferred(until: object) -> bool:
+    try:
+        when = datetime.fromisoformat(str(until)) if until else None
+    except ValueError:
+        return False
+    return when is not None and (when if when.tzinfo else when.astimezone()) > datetime.now(UTC)
 
 
 def approval_request(vault: Vault, plan_id: str) -> Message | None:
@@ -188,9 +234,10 @@ def approval_request(vault: Vault, plan_id: str) -> Message | None:
     if note is None:
         return None
     try:
-        level = str(read_frontmatter(split_note(note.read_text("utf-8")), note.name).get("criticality") or "medium")
-    except (OSError, FormatError):
+        fm = read_frontmatter(split_note(note.read_text("utf-8", errors="replace")), note.name)
+    except (OSError, FormatError, ValueError):
         return None
+    level = str(fm.get("criticality") or "high")
     return _approval("approval.required", level if level in _LEVELS else "high", plan_id, "", vault, {})
 
 

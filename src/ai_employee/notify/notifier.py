@@ -37,6 +37,7 @@ from ai_employee.vault.layout import Vault
 log = structlog.get_logger(__name__)
 POLL_S = 2.0  # how often the ledger is read for events the CLI wrote (the bus wakes it for the engine's)
 MAX_TRIES = 8
+STOP_GRACE_S = 20.0  # a stop waits this long at most for the cycle in progress (sends time out at 15 s)
 RETRY_BASE_S = 30.0
 RETRY_MAX_S = 1800.0
 
@@ -78,8 +79,10 @@ class Notifier:
         bus: EventBus,
         channels: dict[str, Channel],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self.vault = vault
+        self.redact = redact
         self.config = config
         self.channels = channels
         self.clock = clock
@@ -108,16 +111,25 @@ class Notifier:
         try:
             while True:
                 self._wake.clear()
-                wait_s = await self.cycle()
+                # A stop lets the cycle in progress finish (its sends are bounded by their timeout), so
+                # a message handed to a channel is recorded as sent, and a claimed one is sent.
+                cycle = asyncio.ensure_future(self.cycle())
+                try:
+                    wait_s = await asyncio.shield(cycle)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(cycle, STOP_GRACE_S)
+                    raise
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(wait_s, POLL_S))
         finally:
             self.close()
 
     def close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.close()
-            self._ledger = None
+        with self._db:  # not while a worker thread still uses the connection
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
         for channel in self.channels.values():
             closing = getattr(channel, "close", None)
             if closing is not None:
@@ -158,11 +170,17 @@ class Notifier:
         for row in events:
             data = _payload(row["payload"])
             for channel in self.channels.values():
-                channel.observe(str(row["name"]), data)
+                try:
+                    channel.observe(str(row["name"]), {**data, "_ts": str(row["ts"])})
+                except Exception as exc:  # a channel's trouble must not hold up routing
+                    log.warning("a channel could not follow an event", channel=channel.name, error=type(exc).__name__)
             kind = kind_of(str(row["name"]), data)
             if kind is None or datetime.fromisoformat(row["ts"]) < oldest:
                 continue
-            queued += self._rows_for(int(row["id"]), str(row["ts"]), kind, data)
+            try:
+                queued += self._rows_for(int(row["id"]), str(row["ts"]), kind, data)
+            except Exception:  # one event that cannot be told (a broken note) must not stop the others
+                log.exception("an event could not be routed; it is not notified", event_id=int(row["id"]))
         ledger.queue_notifications(int(events[-1]["id"]), queued, _iso(self.clock()))
 
     def _rows_for(self, event_id: int, ts: str, kind: str, data: dict[str, Any]) -> list[Queued]:
@@ -209,7 +227,7 @@ class Notifier:
         claimed = [row.id for batch in batches for row in batch.rows if row.id not in batch.skipped]
         if claimed:
             self.ledger.claim_notifications(claimed, str(ULID()))
-        next_try = self.ledger.next_notification_try()
+        next_try = self.ledger.next_notification_try(_iso(now))
         if next_try is not None:
             waits.append((datetime.fromisoformat(next_try) - now).total_seconds())
         return [b for b in batches if b.messages], max(0.05, min(waits))
@@ -221,7 +239,11 @@ class Notifier:
             message = Message(row.kind, row.criticality, row.title, row.body, row.plan_id)
             if row.kind in DECIDING:
                 event = self.ledger.event(row.event_id)
-                fresh = render(row.kind, row.criticality, _payload(event["payload"]) if event else {}, self.vault)
+                try:
+                    fresh = render(row.kind, row.criticality, _payload(event["payload"]) if event else {}, self.vault)
+                except Exception:  # the note cannot be read now: the request is not sent
+                    log.exception("a request could not be rendered", event_id=row.event_id)
+                    fresh = None
                 if fresh is None:
                     batch.skipped.append(row.id)
                     continue
@@ -238,7 +260,7 @@ class Notifier:
         try:
             delivery = channel.send(message, [] if one else batch.messages)
         except Exception as exc:  # a channel's bug must not stop the notifier
-            delivery = Delivery(False, f"{type(exc).__name__}: {exc}")
+            delivery = Delivery(False, self.redact(f"{type(exc).__name__}: {exc}"))
         if delivery.ok:
             log.info("notified", channel=batch.channel, kind=message.kind, messages=len(batch.messages))
         else:

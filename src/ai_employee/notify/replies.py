@@ -16,10 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from ai_employee.clock import local_time
-from ai_employee.errors import UserError
+from ai_employee.errors import FormatError, UserError
 from ai_employee.ledger import Ledger
+from ai_employee.ledger.notifications import ReplyCode
 from ai_employee.pipeline import decisions
-from ai_employee.vault.layout import Vault
+from ai_employee.vault.actions import clean_text
+from ai_employee.vault.layout import PLANS, Vault
+from ai_employee.vault.notes import split_note
+from ai_employee.vault.plans import parse_steps, plan_title, steps_hash
 
 Verb = Literal["approve", "deny", "defer"]
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read off a phone, typed back
@@ -39,14 +43,17 @@ _REPLY = re.compile(r"^\s*/?([a-z]+)\s+([a-z0-9]{4})\s*$", re.IGNORECASE)
 _OUTCOME = {"approve": "Approved", "deny": "Declined", "defer": "Deferred"}
 
 
-def issue_code(ledger: Ledger, plan_id: str, plan_hash: str, channel: str, expires: str | None = None) -> str:
-    """A fresh code for a plan as shown (its steps' hash), unique among all codes ever issued."""
+def issue_code(
+    ledger: Ledger, plan_id: str, plan_hash: str, channel: str, may_approve: bool = True, expires: str | None = None
+) -> str:
+    """A fresh code for a plan as shown (its steps' hash), unique among all codes ever issued; one that
+    may not approve when the person could not read every step in full."""
     until = (datetime.now(UTC) + CODE_LIFETIME).isoformat(timespec="seconds")
     if expires:
         until = min(until, datetime.fromisoformat(expires).astimezone(UTC).isoformat(timespec="seconds"))
     while True:
         code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
-        if ledger.add_reply_code(code, plan_id, plan_hash, channel, until):
+        if ledger.add_reply_code(code, plan_id, plan_hash, channel, until, may_approve):
             return code
 
 
@@ -82,16 +89,19 @@ def decide(
     if datetime.fromisoformat(code.expires) < datetime.now(UTC):
         ledger.use_code(code.code, "expired")
         return Answer(f"Code {code.code} has expired: ask for /pending to see what waits.", plan_id=code.plan_id)
+    if verb == "approve" and not code.may_approve:
+        return Answer(
+            f"Code {code.code} cannot approve: the plan was too long to show here in full. Read it in Obsidian"
+            f" or with `vault show {code.plan_id[:10]}` and approve it there.",
+            plan_id=code.plan_id,
+        )
     try:
-        if verb == "approve":
-            decisions.approve(vault, ledger, code.plan_id, actor=actor, channel=channel, seen=code.plan_hash)
-            said = "Approved: it runs now."
-        elif verb == "deny":
-            decisions.deny(vault, ledger, code.plan_id, actor=actor, channel=channel)
-            said = "Declined."
-        else:
-            until = decisions.defer(vault, ledger, code.plan_id, defer_minutes, actor=actor, channel=channel)
-            said = f"Deferred until {local_time(until)}."
+        plan = decisions.resolve_plan(vault, code.plan_id)
+        body = split_note(plan.path.read_text("utf-8", errors="replace")).body
+        title = clean_text(plan_title(body, plan.frontmatter), 60)
+        if plan.folder == PLANS and steps_hash(parse_steps(body)) != code.plan_hash:
+            raise decisions.StepsChanged("changed")  # whatever the verb: it is not what they saw
+        said = _apply(vault, ledger, code, verb, actor, channel, defer_minutes)
     except decisions.StepsChanged:
         ledger.use_code(code.code, "the plan changed after it was shown")
         return Answer(
@@ -99,11 +109,24 @@ def decide(
             changed=True,
             plan_id=code.plan_id,
         )
-    except UserError as exc:  # decided elsewhere first, or the note is gone
+    except (UserError, FormatError, OSError) as exc:  # decided elsewhere first, or the note is gone or broken
         ledger.use_code(code.code, str(exc)[:300])
         return Answer(str(exc), plan_id=code.plan_id)
     ledger.use_code(code.code, f"{_OUTCOME[verb].lower()} by {actor}")
-    return Answer(said, decided=True, plan_id=code.plan_id)
+    return Answer(f"“{title}”: {said}", decided=True, plan_id=code.plan_id)
+
+
+def _apply(
+    vault: Vault, ledger: Ledger, code: ReplyCode, verb: Verb, actor: str, channel: str, defer_minutes: int
+) -> str:
+    if verb == "approve":
+        decisions.approve(vault, ledger, code.plan_id, actor=actor, channel=channel, seen=code.plan_hash)
+        return "approved, it runs now."
+    if verb == "deny":
+        decisions.deny(vault, ledger, code.plan_id, actor=actor, channel=channel)
+        return "declined."
+    until = decisions.defer(vault, ledger, code.plan_id, defer_minutes, actor=actor, channel=channel)
+    return f"deferred until {local_time(until)}."
 
 
 def outcome_words(decision: str, actor: str, channel: str, when: str) -> str:

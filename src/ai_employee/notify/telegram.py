@@ -34,6 +34,7 @@ MAX_PENDING_SHOWN = 10
 ERROR_BACKOFF_S = (5.0, 300.0)
 DECISION_EVENTS = ("action.approved", "action.denied", "action.deferred", "action.expired")
 _BUTTONS: dict[str, Verb] = {"a": "approve", "d": "deny", "l": "defer"}
+TOO_LONG = "This plan is too long to show here in full: read it in Obsidian (or `vault show ID`) to approve it."
 HELP = (
     "I tell you when a plan needs your decision. Tap its buttons, or reply YES CODE, NO CODE or LATER CODE.\n"
     "/pending: what waits for you\n/show ID: one plan"
@@ -133,8 +134,9 @@ class TelegramChannel:
         return f"Telegram bot, {len(self.chats)} allowed chat(s)"
 
     def send(self, message: Message, folded: list[Message]) -> Delivery:
+        """To every allowed chat; delivered if any chat got it (a chat that did is never sent it again)."""
         text, rows, codes = self._compose(message, folded)
-        problems = []
+        problems, delivered = [], 0
         for chat in self.chats:
             try:
                 sent = self.api.call(
@@ -146,30 +148,37 @@ class TelegramChannel:
             except BotError as exc:
                 problems.append(f"chat {chat}: {exc}")
                 continue
-            for code in codes:
-                self.ledger.code_shown(code, str(chat), str(sent.get("message_id")))
-        if problems and len(problems) == len(self.chats):
-            return Delivery(False, "; ".join(problems))
-        return Delivery(True, "; ".join(problems))
+            delivered += 1
+            try:
+                for code in codes:
+                    self.ledger.code_shown(code, str(chat), str((sent or {}).get("message_id")))
+            except Exception as exc:  # the message went: its buttons may just not be updated later
+                log.warning("telegram message not recorded", chat=chat, error=type(exc).__name__)
+        return Delivery(delivered > 0, "; ".join(problems))
 
     def _compose(self, message: Message, folded: list[Message]) -> tuple[str, list[list[tuple[str, str]]], list[str]]:
         text = f"{message.title}\n\n{message.body}".strip()
         rows: list[list[tuple[str, str]]] = []
         codes: list[str] = []
         if message.decides:
-            code = issue_code(self.ledger, message.plan_id, message.plan_hash, TELEGRAM)
+            code = issue_code(self.ledger, message.plan_id, message.plan_hash, TELEGRAM, message.complete)
             codes.append(code)
-            rows.append([("✅ Approve", f"a:{code}"), ("❌ Deny", f"d:{code}"), ("⏰ Later", f"l:{code}")])
-            text += f"\n\nOr reply YES {code}, NO {code} or LATER {code}."
+            if message.complete:
+                rows.append([("✅ Approve", f"a:{code}"), ("❌ Deny", f"d:{code}"), ("⏰ Later", f"l:{code}")])
+                text += f"\n\nOr reply YES {code}, NO {code} or LATER {code}."
+            else:
+                rows.append([("❌ Deny", f"d:{code}"), ("⏰ Later", f"l:{code}")])
+                text += f"\n\n{TOO_LONG} Or reply NO {code} or LATER {code}."
         deciding = [m for m in folded if m.decides][:MAX_BUTTON_ROWS]
         if deciding:
             lines = []
             for m in deciding:
-                code = issue_code(self.ledger, m.plan_id, m.plan_hash, TELEGRAM)
+                code = issue_code(self.ledger, m.plan_id, m.plan_hash, TELEGRAM, m.complete)
                 codes.append(code)
-                rows.append([(f"✅ {code}", f"a:{code}"), (f"❌ {code}", f"d:{code}")])
-                lines.append(f"{code}: {m.title}")
-            text += "\n\nCodes: " + "\n".join(lines) + "\nTap, or reply YES CODE / NO CODE."
+                approve = [(f"✅ {code}", f"a:{code}")] if m.complete else []
+                rows.append([*approve, (f"❌ {code}", f"d:{code}")])
+                lines.append(f"{code}: {m.title}" + ("" if m.complete else " (too long to approve here)"))
+            text += "\n\nCodes:\n" + "\n".join(lines) + "\nTap, or reply YES CODE / NO CODE."
         return text, rows, codes
 
     def observe(self, name: str, data: dict[str, Any]) -> None:
@@ -179,7 +188,8 @@ class TelegramChannel:
         if name not in DECISION_EVENTS or not plan_id:
             return
         decision = str(data.get("decision") or name.removeprefix("action."))
-        words = outcome_words(decision, str(data.get("actor") or "?"), str(data.get("channel") or "?"), _now())
+        when = str(data.get("_ts") or _now())  # when it was decided, as the ledger has it
+        words = outcome_words(decision, str(data.get("actor") or "?"), str(data.get("channel") or "?"), when)
         title = str(data.get("title") or f"Plan {plan_id[:10]}")
         for chat, message_id in self.ledger.take_shown(plan_id, words):
             try:
@@ -218,7 +228,7 @@ class TelegramBot:
 
     async def run(self) -> None:
         ledger = self.channel.ledger
-        offset = int(ledger.value("telegram_offset", "0") or 0)
+        offset = int(await asyncio.to_thread(ledger.value, "telegram_offset", "0") or 0)
         backoff = ERROR_BACKOFF_S[0]
         try:
             while True:
@@ -240,14 +250,19 @@ class TelegramBot:
                 self.fault, backoff = None, ERROR_BACKOFF_S[0]
                 for update in updates or []:
                     offset = max(offset, int(update.get("update_id", 0)) + 1)
-                    try:
-                        await asyncio.to_thread(self.handle, update)
-                    except Exception:  # one odd update must not stop the bot
-                        log.exception("telegram update not handled")
-                    ledger.set_value("telegram_offset", str(offset))
+                    await asyncio.to_thread(self._take, update, offset)
         finally:
             await self.api.aclose()
             self.channel.close()
+
+    def _take(self, update: dict[str, Any], offset: int) -> None:
+        """Handle one update, then remember it was handled (on a worker thread: the ledger and the
+        vault are touched)."""
+        try:
+            self.handle(update)
+        except Exception:  # one odd update must not stop the bot
+            log.exception("telegram update not handled")
+        self.channel.ledger.set_value("telegram_offset", str(offset))
 
     def handle(self, update: dict[str, Any]) -> None:
         if "callback_query" in update:

@@ -260,6 +260,13 @@ def _require_pending(plan: PlanRef, verb: str, ledger: Ledger | None = None) -> 
         raise UserError(
             f"plan {plan.plan_id} is in {plan.folder}/, not Plans/: only plans waiting for a decision can be {verb}"
         )
+    status = str(plan.frontmatter.get("status") or "")
+    if status == "failed":  # a run failed or was interrupted: look at what happened, then resume it
+        what = "was interrupted" if plan.frontmatter.get("interrupted") is True else "failed"
+        raise UserError(
+            f"plan {plan.plan_id} {what}: it cannot be {verb} as it is; see what happened in its note, then"
+            f" `vault resume {plan.plan_id[:10]}` (or move the note back into Approved/)"
+        )
 
 
 class StepsChanged(UserError):

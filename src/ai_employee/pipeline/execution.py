@@ -19,17 +19,17 @@ from ai_employee.errors import FormatError
 from ai_employee.events import DecisionPayload, EventName, ExecutionPayload, PlanPayload
 from ai_employee.executor.run import PlanRunner, RunResult
 from ai_employee.faults import crash_point
-from ai_employee.ledger import RunRecord
 from ai_employee.pipeline.closing import action_facts, close_action, find_plan
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import APPROVALS, binding_approval, current_user, record, steps_diff
 from ai_employee.pipeline.filing import file_result, send_back
 from ai_employee.pipeline.quarantine import quarantine
+from ai_employee.pipeline.recovery import recover_run
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.policy import Criticality
 from ai_employee.vault import callouts
 from ai_employee.vault.actions import new_id
-from ai_employee.vault.fsops import group_commit, in_parallel, move_file
+from ai_employee.vault.fsops import group_commit, in_parallel
 from ai_employee.vault.layout import APPROVED, DONE, NEEDS_ACTION, PLANS, REJECTED, entries, is_conflict_copy
 from ai_employee.vault.notes import edit_file, has_id, read_frontmatter, read_id, split_note, update_frontmatter
 from ai_employee.vault.plans import (
@@ -172,7 +172,7 @@ class ExecutionStage:
         try:
             fm = read_frontmatter(parts, path.name)
         except FormatError as exc:
-            send_back(self.ctx, path, "failed", callouts.cannot_run("cannot run this note", str(exc)))
+            self._cannot_run(path, "", callouts.cannot_run("cannot run this note", str(exc)), str(exc))
             return 1
         plan_id = str(fm.get("id") or "")
         if not plan_id:
@@ -195,13 +195,21 @@ class ExecutionStage:
             steps = parse_steps(parts.body)
         except FormatError as exc:
             box = callouts.cannot_run("cannot run this plan", f"The steps block is invalid: {exc}")
-            send_back(self.ctx, path, "failed", box)
+            self._cannot_run(path, plan_id, box, f"the steps block is invalid: {exc}")
             return 1
         plan = ParsedPlan(frontmatter=fm, steps=steps, title=plan_title(parts.body, fm) or path.stem)
         channel = self._authorize(path, plan)
         if channel is None:
             return 1
         return await self._execute(path, plan, channel, should_stop)
+
+    def _cannot_run(self, path: Path, plan_id: str, box: callouts.Callout, why: str) -> None:
+        """A note in `Approved/` that cannot run goes back to `Plans/` saying why, and that is news
+        (`action.failed`: the person is told)."""
+        dest = send_back(self.ctx, path, "failed", box)
+        where = self.ctx.vault.relative(dest)
+        payload = ExecutionPayload(plan_id, "failed", 0, self.ctx.config.dry_run, where, why[:300], path.stem)
+        self.ctx.bus.publish(EventName.ACTION_FAILED, payload)
 
     def _set_aside(self, path: Path, plan_id: str, why: str, fix: str) -> int:
         """A copy of a plan's note that may not run: quarantined, with why and what to do."""
@@ -394,46 +402,4 @@ class ExecutionStage:
     async def recover(self) -> None:
         """Settle runs a crash or a stop left open: finish what is known, hand the unknown to the human."""
         for run in self.ctx.ledger.unfinished_runs():
-            self._recover_run(run)
-
-    def _recover_run(self, run: RunRecord) -> None:
-        ctx = self.ctx
-        path = find_plan(ctx, run.plan_id, (APPROVED, DONE, PLANS, REJECTED))
-        if path is None:
-            ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", "plan note not found after a restart")
-            return
-        fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
-        status = str(fm.get("status") or "")
-        action_id = str(fm.get("action_id") or "")
-        if status == "done":
-            if path.parent.name != DONE:
-                move_file(path, ctx.vault.folder(DONE))
-            close_action(ctx, action_id, run.plan_id, "done", DONE, None)
-            ctx.ledger.finish_run(run.plan_id, run.attempt, "done", "completed after a restart")
-            return
-        if status == "failed":
-            if path.parent.name == APPROVED:
-                move_file(path, ctx.vault.folder(PLANS))
-            close_action(ctx, action_id, run.plan_id, "planned", NEEDS_ACTION, None)  # it follows its plan
-            ctx.ledger.finish_run(run.plan_id, run.attempt, "failed", "filed after a restart")
-            return
-        in_doubt = [
-            s
-            for s in ctx.ledger.steps(run.plan_id, run.attempt)
-            if s.state in ("started", "unknown") and not s.dry_run and not self.runner.rules.idempotent(s.tool)
-        ]
-        if not in_doubt:
-            # Stopped between steps (or in dry-run): nothing is in doubt, so the plan simply runs on.
-            ctx.ledger.finish_run(run.plan_id, run.attempt, "stopped", "resumed after a restart")
-            if path.parent.name == APPROVED:
-                edit_file(path, lambda text: update_frontmatter(text, {"status": "approved"}), ctx.tmp_dir)
-            return
-        step = in_doubt[0]
-        ctx.ledger.finish_run(run.plan_id, run.attempt, "interrupted", f"step {step.step_index} in doubt")
-        box = callouts.interrupted_at_restart(step.step_index, step.tool, run.plan_id)
-        dest = send_back(self.ctx, path, "failed", box, extra={"interrupted": True})
-        close_action(ctx, action_id, run.plan_id, "planned", NEEDS_ACTION, None)
-        ctx.bus.publish(
-            EventName.PLAN_INTERRUPTED,
-            ExecutionPayload(run.plan_id, "interrupted", 0, run.dry_run, ctx.vault.relative(dest), "step in doubt"),
-        )
+            recover_run(self.ctx, run, self.runner.rules.idempotent)
