@@ -27,9 +27,10 @@ if TYPE_CHECKING:
     from ai_employee.vault.layout import Vault
 
 # The services `vault start` runs, in the order they start (`notifier` when channels are configured,
-# `telegram` when the bot is enabled, `gmail` when `gmail.enabled`); `vault start --once` runs the first
-# in burst mode, after one sync of each source, and then one round of notifications.
-SERVICE_NAMES = ("pipeline", "watcher", "dashboard", "notifier", "telegram", "gmail")
+# `telegram` when the bot is enabled, `scheduler` when there are schedules, `gmail` when
+# `gmail.enabled`); `vault start --once` runs the first in burst mode, after one sync of each source,
+# and then one round of notifications.
+SERVICE_NAMES = ("pipeline", "watcher", "dashboard", "notifier", "telegram", "scheduler", "gmail")
 
 
 def claude_configured(config: Config) -> bool:
@@ -123,6 +124,26 @@ def make_notifier(ctx: EngineContext) -> Notifier | None:
     return Notifier(ctx.vault, ctx.config.notify, ctx.bus, channels, redact=Redactor(ctx.config.secrets()).scrub)
 
 
+def make_scheduler(ctx: EngineContext) -> Service | None:
+    """The scheduler, with its own ledger connection (it runs on a worker thread), when jobs are set;
+    slots a crash left claimed are settled first."""
+    from ai_employee.ledger import Ledger
+    from ai_employee.proactive.jobs import recover_slots, write_action
+    from ai_employee.proactive.schedules import ScheduleClaims, Scheduler
+
+    jobs = {name: job for name, job in ctx.config.schedules.items() if job.enabled}
+    if not jobs:
+        return None
+    ledger = Ledger(ctx.vault.ledger_path)
+    recover_slots(ctx.vault, ledger, jobs)
+    vault = ctx.vault
+    return Scheduler(
+        jobs,
+        lambda due, action_id: write_action(vault, ledger, due.job, jobs[due.job], due, action_id),
+        ScheduleClaims(ledger),
+    )
+
+
 def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:
     from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.pipeline.context import EngineContext
@@ -167,6 +188,9 @@ def build_services(
         from ai_employee.notify.telegram import TelegramBot
 
         services.append(TelegramBot(ctx.vault, ctx.config))
+    scheduler = make_scheduler(ctx)
+    if scheduler is not None:
+        services.append(scheduler)
     services += sources
     names = tuple(service.name for service in services)
     if names != tuple(name for name in SERVICE_NAMES if name in names):

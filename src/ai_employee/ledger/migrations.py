@@ -311,6 +311,26 @@ def m014_reply_scope(db: sqlite3.Connection) -> None:
     _run(db, "ALTER TABLE reply_codes ADD COLUMN may_approve INTEGER NOT NULL DEFAULT 1")
 
 
+def m015_schedule_runs(db: sqlite3.Connection) -> None:
+    """Each schedule slot, claimed before its action is written (at most once per slot): skipped ones
+    too, so missed slots are on record; the action id is chosen at the claim (recovery looks for it)."""
+    _run(
+        db,
+        """
+        CREATE TABLE schedule_runs (
+            job TEXT NOT NULL,
+            slot TEXT NOT NULL,          -- ISO 8601 UTC (manual runs: the time asked)
+            state TEXT NOT NULL,         -- claimed | done | skipped
+            claimed TEXT NOT NULL,
+            late_s REAL NOT NULL DEFAULT 0,
+            action_id TEXT NOT NULL DEFAULT '',
+            manual INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (job, slot)
+        )
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -326,6 +346,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("012_step_tries", m012_step_tries),
     ("013_notifications", m013_notifications),
     ("014_reply_scope", m014_reply_scope),
+    ("015_schedule_runs", m015_schedule_runs),
 ]
 
 

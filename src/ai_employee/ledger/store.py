@@ -13,6 +13,7 @@ from ai_employee.ledger.mail import MailRecords
 from ai_employee.ledger.migrations import migrate
 from ai_employee.ledger.notifications import NotificationRecords
 from ai_employee.ledger.runs import RunRecords
+from ai_employee.ledger.schedules import ScheduleRecords
 from ai_employee.ledger.stats import StatsRecords
 from ai_employee.ledger.usage import UsageRecords, now_iso
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from ai_employee.events import Event
 
 
-class Ledger(UsageRecords, MailRecords, StatsRecords, RunRecords, NotificationRecords):
+class Ledger(UsageRecords, MailRecords, StatsRecords, RunRecords, NotificationRecords, ScheduleRecords):
     """History and idempotency records. Never the only copy of where work stands: that is the vault."""
 
     def __init__(self, path: Path) -> None:

@@ -1,0 +1,86 @@
+"""Proactive work: `vault schedules` (jobs, their last and next run) and `vault schedules run NAME`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from ai_employee.cli.app import AppState, pass_app
+from ai_employee.errors import UserError
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def schedules(ctx: click.Context, as_json: bool) -> None:
+    """Scheduled jobs (`schedules:` in config): each one's cron, last run and outcome, next run.
+
+    Each slot runs at most once, across restarts; slots missed while the engine was down follow the
+    job's `catch_up` (latest, all, skip), and a slot that ran late says so (docs/proactive.md).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from ai_employee.clock import local_time
+    from ai_employee.proactive.schedules import late_words, next_slot
+
+    app: AppState = ctx.obj
+    config = app.config
+    vault = app.vault()
+    now = datetime.now(UTC)
+    found: list[dict[str, Any]] = []
+    with app.ledger(vault) as ledger:
+        for name, job in config.schedules.items():
+            runs = [dict(row) for row in ledger.schedule_runs(name, 5)]
+            upcoming = next_slot(job, now).isoformat() if job.enabled else None
+            found.append(
+                {
+                    "name": name,
+                    "cron": job.cron,
+                    "enabled": job.enabled,
+                    "catch_up": job.catch_up,
+                    "next": upcoming,
+                    "runs": runs,
+                }
+            )
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("No schedules: add them under `schedules:` in config (docs/proactive.md).")
+    for entry in found:
+        when = local_time(entry["next"]) if entry["next"] else "disabled"
+        click.echo(f"{entry['name']}: `{entry['cron']}` (catch up: {entry['catch_up']}), next {when}")
+        for run in entry["runs"][:3]:
+            late = late_words(float(run["late_s"] or 0))
+            how = " (run by hand)" if run["manual"] else ""
+            click.echo(f"  {local_time(run['slot'])}: {run['state']}{how}" + (f", {late}" if late else ""))
+        if not entry["runs"]:
+            click.echo("  never run yet")
+
+
+@schedules.command("run")
+@click.argument("name")
+@pass_app
+def schedules_run(app: AppState, name: str) -> None:
+    """Run job NAME now: its action is written into Needs_Action/ at once (a running engine plans it;
+    otherwise `vault start --once`). It does not count as a slot of its schedule."""
+    from ai_employee.proactive.jobs import write_action
+    from ai_employee.proactive.schedules import Due
+    from ai_employee.vault.actions import new_id
+
+    config = app.config
+    job = config.schedules.get(name)
+    if job is None:
+        known = ", ".join(config.schedules) or "none"
+        raise UserError(f"no schedule named `{name}` (configured: {known})")
+    vault = app.vault()
+    now = datetime.now(UTC)
+    action_id = new_id()
+    with app.ledger(vault) as ledger:
+        if not ledger.claim_slot(name, now.isoformat(), "claimed", 0.0, action_id, manual=True):
+            raise UserError(f"`{name}` was just run: try again in a moment")
+        write_action(vault, ledger, name, job, Due(name, now, 0.0, True), action_id)
+    click.echo(f"Ran `{name}`: its action {action_id} is in Needs_Action/.")

@@ -1,0 +1,56 @@
+"""The ledger's schedule slots: claimed durably before a slot's action is written, so each slot runs
+at most once across restarts, crashes and a second engine; skipped slots are kept too."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import AbstractContextManager
+
+from ai_employee.ledger.usage import now_iso
+
+
+class ScheduleRecords:
+    """The `schedule_runs` queries of the ledger (a part of `Ledger`)."""
+
+    db: sqlite3.Connection
+
+    def durable(self, really: bool = True) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # pragma: no cover (Ledger's)
+
+    def value(self, name: str, default: str = "") -> str:
+        raise NotImplementedError  # pragma: no cover (NotificationRecords')
+
+    def schedule_since(self, job: str, now: str) -> str:
+        """When the job was first seen (recorded now if it is new): its slots start there."""
+        with self.durable() as db:
+            db.execute("INSERT OR IGNORE INTO kv (name, value) VALUES (?, ?)", (f"schedule_since:{job}", now))
+        return self.value(f"schedule_since:{job}", now)
+
+    def last_schedule_slot(self, job: str) -> str | None:
+        row = self.db.execute("SELECT MAX(slot) FROM schedule_runs WHERE job = ? AND manual = 0", (job,)).fetchone()
+        return str(row[0]) if row is not None and row[0] else None
+
+    def claim_slot(
+        self, job: str, slot: str, state: str, late_s: float, action_id: str = "", manual: bool = False
+    ) -> bool:
+        """Claim a slot (or record it skipped); False if it was handled already."""
+        with self.durable() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO schedule_runs (job, slot, state, claimed, late_s, action_id, manual)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job, slot, state, now_iso(), late_s, action_id, int(manual)),
+            )
+        return cur.rowcount == 1
+
+    def slot_done(self, job: str, slot: str) -> None:
+        with self.durable() as db:
+            db.execute("UPDATE schedule_runs SET state = 'done' WHERE job = ? AND slot = ?", (job, slot))
+
+    def open_slots(self) -> list[sqlite3.Row]:
+        """Slots claimed whose action may not have been written (a crash in between)."""
+        return list(self.db.execute("SELECT * FROM schedule_runs WHERE state = 'claimed' ORDER BY slot"))
+
+    def schedule_runs(self, job: str, limit: int = 10) -> list[sqlite3.Row]:
+        return list(
+            self.db.execute("SELECT * FROM schedule_runs WHERE job = ? ORDER BY claimed DESC LIMIT ?", (job, limit))
+        )

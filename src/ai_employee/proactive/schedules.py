@@ -1,0 +1,201 @@
+"""Schedules: cron jobs that create an action at each slot, at most once per slot across restarts
+and crashes, with missed slots handled per job (`catch_up: latest | all | skip`), and lateness said.
+
+A slot is claimed in the ledger (durably) before its action file is written; the action's id is chosen
+at the claim, so after a crash between the two the action is looked for by that id and written only
+if it is not there. The action goes through the same pipeline as everything else (plan → policy →
+approval → execution).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import structlog
+from pydantic import Field, field_validator
+
+from ai_employee.clock import local_zone
+from ai_employee.config_sections import Section, known_zone
+
+log = structlog.get_logger(__name__)
+LATE_AFTER_S = 60.0  # a slot handled later than this after its time says it ran late
+MAX_CATCH_UP = 50  # `catch_up: all` runs at most this many missed slots (the rest are recorded skipped)
+TICK_S = 30.0  # the service looks again at least this often (a clock that jumped, a config reloaded)
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
+
+
+class ScheduleConfig(Section):
+    cron: str = Field(description="When, as a cron expression: `0 8 * * *` (08:00 daily), `0 7 * * mon`.")
+    title: str = Field("", description="The action's title (default: the job's name).")
+    instructions: str = Field("", description="What the planner is asked to do at each slot.")
+    catch_up: Literal["latest", "all", "skip"] = Field(
+        "latest", description="Slots missed while the engine was down: run the latest, all, or none."
+    )
+    timezone: str | None = Field(None, description="IANA zone the cron is read in; default: the machine's.")
+    enabled: bool = True
+
+    _known_zone = field_validator("timezone")(known_zone)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression (minute hour day month weekday, e.g. `0 8 * * *`)")
+        return value
+
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.timezone) if self.timezone else local_zone()
+
+
+def check_names(schedules: dict[str, ScheduleConfig]) -> None:
+    for name in schedules:
+        if not _NAME.match(name):
+            raise ValueError(f"schedule name {name!r}: use lowercase letters, digits, - and _")
+
+
+def slots_between(job: ScheduleConfig, after: datetime, until: datetime) -> list[datetime]:
+    """The job's slots in (after, until], in UTC, oldest first; DST handled by croniter in the job's zone
+    (a time that does not exist that day moves on to the next that does; one that happens twice, once)."""
+    from croniter import croniter
+
+    found: list[datetime] = []
+    zone = job.zone()
+    it = croniter(job.cron, after.astimezone(zone))
+    wall: datetime | None = None
+    while True:
+        local = it.get_next(datetime)
+        slot = local.astimezone(UTC)
+        if slot > until:
+            return found
+        if local.replace(tzinfo=None) != wall:  # 02:30 on the night clocks go back: once, not twice
+            found.append(slot)
+        wall = local.replace(tzinfo=None)
+        if len(found) > 10_000:  # a minute cron over a long downtime: enough to decide with
+            return found
+
+
+def next_slot(job: ScheduleConfig, after: datetime) -> datetime:
+    from croniter import croniter
+
+    slot: datetime = croniter(job.cron, after.astimezone(job.zone())).get_next(datetime)
+    return slot.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A slot to run now (`late_s` after its time), or to record as skipped."""
+
+    job: str
+    slot: datetime
+    late_s: float
+    run: bool
+
+
+def due_slots(name: str, job: ScheduleConfig, last: datetime, now: datetime) -> list[Due]:
+    """What to do with the slots since `last` (the latest slot handled, or when the job was first seen):
+    every slot due by `now`, run or skipped per `catch_up`. The newest due slot is never a "missed" one
+    when it is on time."""
+    slots = slots_between(job, last, now)
+    if not slots:
+        return []
+    late = [(now - slot).total_seconds() for slot in slots]
+    on_time = late[-1] <= LATE_AFTER_S
+    if job.catch_up == "all":
+        keep = set(range(max(0, len(slots) - MAX_CATCH_UP), len(slots)))
+    elif job.catch_up == "latest":
+        keep = {len(slots) - 1}
+    else:  # skip: only a slot that is on time runs
+        keep = {len(slots) - 1} if on_time else set()
+    return [Due(name, slot, late[i], i in keep) for i, slot in enumerate(slots)]
+
+
+class Scheduler:
+    """The service: at each slot of each enabled job, claim it and write its action (`fire`)."""
+
+    name = "scheduler"
+
+    def __init__(
+        self,
+        jobs: dict[str, ScheduleConfig],
+        fire: Callable[[Due, str], None],
+        claims: ScheduleClaims,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.jobs = {name: job for name, job in jobs.items() if job.enabled}
+        self.fire = fire
+        self.claims = claims
+        self.clock = clock
+        self.fault: str | None = None
+        self._wake = asyncio.Event()
+
+    def healthy(self) -> bool:
+        return self.fault is None
+
+    def cycle(self) -> float:
+        """Handle every slot due now; seconds until the next one."""
+        now = self.clock()
+        waits = [TICK_S]
+        for name, job in self.jobs.items():
+            last = self.claims.last_slot(name) or self.claims.first_seen(name, now)
+            for due in due_slots(name, job, last, now):
+                action_id = self.claims.claim(due)
+                if action_id is None:
+                    continue  # handled already (another engine, a restart)
+                if due.run:
+                    self.fire(due, action_id)
+                else:
+                    log.info("schedule slot skipped", job=name, slot=due.slot.isoformat(), catch_up=job.catch_up)
+            waits.append((next_slot(job, now) - now).total_seconds())
+        return max(0.5, min(waits))
+
+    async def run(self) -> None:
+        while True:
+            wait_s = await asyncio.to_thread(self.cycle)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_s)
+            self._wake.clear()
+
+
+class ScheduleClaims:
+    """The ledger's record of slots (see `ledger/schedules.py`), as the scheduler needs it."""
+
+    def __init__(self, ledger: object) -> None:
+        from ai_employee.ledger import Ledger
+
+        assert isinstance(ledger, Ledger)
+        self.ledger = ledger
+
+    def last_slot(self, job: str) -> datetime | None:
+        stamp = self.ledger.last_schedule_slot(job)
+        return datetime.fromisoformat(stamp) if stamp else None
+
+    def first_seen(self, job: str, now: datetime) -> datetime:
+        """When the job was first seen: its slots start there (a new job does not run the past)."""
+        return datetime.fromisoformat(self.ledger.schedule_since(job, now.astimezone(UTC).isoformat()))
+
+    def claim(self, due: Due) -> str | None:
+        """Claim a slot: the id its action will have ("" for a slot skipped); None if it was handled."""
+        from ai_employee.vault.actions import new_id
+
+        action_id = new_id() if due.run else ""
+        state = "claimed" if due.run else "skipped"
+        if self.ledger.claim_slot(due.job, due.slot.isoformat(), state, round(due.late_s, 1), action_id):
+            return action_id
+        return None
+
+
+def late_words(late_s: float) -> str:
+    """How late a slot ran, in words ("" when on time)."""
+    if late_s <= LATE_AFTER_S:
+        return ""
+    minutes = late_s / 60
+    return f"{minutes:.0f} min late" if minutes < 120 else f"{minutes / 60:.1f} h late"
