@@ -308,3 +308,28 @@ def test_the_model_remembers_earlier_work_with_the_same_sender(vault: Path, fake
     assert "Reply to the quote request" in past and "approved after the owner edited it" in past
     assert "Friday at 10" in past and "Thursday" in past, "the edit itself is shown"
     assert "<past_work>" not in fake.requests[0]["messages"][0]["content"], "nothing to remember the first time"
+
+
+def test_a_schedules_plan_counts_against_the_proactive_budget(vault: Path, fake: FakeClaude) -> None:
+    from ai_employee.proactive.jobs import write_action
+    from ai_employee.proactive.schedules import Due, ScheduleConfig
+
+    fake.script.append(plan_reply([DRAFT]))
+    job = ScheduleConfig(cron="0 8 * * *", instructions="Draft the weekly update for Maria.")
+    ledger = Ledger(Vault(vault).ledger_path)
+    try:
+        from datetime import UTC, datetime
+
+        write_action(
+            Vault(vault),
+            ledger,
+            "weekly",
+            job,
+            Due("weekly", datetime.now(UTC), 0.0, True),
+            "01JSCHED00000000000000001",
+        )
+    finally:
+        ledger.close()
+    run_once(vault, claude_config(fake))
+    [row] = usage_rows(vault)
+    assert row["scope"] == "proactive" and row["action_id"] == "01JSCHED00000000000000001"

@@ -97,6 +97,12 @@ class _Call:
     block_tokens: int = 0  # the worst case of the attached documents and images
 
 
+def scope_of(action: Action) -> str:
+    """The budget a plan's tokens count against: `proactive` for what the engine started on its own (a
+    schedule's slot), `reactive` for what arrived; one never uses up the other."""
+    return "proactive" if action.type == "schedule" else "reactive"
+
+
 class ClaudePlanner:
     name = "claude"
     revises = True
@@ -181,7 +187,7 @@ class ClaudePlanner:
         texts = (json.dumps(system), json.dumps(prompt.without_data(call.messages)), json.dumps(tool))
         worst = estimate_tokens(*texts) + call.block_tokens + claude.max_tokens
         for retry in range(6):
-            reservation = self.budget.reserve("reactive", worst, call.action.id)
+            reservation = self.budget.reserve(scope_of(call.action), worst, call.action.id)
             started = time.monotonic()
             try:
                 messages: Any = self.client.messages  # the SDK's typed dicts, built here as plain dicts
@@ -248,7 +254,7 @@ class ClaudePlanner:
         fresh_in, out, cache_read, cache_write = tokens
         return Usage(
             model=model,
-            scope="reactive",
+            scope=scope_of(action),
             action_id=action.id,
             input_tokens=fresh_in,
             output_tokens=out,
