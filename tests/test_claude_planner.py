@@ -311,7 +311,7 @@ def test_the_model_remembers_earlier_work_with_the_same_sender(vault: Path, fake
 
 
 def test_a_schedules_plan_counts_against_the_proactive_budget(vault: Path, fake: FakeClaude) -> None:
-    from ai_employee.proactive.jobs import write_action
+    from ai_employee.proactive.jobs import run_slot
     from ai_employee.proactive.schedules import Due, ScheduleConfig
 
     fake.script.append(plan_reply([DRAFT]))
@@ -320,7 +320,7 @@ def test_a_schedules_plan_counts_against_the_proactive_budget(vault: Path, fake:
     try:
         from datetime import UTC, datetime
 
-        write_action(
+        run_slot(
             Vault(vault),
             ledger,
             "weekly",

@@ -17,7 +17,7 @@ from ai_employee.cli import cli
 from ai_employee.config import Config, load_config
 from ai_employee.errors import ConfigError
 from ai_employee.ledger import Ledger
-from ai_employee.proactive.jobs import recover_slots, write_action
+from ai_employee.proactive.jobs import recover_slots, run_slot
 from ai_employee.proactive.schedules import Due, ScheduleClaims, ScheduleConfig, Scheduler, due_slots, slots_between
 from ai_employee.vault.layout import Vault
 from tests.conftest import files
@@ -78,7 +78,7 @@ class Week:
 
     def start(self) -> Scheduler:
         def fire(due: Due, action_id: str) -> None:
-            write_action(self.vault, self.ledger, due.job, self.jobs[due.job], due, action_id)
+            run_slot(self.vault, self.ledger, due.job, self.jobs[due.job], due, action_id)
 
         scheduler = Scheduler(self.jobs, fire, ScheduleClaims(self.ledger), lambda: self.now)
         scheduler.cycle()  # as the service does when it starts

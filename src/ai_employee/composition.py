@@ -128,7 +128,7 @@ def make_scheduler(ctx: EngineContext) -> Service | None:
     """The scheduler, with its own ledger connection (it runs on a worker thread), when jobs are set;
     slots a crash left claimed are settled first."""
     from ai_employee.ledger import Ledger
-    from ai_employee.proactive.jobs import recover_slots, write_action
+    from ai_employee.proactive.jobs import recover_slots, run_slot
     from ai_employee.proactive.schedules import ScheduleClaims, Scheduler
 
     jobs = {name: job for name, job in ctx.config.schedules.items() if job.enabled}
@@ -139,7 +139,7 @@ def make_scheduler(ctx: EngineContext) -> Service | None:
     vault = ctx.vault
     return Scheduler(
         jobs,
-        lambda due, action_id: write_action(vault, ledger, due.job, jobs[due.job], due, action_id),
+        lambda due, action_id: run_slot(vault, ledger, due.job, jobs[due.job], due, action_id),
         ScheduleClaims(ledger),
     )
 

@@ -46,7 +46,7 @@ def plain(text: str, limit: int = 120) -> str:
     return _MARKUP.sub(r"\\\1", clean_text(text, limit))
 
 
-def _link(path: str, label: str = "", in_table: bool = False) -> str:
+def wikilink(path: str, label: str = "", in_table: bool = False) -> str:
     """A wikilink to a vault file by its name (notes without `.md`), so it stays right when the note
     moves on from the folder it was in; showing `label`, else the name. Inside a table the alias bar is
     escaped, as Obsidian wants."""
@@ -61,7 +61,7 @@ def activity_line(name: str, data: dict[str, Any]) -> str | None:
     inner workings (single steps, services starting), which are not news to a person."""
     title = str(data.get("title") or "")
     path = str(data.get("path") or "")
-    subject = _link(path, title) if path else (f'"{plain(title, 80)}"' if title else "a plan")
+    subject = wikilink(path, title) if path else (f'"{plain(title, 80)}"' if title else "a plan")
     who = "the policy" if data.get("channel") == "policy" else plain(str(data.get("actor") or "someone"), 40)
     detail = plain(str(data.get("detail") or data.get("reason") or data.get("error") or ""), 120)
     dry = " (dry run)" if data.get("dry_run") else ""
@@ -78,7 +78,7 @@ def activity_line(name: str, data: dict[str, Any]) -> str | None:
         "plan.execution_completed": f"Done{dry}: {subject}",
         "plan.interrupted": f"Interrupted, may or may not have happened: {subject}",
         "plan.duplicate": f"A copy of an already approved plan was set aside ({data.get('plan_id')})",
-        "stage.error": f"Problem with {_link(path) if path else 'an item'}: {detail}",
+        "stage.error": f"Problem with {wikilink(path) if path else 'an item'}: {detail}",
         "pipeline.paused": f"Paused: {plain(str(data.get('problem') or ''), 120)}",
         "pipeline.resumed": "Resumed after the problem went away",
         "service.error": f"The {data.get('service')} service failed and was restarted: {detail}",
@@ -135,7 +135,7 @@ def gather(vault: Vault, ledger: Ledger, edited: str | None = None) -> Extras:
         crashed_today=bool(ledger.recent_events(1, since, ("engine.crashed",))),
         today=recent_activity(ledger, MAX_TODAY, since),
         errors=recent_activity(ledger, MAX_ERRORS, week.isoformat(timespec="milliseconds"), ERROR_EVENTS),
-        briefings=[f"- {_link(f'{BRIEFINGS}/{name}')}" for name in briefings],
+        briefings=[f"- {wikilink(f'{BRIEFINGS}/{name}')}" for name in briefings],
         edited=edited,
     )
 
@@ -147,13 +147,13 @@ def urgent(status: dict[str, Any], extras: Extras) -> list[str]:
     if high:
         lines.append(
             f"{len(high)} HIGH plan(s) wait for your approval: "
-            + ", ".join(_link(p["file"], p["title"]) for p in high[:3])
+            + ", ".join(wikilink(p["file"], p["title"]) for p in high[:3])
         )
     failed = [a for a in status["attention"] if a.get("status") == "failed"]
     if failed:
         lines.append(
             f"{len(failed)} plan(s) failed or were interrupted: "
-            + ", ".join(_link(a["file"], a.get("title") or "") for a in failed[:3])
+            + ", ".join(wikilink(a["file"], a.get("title") or "") for a in failed[:3])
         )
     for server, pause in (status["engine"].get("paused_servers") or {}).items():
         lines.append(f"The `{plain(str(server), 40)}` server is paused: {plain(str(pause.get('reason') or ''), 160)}")
@@ -196,7 +196,7 @@ def _waiting(status: dict[str, Any]) -> list[str]:
         for plan in pending[:50]:
             created = local_time(plan["created"]) if plan["created"] else "?"
             age = f" ({human_age(plan['age_s'])})" if plan.get("age_s") is not None else ""
-            link = _link(plan["file"], plan["title"], in_table=True)
+            link = wikilink(plan["file"], plan["title"], in_table=True)
             lines.append(f"| {link} | {plan['criticality'].upper()} | {created}{age} |")
         if len(pending) > 50:
             lines += ["", f"… and {len(pending) - 50} more (`vault list`)."]
@@ -207,12 +207,12 @@ def _waiting(status: dict[str, Any]) -> list[str]:
     if deferred:
         lines += ["", f"## Deferred ({len(deferred)})", ""]
         for plan in deferred[:50]:
-            lines.append(f"- {_link(plan['file'], plan['title'])} until {local_time(plan['deferred_until'] or '')}")
+            lines.append(f"- {wikilink(plan['file'], plan['title'])} until {local_time(plan['deferred_until'] or '')}")
     attention = status["attention"]
     lines += ["", f"## Needs attention ({len(attention)})", ""]
     for item in attention[:50]:
         why = plain(str(item.get("error") or item.get("status") or "quarantined"), 120)
-        lines.append(f"- {_link(item['file'], item.get('title') or '')} — {why}")
+        lines.append(f"- {wikilink(item['file'], item.get('title') or '')} — {why}")
     if not attention:
         lines.append("Nothing needs attention.")
     return lines
@@ -232,7 +232,7 @@ def render(status: dict[str, Any], activity: list[str] | Extras, mode: str) -> s
     ]
     if extras.edited:
         lines += [
-            f"> [!note] Your edits of this note are kept in {_link(extras.edited)}: the dashboard is generated,"
+            f"> [!note] Your edits of this note are kept in {wikilink(extras.edited)}: the dashboard is generated,"
             " so edits here are not kept.",
             "",
         ]

@@ -67,7 +67,7 @@ def schedules(ctx: click.Context, as_json: bool) -> None:
 def schedules_run(app: AppState, name: str) -> None:
     """Run job NAME now: its action is written into Needs_Action/ at once (a running engine plans it;
     otherwise `vault start --once`). It does not count as a slot of its schedule."""
-    from ai_employee.proactive.jobs import write_action
+    from ai_employee.proactive.jobs import run_slot
     from ai_employee.proactive.schedules import Due
     from ai_employee.vault.actions import new_id
 
@@ -82,5 +82,5 @@ def schedules_run(app: AppState, name: str) -> None:
     with app.ledger(vault) as ledger:
         if not ledger.claim_slot(name, now.isoformat(), "claimed", 0.0, action_id, manual=True):
             raise UserError(f"`{name}` was just run: try again in a moment")
-        write_action(vault, ledger, name, job, Due(name, now, 0.0, True), action_id)
+        run_slot(vault, ledger, name, job, Due(name, now, 0.0, True), action_id)
     click.echo(f"Ran `{name}`: its action {action_id} is in Needs_Action/.")

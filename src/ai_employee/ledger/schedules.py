@@ -30,6 +30,14 @@ class ScheduleRecords:
         row = self.db.execute("SELECT MAX(slot) FROM schedule_runs WHERE job = ? AND manual = 0", (job,)).fetchone()
         return str(row[0]) if row is not None and row[0] else None
 
+    def previous_schedule_slot(self, job: str, before: str) -> str | None:
+        """The job's slot before this one that ran (for the period a briefing covers)."""
+        row = self.db.execute(
+            "SELECT MAX(slot) FROM schedule_runs WHERE job = ? AND slot < ? AND state = 'done' AND manual = 0",
+            (job, before),
+        ).fetchone()
+        return str(row[0]) if row is not None and row[0] else None
+
     def claim_slot(
         self, job: str, slot: str, state: str, late_s: float, action_id: str = "", manual: bool = False
     ) -> bool:

@@ -1,6 +1,10 @@
-"""What a schedule slot does: it writes an action file into `Needs_Action/` (type `schedule`), which
-the pipeline plans like any other item. Recovery writes the action of a slot claimed before a crash,
-unless it is already there."""
+"""What a schedule slot does, by its job: `action` writes an action file into `Needs_Action/` (type
+`schedule`) with the job's instructions, `review` one that lists what still waits, `briefing` a note in
+`Briefings/` and an action per suggestion. The pipeline plans the actions like any other item.
+
+Everything a slot writes carries an id derived from the slot's claim, so recovery after a crash writes
+only what is missing.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from ai_employee.ledger import Ledger
 from ai_employee.proactive.schedules import Due, ScheduleConfig, late_words
 from ai_employee.vault.actions import Action, file_name
 from ai_employee.vault.fsops import create_file
-from ai_employee.vault.layout import NEEDS_ACTION, Vault
+from ai_employee.vault.layout import BRIEFINGS, NEEDS_ACTION, Vault
 from ai_employee.vault.notes import find_by_id
 
 log = structlog.get_logger(__name__)
@@ -23,10 +27,26 @@ def job_title(name: str, job: ScheduleConfig) -> str:
     return job.title or name.replace("_", " ").replace("-", " ").capitalize()
 
 
-def write_action(vault: Vault, ledger: Ledger, name: str, job: ScheduleConfig, due: Due, action_id: str) -> None:
-    """The slot's action, then the slot marked done. Late is never silent: the action says so."""
+def run_slot(vault: Vault, ledger: Ledger, name: str, job: ScheduleConfig, due: Due, slot_id: str) -> None:
+    """What the slot's job does, then the slot marked done."""
+    if job.job == "briefing":
+        write_briefing_slot(vault, ledger, name, job, due, slot_id)
+    else:
+        instructions = job.instructions
+        if job.job == "review":
+            instructions = "\n\n".join(part for part in (job.instructions, review_text(vault, ledger)) if part)
+        write_action(vault, name, job, due, slot_id, instructions=instructions)
+    ledger.slot_done(name, due.slot.isoformat())
+    late = late_words(due.late_s) or "on time"
+    log.info("schedule slot ran", job=name, slot=due.slot.isoformat(), late=late, slot_id=slot_id)
+
+
+def write_action(
+    vault: Vault, name: str, job: ScheduleConfig, due: Due, action_id: str, title: str = "", instructions: str = ""
+) -> None:
+    """One action of a slot. Late is never silent: the action says so."""
     late = late_words(due.late_s)
-    lines = [job.instructions or f"The scheduled job “{job_title(name, job)}” is due."]
+    lines = [instructions or job.instructions or f"The scheduled job “{job_title(name, job)}” is due."]
     if late:
         lines.append(f"(This ran {late}: its time was {local_time(due.slot.isoformat())}; the engine was not running.)")
     source: dict[str, object] = {"schedule": name, "slot": due.slot.isoformat()}
@@ -35,31 +55,77 @@ def write_action(vault: Vault, ledger: Ledger, name: str, job: ScheduleConfig, d
     action = Action(
         id=action_id,
         type="schedule",
-        title=job_title(name, job),
+        title=title or job_title(name, job),
         created=now_stamp(),
         source=source,
         content={"kind": "text", "preview": "\n\n".join(lines)},
     )
-    create_file(
-        vault.folder(NEEDS_ACTION), file_name(local_now(), action.title), action.to_yaml().encode(), vault.tmp_dir
+    name_of = file_name(local_now(), action.title)
+    create_file(vault.folder(NEEDS_ACTION), name_of, action.to_yaml().encode(), vault.tmp_dir)
+
+
+def review_text(vault: Vault, ledger: Ledger) -> str:
+    """What still waits, in words and oldest first: the content of a `review` job's action."""
+    from ai_employee.status import group_plans, human_age
+
+    groups = group_plans(vault, ledger)
+    waiting = sorted(groups.waiting, key=lambda p: -p.age_s)
+    lines = [f"What is still pending ({len(waiting)} waiting for a decision, oldest first):"]
+    lines += [
+        f"- {p.title} ({p.criticality.upper()}, waiting {human_age(p.age_s)}, plan {p.id[:10]})" for p in waiting[:30]
+    ]
+    if not waiting:
+        lines.append("- nothing waits for a decision")
+    if groups.attention:
+        lines.append(f"Needing attention (failed or interrupted): {len(groups.attention)}")
+        lines += [f"- {p.title}: {p.error or p.status}" for p in groups.attention[:10]]
+    if groups.deferred:
+        lines.append(f"Deferred: {len(groups.deferred)}")
+    return "\n".join(lines)
+
+
+def suggestion_id(slot_id: str, number: int) -> str:
+    """A suggestion's action id, derived from its briefing's: recovery can tell which were written."""
+    return f"{slot_id[:-2]}{number:02d}"
+
+
+def _written(vault: Vault, ledger: Ledger, action_id: str) -> bool:
+    """Whether an action was written: still in `Needs_Action/`, or planned already."""
+    return bool(
+        find_by_id([vault.folder(NEEDS_ACTION)], ".action.yaml", action_id) or ledger.plan_for_action(action_id)
     )
-    ledger.slot_done(name, due.slot.isoformat())
-    log.info("schedule slot ran", job=name, slot=due.slot.isoformat(), late=late or "on time", action_id=action_id)
+
+
+def write_briefing_slot(vault: Vault, ledger: Ledger, name: str, job: ScheduleConfig, due: Due, slot_id: str) -> None:
+    """The briefing note (its id the slot's), then each suggestion as an action; each written once,
+    even when a crash interrupts and recovery runs the slot again."""
+    from ai_employee.proactive.briefing import render, since_previous, write_briefing
+
+    previous = ledger.previous_schedule_slot(name, due.slot.isoformat())
+    period = since_previous(due.slot, datetime.fromisoformat(previous) if previous else None)
+    existing = find_by_id([vault.folder(BRIEFINGS)], ".md", slot_id)
+    if existing is None:
+        _, found = write_briefing(vault, ledger, due.slot, period, slot_id)
+    else:
+        _, found = render(vault, ledger, due.slot - period, due.slot, existing.stem)
+    for number, suggestion in enumerate(found, 1):
+        action_id = suggestion_id(slot_id, number)
+        if not _written(vault, ledger, action_id):
+            write_action(vault, name, job, due, action_id, suggestion.title, suggestion.instructions)
 
 
 def recover_slots(vault: Vault, ledger: Ledger, jobs: dict[str, ScheduleConfig]) -> int:
-    """Slots a crash left claimed: their action is written now, unless it was written (in
-    `Needs_Action/`, or planned already). The count written."""
-    written = 0
+    """Slots a crash left claimed: what they write is written now, unless it was (the action in
+    `Needs_Action/` or planned; a briefing's note and suggestions each by id). The count run."""
+    ran = 0
     for row in ledger.open_slots():
-        job = jobs.get(str(row["job"]))
-        action_id = str(row["action_id"])
-        there = find_by_id([vault.folder(NEEDS_ACTION)], ".action.yaml", action_id) or ledger.plan_for_action(action_id)
-        if there or job is None:
-            ledger.slot_done(str(row["job"]), str(row["slot"]))
+        name, slot_id = str(row["job"]), str(row["action_id"])
+        job = jobs.get(name)
+        if job is None or (job.job != "briefing" and _written(vault, ledger, slot_id)):
+            ledger.slot_done(name, str(row["slot"]))
             continue
         slot = datetime.fromisoformat(str(row["slot"]))
         late_s = (datetime.now(slot.tzinfo) - slot).total_seconds()
-        write_action(vault, ledger, str(row["job"]), job, Due(str(row["job"]), slot, late_s, True), action_id)
-        written += 1
-    return written
+        run_slot(vault, ledger, name, job, Due(name, slot, late_s, True), slot_id)
+        ran += 1
+    return ran

@@ -33,6 +33,11 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
 
 class ScheduleConfig(Section):
     cron: str = Field(description="When, as a cron expression: `0 8 * * *` (08:00 daily), `0 7 * * mon`.")
+    job: Literal["action", "review", "briefing"] = Field(
+        "action",
+        description="action: an action with `instructions`; review: an action listing what still waits;"
+        " briefing: a note in Briefings/ on the period since the last one, its suggestions as actions.",
+    )
     title: str = Field("", description="The action's title (default: the job's name).")
     instructions: str = Field("", description="What the planner is asked to do at each slot.")
     catch_up: Literal["latest", "all", "skip"] = Field(

@@ -1,0 +1,206 @@
+"""The briefing: a note in `Briefings/` on the week behind (or any period a schedule gives it), from
+the vault and the ledger: what was done, what waits and for how long, decisions, failures, tokens and
+cost, and progress against `Business_Goals.md`. Tables and counts, no filler. Its suggestions become
+actions, planned and approved like everything else.
+
+The note is the engine's report, like the dashboard: written once per run (a free name, never over a
+file), not a plan.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ai_employee.clock import local_time, now_stamp
+from ai_employee.dashboard import plain, wikilink
+from ai_employee.ledger import Ledger
+from ai_employee.status import group_plans, human_age
+from ai_employee.vault.fsops import create_file
+from ai_employee.vault.layout import BRIEFINGS, GOALS, Vault
+
+STALE_AFTER = timedelta(days=3)  # a plan waiting longer is a bottleneck worth a suggestion
+MAX_ROWS = 30
+_CHECKBOX = re.compile(r"^\s*[-*] \[( |x|X)\] (.+)$", re.MULTILINE)
+
+
+@dataclass
+class Week:
+    """What the ledger says happened in the period."""
+
+    done: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    decisions: Counter[str] = field(default_factory=Counter)
+    channels: Counter[str] = field(default_factory=Counter)
+
+
+def _events(ledger: Ledger, since: str, names: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for row in reversed(ledger.recent_events(100_000, since, names)):
+        try:
+            data = json.loads(row["payload"])
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            found.append((str(row["name"]), {**data, "_ts": str(row["ts"])}))
+    return found
+
+
+def read_week(ledger: Ledger, since: datetime) -> Week:
+    week = Week()
+    stamp = since.astimezone(UTC).isoformat(timespec="milliseconds")
+    names = (
+        "plan.execution_completed",
+        "action.failed",
+        "plan.interrupted",
+        "action.approved",
+        "action.denied",
+        "action.deferred",
+        "action.expired",
+    )
+    for name, data in _events(ledger, stamp, names):
+        if name == "plan.execution_completed":
+            week.done.append(data)
+        elif name in ("action.failed", "plan.interrupted") and "status" in data:
+            week.failed.append(data)
+        elif name.startswith("action."):
+            week.decisions[name.removeprefix("action.")] += 1
+            if name == "action.approved":
+                week.channels[str(data.get("channel") or "?")] += 1
+    return week
+
+
+def goals_progress(vault: Vault) -> tuple[int, int, list[str]] | None:
+    """Checklist items in `Business_Goals.md`: (done, all, the first open ones); None without the file."""
+    path = vault.root / GOALS
+    try:
+        text = path.read_text("utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    items = _CHECKBOX.findall(text)
+    open_items = [plain(item, 120) for mark, item in items if mark == " "]
+    return sum(1 for mark, _ in items if mark != " "), len(items), open_items[:5]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    title: str
+    instructions: str
+
+
+def suggestions(waiting: list[Any], week: Week) -> list[Suggestion]:
+    """What the template sees worth doing (each becomes an action the person approves or not)."""
+    found = []
+    stale = [p for p in waiting if p.age_s > STALE_AFTER.total_seconds()]
+    if stale:
+        names = "; ".join(f"{p.title} ({human_age(p.age_s)})" for p in stale[:10])
+        found.append(
+            Suggestion(
+                f"Follow up on {len(stale)} plan(s) waiting over {STALE_AFTER.days} days",
+                f"These plans have waited more than {STALE_AFTER.days} days for a decision: {names}. Decide on"
+                " each, or say what is missing.",
+            )
+        )
+    if len(week.failed) >= 2:
+        found.append(
+            Suggestion(
+                f"Look into {len(week.failed)} failures this week",
+                "Several plans failed this week: "
+                + "; ".join(str(f.get("title") or f.get("plan_id")) for f in week.failed[:10])
+                + ". Find what they have in common and what to change.",
+            )
+        )
+    return found
+
+
+def render(vault: Vault, ledger: Ledger, since: datetime, until: datetime, title: str) -> tuple[str, list[Suggestion]]:
+    week = read_week(ledger, since)
+    groups = group_plans(vault, ledger)
+    waiting = sorted(groups.waiting, key=lambda p: -p.age_s)
+    start, end = since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()
+    tokens = {scope: ledger.tokens_used(scope, start, end) for scope in ("reactive", "proactive")}
+    approved = week.decisions["approved"]
+    lines = [
+        f"# {title}",
+        "",
+        f"*Written by the AI Employee engine at {local_time(now_stamp())}, for {local_time(start)} to"
+        f" {local_time(end)}, from the vault and the ledger.*",
+        "",
+        "| Done | Waiting | Approved | Declined | Failed | Tokens | Cost |",
+        "|---|---|---|---|---|---|---|",
+        f"| {len(week.done)} | {len(waiting)} | {approved} | {week.decisions['denied']} | {len(week.failed)} |"
+        f" {sum(t for t, _ in tokens.values()):,} | ${sum(c for _, c in tokens.values()):.2f} |",
+        "",
+        f"## Done ({len(week.done)})",
+        "",
+    ]
+    lines += [
+        f"- {wikilink(str(d.get('path') or ''), str(d.get('title') or ''))}"
+        + (" (dry run)" if d.get("dry_run") else "")
+        for d in week.done[-MAX_ROWS:]
+    ] or ["Nothing was done this week."]
+    lines += ["", f"## Waiting for you ({len(waiting)})", ""]
+    if waiting:
+        lines += ["| Plan | Risk | Waiting |", "|---|---|---|"]
+        lines += [
+            f"| {wikilink(p.file, p.title, in_table=True)} | {p.criticality.upper()} | {human_age(p.age_s)} |"
+            for p in waiting[:MAX_ROWS]
+        ]
+    else:
+        lines.append("Nothing waits for you.")
+    how = ", ".join(f"{n} {channel}" for channel, n in week.channels.most_common())
+    lines += [
+        "",
+        "## Decisions",
+        "",
+        f"- Approved: {approved}" + (f" ({how})" if how else ""),
+        f"- Declined: {week.decisions['denied']}",
+        f"- Deferred: {week.decisions['deferred']}",
+        f"- Expired without a decision: {week.decisions['expired']}",
+        "",
+        f"## Failures ({len(week.failed)})",
+        "",
+    ]
+    lines += [_failure_line(f) for f in week.failed[-MAX_ROWS:]] or ["No plan failed."]
+    lines += ["", "## Tokens and cost", "", "| Scope | Tokens | Cost |", "|---|---|---|"]
+    lines += [f"| {scope} | {used:,} | ${cost:.2f} |" for scope, (used, cost) in tokens.items()]
+    progress = goals_progress(vault)
+    if progress is not None:
+        done, total, open_items = progress
+        lines += ["", f"## Goals ({GOALS})", "", f"{done} of {total} checklist items done."]
+        lines += [f"- [ ] {item}" for item in open_items]
+    found = suggestions(waiting, week)
+    lines += ["", "## Suggestions", ""]
+    lines += [f"- {plain(s.title, 160)} (an action in Needs_Action/: its plan waits for you)" for s in found] or [
+        "None this week."
+    ]
+    return "\n".join(lines) + "\n", found
+
+
+def _failure_line(failure: dict[str, Any]) -> str:
+    link = wikilink(str(failure.get("path") or ""), str(failure.get("title") or ""))
+    return f"- {link} — {plain(str(failure.get('detail') or failure.get('status')), 160)}"
+
+
+def write_briefing(
+    vault: Vault, ledger: Ledger, slot: datetime, period: timedelta, note_id: str
+) -> tuple[Path, list[Suggestion]]:
+    """The briefing note for the period ending at `slot` (a free name: never over a note); its `id` is
+    the slot's, so recovery after a crash finds it instead of writing a second one."""
+    local = slot.astimezone()
+    title = f"{local:%Y-%m-%d} {local:%A} Briefing"
+    text, found = render(vault, ledger, slot - period, slot, title)
+    front = f"---\nid: {note_id}\ntype: briefing\ncreated: '{now_stamp()}'\ntags:\n- ai-employee/briefing\n---\n"
+    folder = vault.folder(BRIEFINGS)
+    folder.mkdir(exist_ok=True)
+    return create_file(folder, f"{title}.md", (front + text).encode("utf-8"), vault.tmp_dir), found
+
+
+def since_previous(slot: datetime, previous: datetime | None, default: timedelta = timedelta(days=7)) -> timedelta:
+    """The period a briefing covers: since the previous slot of its job (a week for a weekly job)."""
+    return slot - previous if previous is not None and previous < slot else default

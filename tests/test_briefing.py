@@ -1,0 +1,108 @@
+"""The briefing on a prepared vault: the week's work from the ledger, what waits and for how long,
+decisions by channel, failures, tokens and cost, progress against Business_Goals.md; suggestions as
+actions; each written once even when recovery runs the slot again. And the review job's action."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ai_employee.events import DecisionPayload, Event, EventName, ExecutionPayload
+from ai_employee.ledger import Ledger, Usage
+from ai_employee.proactive.jobs import recover_slots, run_slot
+from ai_employee.proactive.schedules import Due, ScheduleConfig
+from ai_employee.vault.layout import Vault
+from tests.conftest import files
+
+BRIEFING = ScheduleConfig(cron="0 7 * * mon", job="briefing", timezone="UTC")
+
+
+@pytest.fixture
+def desk(vault: Path) -> Iterator[tuple[Vault, Ledger]]:
+    v = Vault(vault)
+    ledger = Ledger(v.ledger_path)
+    events = [
+        (
+            EventName.PLAN_EXECUTION_COMPLETED,
+            ExecutionPayload("P1", "done", 1, False, "Done/Reply to Maria.md", "", "Reply to Maria"),
+        ),
+        (
+            EventName.PLAN_EXECUTION_COMPLETED,
+            ExecutionPayload("P2", "done", 2, False, "Done/File the invoice.md", "", "File the invoice"),
+        ),
+        (
+            EventName.ACTION_FAILED,
+            ExecutionPayload("P3", "failed", 1, False, "Plans/Send offer.md", "554 5.7.1 refused", "Send offer"),
+        ),
+        (EventName.ACTION_APPROVED, DecisionPayload("P1", "approve", "telegram", "ann", "", "Reply to Maria")),
+        (EventName.ACTION_APPROVED, DecisionPayload("P2", "approve", "file", "ann", "", "File the invoice")),
+        (EventName.ACTION_DENIED, DecisionPayload("P4", "deny", "cli", "ann", "", "Wire money")),
+    ]
+    for name, payload in events:
+        ledger.record_event(Event(name, payload))
+    ledger.record_usage(Usage("claude-sonnet-5-5", "reactive", "A1", 12000, 800, 0, 0, 0.048, 900, "ok"))
+    (v.folder("Plans") / "Old quote.md").write_text(
+        "---\nid: P9\nstatus: pending_approval\ncriticality: medium\ncreated: '2026-11-20T09:00:00+00:00'\n---\n"
+        "# Old quote\n",
+        "utf-8",
+    )
+    (v.root / "Business_Goals.md").write_text(
+        "# Goals\n\n- [x] Ten new clients\n- [ ] Launch the newsletter\n- [ ] Hire an assistant\n", "utf-8"
+    )
+    yield v, ledger
+    ledger.close()
+
+
+def slot_now() -> Due:
+    return Due("weekly", datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 0.0, True)
+
+
+def test_the_briefing_tells_the_week_in_tables_and_counts(desk: tuple[Vault, Ledger]) -> None:
+    v, ledger = desk
+    due = slot_now()
+    ledger.claim_slot("weekly", due.slot.isoformat(), "claimed", 0.0, "01JBRIEF000000000000000000")
+    run_slot(v, ledger, "weekly", BRIEFING, due, "01JBRIEF000000000000000000")
+    [note] = files(v.folder("Briefings"), ".md")
+    assert note.name.endswith("Briefing.md") and note.name.startswith(f"{due.slot.astimezone():%Y-%m-%d}")
+    text = note.read_text()
+    assert yaml.safe_load(text.split("---\n", 2)[1])["id"] == "01JBRIEF000000000000000000"
+    assert "| 2 | 1 | 2 | 1 | 1 | 12,800 | $0.05 |" in text  # done, waiting, approved, declined, failed
+    assert "- [[Reply to Maria]]" in text and "- [[File the invoice]]" in text
+    assert "| [[Old quote]] | MEDIUM |" in text  # the bottleneck, with how long it waits
+    assert "- Approved: 2 (1 telegram, 1 file)" in text and "- Declined: 1" in text
+    assert "- [[Send offer]] — 554 5.7.1 refused" in text
+    assert "1 of 3 checklist items done." in text and "- [ ] Launch the newsletter" in text
+    [suggestion] = [yaml.safe_load(p.read_text()) for p in files(v.folder("Needs_Action"), ".action.yaml")]
+    assert suggestion["title"].startswith("Follow up on 1 plan(s) waiting over 3 days")
+    assert "Old quote" in suggestion["content"]["preview"]
+
+
+def test_recovery_writes_what_a_crash_left_out_and_nothing_twice(desk: tuple[Vault, Ledger]) -> None:
+    v, ledger = desk
+    due = slot_now()
+    slot_id = "01JBRIEF000000000000000000"
+    ledger.claim_slot("weekly", due.slot.isoformat(), "claimed", 0.0, slot_id)
+    run_slot(v, ledger, "weekly", BRIEFING, due, slot_id)
+    [action] = files(v.folder("Needs_Action"), ".action.yaml")
+    action.unlink()  # as if the crash came between the briefing and its suggestion
+    ledger.db.execute("UPDATE schedule_runs SET state = 'claimed'")
+    assert recover_slots(v, ledger, {"weekly": BRIEFING}) == 1
+    assert len(files(v.folder("Briefings"), ".md")) == 1  # not a second briefing
+    assert len(files(v.folder("Needs_Action"), ".action.yaml")) == 1  # the suggestion, once
+    assert recover_slots(v, ledger, {"weekly": BRIEFING}) == 0
+
+
+def test_the_review_job_lists_what_still_waits(desk: tuple[Vault, Ledger]) -> None:
+    v, ledger = desk
+    review = ScheduleConfig(cron="0 8 * * *", job="review", timezone="UTC")
+    due = slot_now()
+    ledger.claim_slot("daily", due.slot.isoformat(), "claimed", 0.0, "01JREVIEW00000000000000000")
+    run_slot(v, ledger, "daily", review, due, "01JREVIEW00000000000000000")
+    [action] = [yaml.safe_load(p.read_text()) for p in files(v.folder("Needs_Action"), ".action.yaml")]
+    preview = action["content"]["preview"]
+    assert "What is still pending (1 waiting for a decision, oldest first):" in preview
+    assert "- Old quote (MEDIUM, waiting" in preview and "plan P9" in preview
