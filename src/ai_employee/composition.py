@@ -27,10 +27,19 @@ if TYPE_CHECKING:
     from ai_employee.vault.layout import Vault
 
 # The services `vault start` runs, in the order they start (`notifier` when channels are configured,
-# `telegram` when the bot is enabled, `scheduler` when there are schedules, `gmail` when
-# `gmail.enabled`); `vault start --once` runs the first in burst mode, after one sync of each source,
-# and then one round of notifications.
-SERVICE_NAMES = ("pipeline", "watcher", "dashboard", "notifier", "telegram", "scheduler", "gmail")
+# `telegram` when the bot is enabled, `scheduler` when there are schedules, `monitors` when there are
+# monitors, `gmail` when `gmail.enabled`); `vault start --once` runs the first in burst mode, after
+# one sync of each source, and then one round of notifications.
+SERVICE_NAMES = (
+    "pipeline",
+    "watcher",
+    "dashboard",
+    "notifier",
+    "telegram",
+    "scheduler",
+    "monitors",
+    "gmail",
+)
 
 
 def claude_configured(config: Config) -> bool:
@@ -144,6 +153,25 @@ def make_scheduler(ctx: EngineContext) -> Service | None:
     )
 
 
+def make_monitors(ctx: EngineContext) -> Service | None:
+    """The monitors service, with its own ledger connection (it checks on a worker thread), when any
+    monitor is set."""
+    from ai_employee.ledger import Ledger
+    from ai_employee.proactive.monitors import Monitors, raise_alert
+
+    watch = {name: m for name, m in ctx.config.monitors.watch.items() if m.enabled}
+    if not watch:
+        return None
+    ledger = Ledger(ctx.vault.ledger_path)
+    vault = ctx.vault
+    return Monitors(
+        vault,
+        watch,
+        ledger,
+        lambda name, monitor, value, reason: raise_alert(vault, ledger, name, monitor, value, reason),
+    )
+
+
 def make_context(vault: Vault, config: Config, ledger: Ledger, bus: EventBus) -> EngineContext:
     from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.pipeline.context import EngineContext
@@ -191,6 +219,9 @@ def build_services(
     scheduler = make_scheduler(ctx)
     if scheduler is not None:
         services.append(scheduler)
+    monitors = make_monitors(ctx)
+    if monitors is not None:
+        services.append(monitors)
     services += sources
     names = tuple(service.name for service in services)
     if names != tuple(name for name in SERVICE_NAMES if name in names):

@@ -29,6 +29,7 @@ from ai_employee.config_sections import (
 from ai_employee.config_sections import Section as _Section
 from ai_employee.errors import ConfigError
 from ai_employee.notify.config import NotifyConfig
+from ai_employee.proactive.monitors import MonitorsConfig
 from ai_employee.proactive.schedules import ScheduleConfig, check_names
 from ai_employee.vault.layout import DEFAULT_VAULT, explicit_vault_path, find_vault_upward
 
@@ -149,6 +150,7 @@ class Config(_Section):
     gmail: GmailConfig = GmailConfig()
     notify: NotifyConfig = NotifyConfig()
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict, description="Jobs run on a cron schedule.")
+    monitors: MonitorsConfig = MonitorsConfig()
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=_builtin_servers)
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")
 

@@ -87,6 +87,8 @@ def activity_line(name: str, data: dict[str, Any]) -> str | None:
         "engine.started": "Engine started",
         "engine.stopped": "Engine stopped",
         "engine.crashed": f"The engine had stopped unexpectedly: {detail}",
+        "monitor.alert": f"Monitor {plain(str(data.get('monitor') or ''), 40)}"
+        f" {plain(str(data.get('reason') or ''), 160)}: {subject}",
     }
     if name == "action.failed" and "status" in data:  # the whole plan, not one step
         return f"Failed{dry}: {subject}: {detail}"

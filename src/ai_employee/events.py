@@ -57,6 +57,7 @@ class EventName(enum.StrEnum):
     PIPELINE_RESUMED = "pipeline.resumed"
     SERVER_PAUSED = "server.paused"
     SERVER_RESUMED = "server.resumed"
+    MONITOR_ALERT = "monitor.alert"
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,17 @@ class ServerPayload(Payload):
     kind: str  # auth | unavailable
     detail: str = ""
     paused_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class MonitorPayload(Payload):
+    monitor: str
+    value: str
+    reason: str
+    criticality: str
+    title: str
+    action_id: str
+    path: str
 
 
 @dataclass(frozen=True)

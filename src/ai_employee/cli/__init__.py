@@ -16,7 +16,7 @@ from ai_employee.cli.interactive import interactive
 from ai_employee.cli.notify import notify
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, replan, show, stats
 from ai_employee.cli.policy import explain, insights, policy
-from ai_employee.cli.proactive import schedules
+from ai_employee.cli.proactive import monitors, schedules
 from ai_employee.errors import AIEmployeeError, machine_fault
 
 
@@ -77,6 +77,7 @@ for command in (
     resume,
     notify,
     schedules,
+    monitors,
 ):
     cli.add_command(command)
 

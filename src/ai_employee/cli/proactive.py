@@ -84,3 +84,74 @@ def schedules_run(app: AppState, name: str) -> None:
             raise UserError(f"`{name}` was just run: try again in a moment")
         run_slot(vault, ledger, name, job, Due(name, now, 0.0, True), action_id)
     click.echo(f"Ran `{name}`: its action {action_id} is in Needs_Action/.")
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def monitors(app: AppState, name: str | None, as_json: bool) -> None:
+    """Monitors (`monitors.watch` in config): current value, the trend over the last 24 h (up, down,
+    stable) with a small chart, alerts raised and what was decided on them; with NAME, its history.
+    """
+    from datetime import timedelta
+
+    from ai_employee.clock import local_time
+    from ai_employee.proactive.detect import sparkline, trend
+
+    config = app.config
+    watch = config.monitors.watch
+    if name is not None and name not in watch:
+        raise UserError(f"no monitor named `{name}` (configured: {', '.join(watch) or 'none'})")
+    vault = app.vault()
+    since = (datetime.now(UTC) - timedelta(hours=24)).isoformat()
+    found: list[dict[str, Any]] = []
+    with app.ledger(vault) as ledger:
+        for monitor in [name] if name else list(watch):
+            values = [dict(r) for r in ledger.monitor_values(monitor, since)]
+            numbers = [float(v["value"]) for v in values if _is_number(v["value"])]
+            alerts = [dict(a) for a in ledger.monitor_alerts(monitor)]
+            decided = [_decision(ledger, str(a["action_id"])) for a in alerts]
+            found.append(
+                {
+                    "name": monitor,
+                    "value": next((v["value"] for v in reversed(values) if v["value"] is not None), None),
+                    "trend": trend(numbers),
+                    "sparkline": sparkline(numbers),
+                    "checks_24h": len(values),
+                    "alerts": len(alerts),
+                    "approved": decided.count("approve") + decided.count("auto_approve"),
+                    "denied": decided.count("deny"),
+                    "history": values[-20:] if name else [],
+                }
+            )
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("No monitors: add them under `monitors.watch` in config (docs/proactive.md).")
+    for entry in found:
+        chart = f" {entry['sparkline']}" if entry["sparkline"] else ""
+        click.echo(
+            f"{entry['name']}: {entry['value'] if entry['value'] is not None else 'no value yet'}"
+            f" · 24 h {entry['trend']}{chart} · {entry['alerts']} alert(s):"
+            f" {entry['approved']} approved, {entry['denied']} denied"
+        )
+        for row in entry["history"]:
+            said = row["value"] if row["value"] is not None else f"no value: {row['error']}"
+            click.echo(f"  {local_time(row['ts'])}  {said}")
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return value is not None
+
+
+def _decision(ledger: Any, action_id: str) -> str:
+    """What was decided on an alert's plan ("" while none)."""
+    plan_id = ledger.plan_for_action(action_id) if action_id else None
+    row = ledger.last_decision(plan_id) if plan_id else None
+    return str(row["decision"]) if row is not None else ""

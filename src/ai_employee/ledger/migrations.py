@@ -331,6 +331,31 @@ def m015_schedule_runs(db: sqlite3.Connection) -> None:
     )
 
 
+def m016_monitors(db: sqlite3.Connection) -> None:
+    """Each monitor check (the value, or why there was none) and each alert it raised."""
+    _run(
+        db,
+        """
+        CREATE TABLE monitor_values (
+            id INTEGER PRIMARY KEY,
+            monitor TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            value TEXT,
+            error TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX monitor_values_by ON monitor_values(monitor, ts);
+        CREATE TABLE monitor_alerts (
+            id INTEGER PRIMARY KEY,
+            monitor TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            value TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            action_id TEXT NOT NULL DEFAULT ''
+        )
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_ingest_intents", m002_ingest_intents),
@@ -347,6 +372,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("013_notifications", m013_notifications),
     ("014_reply_scope", m014_reply_scope),
     ("015_schedule_runs", m015_schedule_runs),
+    ("016_monitors", m016_monitors),
 ]
 
 

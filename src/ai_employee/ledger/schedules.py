@@ -1,5 +1,6 @@
-"""The ledger's schedule slots: claimed durably before a slot's action is written, so each slot runs
-at most once across restarts, crashes and a second engine; skipped slots are kept too."""
+"""The ledger's proactive records: schedule slots, claimed durably before a slot's action is written
+(each slot runs at most once across restarts, crashes and a second engine; skipped slots are kept too),
+and monitors' values and alerts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from ai_employee.ledger.usage import now_iso
 
 
 class ScheduleRecords:
-    """The `schedule_runs` queries of the ledger (a part of `Ledger`)."""
+    """The `schedule_runs`, `monitor_values` and `monitor_alerts` queries of the ledger (a part of
+    `Ledger`)."""
 
     db: sqlite3.Connection
 
@@ -61,4 +63,36 @@ class ScheduleRecords:
     def schedule_runs(self, job: str, limit: int = 10) -> list[sqlite3.Row]:
         return list(
             self.db.execute("SELECT * FROM schedule_runs WHERE job = ? ORDER BY claimed DESC LIMIT ?", (job, limit))
+        )
+
+    # monitors ---------------------------------------------------------------------------------------
+    def record_monitor_value(self, monitor: str, ts: str, value: str | None, error: str) -> None:
+        with self.durable(False) as db:
+            db.execute(
+                "INSERT INTO monitor_values (monitor, ts, value, error) VALUES (?, ?, ?, ?)",
+                (monitor, ts, value, error[:300]),
+            )
+
+    def last_monitor_check(self, monitor: str) -> str | None:
+        row = self.db.execute("SELECT MAX(ts) FROM monitor_values WHERE monitor = ?", (monitor,)).fetchone()
+        return str(row[0]) if row is not None and row[0] else None
+
+    def monitor_values(self, monitor: str, since: str = "", limit: int = 500) -> list[sqlite3.Row]:
+        """Checks oldest first (the latest `limit` since a time)."""
+        rows = self.db.execute(
+            "SELECT * FROM monitor_values WHERE monitor = ? AND ts >= ? ORDER BY ts DESC LIMIT ?",
+            (monitor, since, limit),
+        )
+        return list(reversed(list(rows)))
+
+    def record_monitor_alert(self, monitor: str, ts: str, value: str, reason: str, action_id: str = "") -> None:
+        with self.durable() as db:
+            db.execute(
+                "INSERT INTO monitor_alerts (monitor, ts, value, reason, action_id) VALUES (?, ?, ?, ?, ?)",
+                (monitor, ts, value, reason[:500], action_id),
+            )
+
+    def monitor_alerts(self, monitor: str, limit: int = 50) -> list[sqlite3.Row]:
+        return list(
+            self.db.execute("SELECT * FROM monitor_alerts WHERE monitor = ? ORDER BY ts DESC LIMIT ?", (monitor, limit))
         )

@@ -28,6 +28,7 @@ KINDS: dict[str, tuple[Level, str]] = {
     "server.paused": ("high", "an MCP server refused its credentials or is down: its plans wait"),
     "gmail.paused": ("high", "Gmail sync stopped (expired access, quota)"),
     "engine.crashed": ("high", "the engine stopped unexpectedly (told when it starts again, or as it fails)"),
+    "monitor.alert": ("medium", "a monitor's value changed as its rule says (its own criticality)"),
 }
 TELEGRAM = "telegram"  # the channel name of the Telegram bot, when `notify.telegram.enabled`
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")

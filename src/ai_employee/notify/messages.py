@@ -65,6 +65,7 @@ def kind_of(name: str, data: dict[str, Any]) -> str | None:
         "server.paused": "server.paused",
         "gmail.paused": "gmail.paused",
         "engine.crashed": "engine.crashed",
+        "monitor.alert": "monitor.alert",
     }.get(name)
 
 
@@ -178,6 +179,9 @@ def render(kind: str, level: str, data: dict[str, Any], vault: Vault) -> Message
         return Message(kind, level, f"The {service} service failed", _join([detail, "It was restarted."]))
     if kind == "gmail.paused":
         return Message(kind, level, "Gmail sync paused", _join([detail, "Run `vault gmail auth` if access expired."]))
+    if kind == "monitor.alert":
+        said = f"{clean_text(str(data.get('monitor') or ''), 40)} {clean_text(str(data.get('reason') or ''), 300)}."
+        return Message(kind, level, f"{title or 'A monitor'}: {clean_text(str(data.get('value') or ''), 60)}", said)
     if kind == "engine.crashed":
         return Message(kind, level, "The engine stopped unexpectedly", _join([detail, "See logs/app.log."]))
     return None

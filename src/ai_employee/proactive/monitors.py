@@ -1,0 +1,284 @@
+"""Monitors: something checked on an interval (a command's output, a note's property, a URL on the
+allow-list), its value recorded with a timestamp in the ledger, and an action raised when it changes in
+a way the monitor names (`detect.py`), never more than once per cooldown. The action goes through the
+pipeline like any other; an event (`monitor.alert`) tells the person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shlex
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import structlog
+from pydantic import Field, field_validator, model_validator
+
+from ai_employee.config_sections import Section
+from ai_employee.proactive.detect import AlertRule, State, evaluate
+
+if TYPE_CHECKING:
+    from ai_employee.ledger import Ledger
+    from ai_employee.vault.layout import Vault
+
+log = structlog.get_logger(__name__)
+MAX_VALUE_CHARS = 200
+CHECK_TIMEOUT_S = 30.0
+
+
+class MonitorConfig(Section):
+    command: list[str] | str | None = Field(None, description="A command whose output (stripped) is the value.")
+    note: str | None = Field(None, description="A note in the vault (path) whose property is the value.")
+    property: str | None = Field(None, description="The note's property (frontmatter key).")
+    url: str | None = Field(
+        None, description="A URL whose body (or `json_path` in it) is the value; on the allow-list."
+    )
+    json_path: str | None = Field(None, description="Dotted path into a JSON answer, e.g. `data.price`.")
+    interval_s: float = Field(300.0, ge=5, description="How often it is checked.")
+    alert: AlertRule
+    cooldown_s: float = Field(3600.0, ge=0, description="At most one alert this often.")
+    criticality: Literal["low", "medium", "high"] = "medium"
+    title: str = Field("", description="The action's title (default: `<name> changed`).")
+    instructions: str = Field("", description="What the planner is asked to do when it alerts.")
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MonitorConfig:
+        given = [x for x in (self.command, self.note, self.url) if x]
+        if len(given) != 1:
+            raise ValueError("a monitor reads exactly one of: command, note (with property), url")
+        if self.note and not self.property:
+            raise ValueError("a `note` monitor needs the `property` to read")
+        return self
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+
+class MonitorsConfig(Section):
+    allowed_urls: list[str] = Field(default_factory=list, description="URL prefixes monitors may read.")
+    watch: dict[str, MonitorConfig] = Field(default_factory=dict, description="The monitors, by name.")
+
+    @model_validator(mode="after")
+    def _urls_allowed(self) -> MonitorsConfig:
+        for name, monitor in self.watch.items():
+            if monitor.url and not any(monitor.url.startswith(prefix) for prefix in self.allowed_urls):
+                raise ValueError(f"monitor {name!r} reads {monitor.url}, which is not in monitors.allowed_urls")
+        return self
+
+
+class CheckFailed(Exception):
+    """A check gave no value (the command failed, the note or property is missing, the URL answered an error)."""
+
+
+def _dig(data: object, path: str) -> object:
+    for part in path.split("."):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            raise CheckFailed(f"`{path}` is not in the answer")
+    return data
+
+
+def read_value(monitor: MonitorConfig, vault_root: Path) -> str:
+    """One check: the value as text (numbers as they are written), or CheckFailed saying why."""
+    if monitor.command:
+        args = shlex.split(monitor.command) if isinstance(monitor.command, str) else monitor.command
+        try:
+            done = subprocess.run(args, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, cwd=vault_root)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise CheckFailed(f"the command could not run: {exc}") from None
+        if done.returncode != 0:
+            raise CheckFailed(f"the command exited {done.returncode}: {done.stderr.strip()[:200]}")
+        value = done.stdout.strip()
+    elif monitor.note:
+        from ai_employee.vault.notes import read_frontmatter, split_note
+
+        path = (vault_root / monitor.note).resolve()
+        if not path.is_relative_to(vault_root.resolve()):
+            raise CheckFailed(f"{monitor.note} is outside the vault")
+        try:
+            fm = read_frontmatter(split_note(path.read_text("utf-8", errors="replace")), path.name)
+        except (OSError, ValueError) as exc:
+            raise CheckFailed(f"{monitor.note} cannot be read: {exc}") from None
+        if monitor.property not in fm:
+            raise CheckFailed(f"{monitor.note} has no property `{monitor.property}`")
+        value = str(fm[monitor.property])
+    else:
+        value = _read_url(monitor)
+    if not value:
+        raise CheckFailed("the check gave an empty value")
+    return value[:MAX_VALUE_CHARS]
+
+
+def _read_url(monitor: MonitorConfig) -> str:
+    import httpx2
+
+    try:
+        answer = httpx2.get(str(monitor.url), timeout=CHECK_TIMEOUT_S, follow_redirects=False)
+    except httpx2.HTTPError as exc:
+        raise CheckFailed(f"{type(exc).__name__}: {exc}") from None
+    if answer.status_code != 200:
+        raise CheckFailed(f"HTTP {answer.status_code}")
+    if not monitor.json_path:
+        return answer.text.strip()
+    try:
+        return str(_dig(answer.json(), monitor.json_path))
+    except ValueError:
+        raise CheckFailed("the answer is not JSON") from None
+
+
+def load_state(text: str) -> State:
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        data = {}
+    return State(**{k: v for k, v in data.items() if k in State.__dataclass_fields__})
+
+
+class Monitors:
+    """The service: checks each enabled monitor when due (on a worker thread), records the value, and
+    raises an alert (`alert`: the action and the event) when detection says so."""
+
+    name = "monitors"
+
+    def __init__(
+        self,
+        vault: Vault,
+        monitors: dict[str, MonitorConfig],
+        ledger: Ledger,
+        alert: Callable[[str, MonitorConfig, str, str], str],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        reader: Callable[[MonitorConfig, Path], str] = read_value,
+    ) -> None:
+        self.vault = vault
+        self.monitors = {name: m for name, m in monitors.items() if m.enabled}
+        self.ledger = ledger
+        self.alert = alert
+        self.clock = clock
+        self.reader = reader
+        self.fault: str | None = None
+
+    def healthy(self) -> bool:
+        return self.fault is None
+
+    def check(self, name: str) -> str | None:
+        """Check one monitor now: its alert reason, if it raised one."""
+        monitor = self.monitors[name]
+        now = self.clock()
+        try:
+            value = self.reader(monitor, self.vault.root)
+        except CheckFailed as exc:
+            self.ledger.record_monitor_value(name, now.isoformat(), None, str(exc))
+            log.warning("monitor check failed", monitor=name, problem=str(exc))
+            return None
+        self.ledger.record_monitor_value(name, now.isoformat(), value, "")
+        state = load_state(self.ledger.value(f"monitor_state:{name}"))
+        reason, state = evaluate(monitor.alert, value, state, now, monitor.cooldown_s)
+        self.ledger.set_value(f"monitor_state:{name}", json.dumps(asdict(state)))
+        if reason is not None:
+            action_id = self.alert(name, monitor, value, reason)
+            self.ledger.record_monitor_alert(name, now.isoformat(), value, reason, action_id)
+        write_note(self.vault, self.ledger, name)
+        return reason
+
+    def due(self) -> tuple[list[str], float]:
+        """The monitors due now, and seconds until the next one is."""
+        now = self.clock()
+        due, waits = [], [60.0]
+        for name, monitor in self.monitors.items():
+            last = self.ledger.last_monitor_check(name)
+            left = monitor.interval_s - (
+                (now - datetime.fromisoformat(last)).total_seconds() if last else monitor.interval_s
+            )
+            if left <= 0:
+                due.append(name)
+            else:
+                waits.append(left)
+        return due, max(1.0, min(waits))
+
+    def cycle(self) -> float:
+        due, wait_s = self.due()
+        for name in due:
+            try:
+                self.check(name)
+            except Exception as exc:  # one monitor's trouble is not the others'
+                log.exception("monitor failed", monitor=name)
+                self.fault = f"{name}: {type(exc).__name__}"
+        return min(wait_s, min((m.interval_s for m in self.monitors.values()), default=60.0)) if due else wait_s
+
+    async def run(self) -> None:
+        while True:
+            wait_s = await asyncio.to_thread(self.cycle)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.sleep(wait_s)
+
+
+def raise_alert(vault: Vault, ledger: Ledger, name: str, monitor: MonitorConfig, value: str, reason: str) -> str:
+    """The alert's action in `Needs_Action/` (type `monitor`), and its event (`monitor.alert`, straight
+    into the ledger: the notifier reads it there). Its id."""
+    from ai_employee.clock import local_now, now_stamp
+    from ai_employee.events import Event, EventName, MonitorPayload
+    from ai_employee.vault.actions import Action, file_name, new_id
+    from ai_employee.vault.fsops import create_file
+    from ai_employee.vault.layout import NEEDS_ACTION
+
+    title = monitor.title or f"{name.replace('_', ' ')} changed"
+    lines = [f"The monitor {name} {reason}.", monitor.instructions]
+    action = Action(
+        id=new_id(),
+        type="monitor",
+        title=title,
+        created=now_stamp(),
+        source={"monitor": name, "value": value, "reason": reason},
+        content={"kind": "text", "preview": "\n\n".join(line for line in lines if line)},
+    )
+    folder = vault.folder(NEEDS_ACTION)
+    path = create_file(folder, file_name(local_now(), title), action.to_yaml().encode(), vault.tmp_dir)
+    payload = MonitorPayload(name, value, reason, monitor.criticality, title, action.id, vault.relative(path))
+    ledger.record_event(Event(EventName.MONITOR_ALERT, payload))
+    log.info("monitor alert", monitor=name, reason=reason, action_id=action.id)
+    return action.id
+
+
+MONITORS_FOLDER = "Monitors"
+NOTE_ROWS = 20
+
+
+def write_note(vault: Vault, ledger: Ledger, name: str) -> None:
+    """`Monitors/<name>.md`: the monitor's recent values as a table (the engine's note: rewritten)."""
+    from ai_employee.clock import local_time
+    from ai_employee.dashboard import plain
+    from ai_employee.vault.fsops import replace_file
+
+    rows = ledger.monitor_values(name, limit=NOTE_ROWS)
+    alerts = ledger.monitor_alerts(name, 5)
+    lines = [
+        f"# Monitor: {name}",
+        "",
+        "*Written by the AI Employee engine at each check.*",
+        "",
+        "| When | Value |",
+        "|---|---|",
+    ]
+    for row in reversed(rows):
+        said = plain(str(row["value"]), 80) if row["value"] is not None else "no value: " + plain(str(row["error"]), 80)
+        lines.append(f"| {local_time(str(row['ts']))} | {said} |")
+    if alerts:
+        lines += ["", "## Alerts", ""]
+        lines += [f"- {local_time(str(a['ts']))}: {plain(str(a['reason']), 160)}" for a in alerts]
+    folder = vault.root / MONITORS_FOLDER
+    folder.mkdir(exist_ok=True)
+    replace_file(folder / f"{name}.md", ("\n".join(lines) + "\n").encode("utf-8"), vault.tmp_dir)

@@ -1,0 +1,159 @@
+"""Monitors with scripted values and an injected clock: values recorded, an alert raised once as an
+action and an event, no storms, the monitor's note; real checks (a command, a note's property, a URL
+on the allow-list from a local HTTP server); `vault monitors`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ai_employee.cli import cli
+from ai_employee.config import Config
+from ai_employee.ledger import Ledger
+from ai_employee.proactive.monitors import CheckFailed, MonitorConfig, Monitors, raise_alert, read_value
+from ai_employee.vault.layout import Vault
+from tests.conftest import files
+
+
+def monitor(**fields: Any) -> MonitorConfig:
+    return MonitorConfig.model_validate({"command": "true", "interval_s": 60, "alert": {"on_change": True}, **fields})
+
+
+class Rig:
+    def __init__(self, root: Path, watch: dict[str, MonitorConfig], values: list[str]) -> None:
+        self.vault = Vault(root)
+        self.ledger = Ledger(self.vault.ledger_path)
+        self.now = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+        self.values = list(values)
+        vault, ledger = self.vault, self.ledger
+        self.service = Monitors(
+            vault,
+            watch,
+            ledger,
+            lambda name, m, value, reason: raise_alert(vault, ledger, name, m, value, reason),
+            lambda: self.now,
+            lambda m, root: self.values.pop(0),
+        )
+
+    def minutes(self, n: int) -> None:
+        for _ in range(n):
+            self.now += timedelta(minutes=1)
+            self.service.cycle()
+
+
+@pytest.fixture
+def rig(vault: Path) -> Iterator[Any]:
+    made: list[Rig] = []
+
+    def make(watch: dict[str, MonitorConfig], values: list[str]) -> Rig:
+        made.append(Rig(vault, watch, values))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.ledger.close()
+
+
+def test_a_signal_change_raises_one_action_and_one_event(rig: Any) -> None:
+    r = rig(
+        {"btc": monitor(alert={"on_change": True}, criticality="high", title="BTC signal changed")},
+        ["NEUTRAL", "NEUTRAL", "LONG", "LONG", "SHORT"],
+    )
+    r.minutes(5)
+    [action] = [yaml.safe_load(p.read_text()) for p in files(r.vault.folder("Needs_Action"), ".action.yaml")]
+    assert action["type"] == "monitor" and action["title"] == "BTC signal changed"
+    assert action["source"] == {"monitor": "btc", "value": "LONG", "reason": "changed from NEUTRAL to LONG"}
+    events = [json.loads(row["payload"]) for row in r.ledger.recent_events(50, None, ("monitor.alert",))]
+    assert len(events) == 1 and events[0]["criticality"] == "high"  # SHORT came within the cooldown (1 h)
+    assert [row["value"] for row in r.ledger.monitor_values("btc")] == ["NEUTRAL", "NEUTRAL", "LONG", "LONG", "SHORT"]
+    note = (r.vault.root / "Monitors" / "btc.md").read_text()
+    assert "| SHORT |" in note and "changed from NEUTRAL to LONG" in note
+
+
+def test_checks_run_on_their_interval(rig: Any) -> None:
+    r = rig({"price": monitor(interval_s=300, alert={"delta": 10})}, ["100"] * 10)
+    r.minutes(16)
+    assert len(r.ledger.monitor_values("price")) == 4  # 09:01, 09:06, 09:11, 09:16
+
+
+def test_a_number_moving_by_a_percent_alerts_and_is_told_as_a_notification(rig: Any) -> None:
+    from ai_employee.notify.messages import kind_of, render
+
+    r = rig({"sales": monitor(alert={"delta_percent": 10})}, ["200", "205", "230"])
+    r.minutes(3)
+    [event] = [json.loads(row["payload"]) for row in r.ledger.recent_events(50, None, ("monitor.alert",))]
+    kind = kind_of("monitor.alert", event)
+    message = render(kind or "", "medium", event, r.vault)
+    assert message is not None and "moved by +15.0% (from 200 to 230)" in message.body
+
+
+def test_real_checks_a_command_and_a_notes_property(vault: Path) -> None:
+    assert read_value(monitor(command=[sys.executable, "-c", "print(' 42 ')"]), vault) == "42"
+    with pytest.raises(CheckFailed, match="exited 3"):
+        read_value(monitor(command=[sys.executable, "-c", "import sys; sys.exit(3)"]), vault)
+    (vault / "Notes" / "pipeline.md").write_text("---\nstage: proposal\n---\n# Deal\n")
+    by_note = {"note": "Notes/pipeline.md", "property": "stage", "alert": {"on_change": True}}
+    assert read_value(MonitorConfig.model_validate({**by_note, "command": None}), vault) == "proposal"
+    outside = {**by_note, "note": "../../etc/passwd", "command": None}
+    with pytest.raises(CheckFailed, match="outside the vault"):
+        read_value(MonitorConfig.model_validate(outside), vault)
+
+
+@pytest.fixture
+def api() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"data": {"price": 101.5}}).encode()
+            self.send_response(200 if self.path == "/price" else 404)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_url_on_the_allow_list_is_read(api: str, vault: Path) -> None:
+    config = Config.model_validate(
+        {
+            "monitors": {
+                "allowed_urls": [f"{api}/"],
+                "watch": {"price": {"url": f"{api}/price", "json_path": "data.price", "alert": {"above": 100}}},
+            }
+        }
+    )
+    assert read_value(config.monitors.watch["price"], vault) == "101.5"
+    with pytest.raises(CheckFailed, match="HTTP 404"):
+        read_value(config.monitors.watch["price"].model_copy(update={"url": f"{api}/nothing"}), vault)
+    with pytest.raises(ValueError, match=r"not in monitors\.allowed_urls"):
+        Config.model_validate({"monitors": {"watch": {"x": {"url": "https://evil.example/", "alert": {"above": 1}}}}})
+
+
+def test_vault_monitors_shows_value_trend_chart_and_decisions(rig: Any, tmp_path: Path) -> None:
+    r = rig({"temp": monitor(alert={"above": 25})}, ["20", "21", "23", "26", "27"])
+    r.minutes(5)
+    config = tmp_path / "config.yaml"
+    config.write_text("monitors:\n  watch:\n    temp:\n      command: 'true'\n      alert: {above: 25}\n")
+    base = ["--vault", str(r.vault.root), "--config", str(config)]
+    r.ledger.db.execute("UPDATE monitor_values SET ts = ?", (datetime.now(UTC).isoformat(),))  # within 24 h
+    out = CliRunner().invoke(cli, [*base, "monitors"])
+    assert out.exit_code == 0, out.output
+    assert "temp: 27 · 24 h up" in out.output and "1 alert(s): 0 approved, 0 denied" in out.output
+    one = CliRunner().invoke(cli, [*base, "monitors", "temp"])
+    assert sum(1 for line in one.output.splitlines() if line.startswith("  ")) == 5  # its history
