@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ai_employee.events import DecisionPayload, Event, EventName, ExecutionPayload
+from ai_employee.events import DecisionPayload, Event, EventName, ExecutionPayload, MonitorPayload
 from ai_employee.ledger import Ledger, Usage
 from ai_employee.proactive.jobs import recover_slots, run_slot
 from ai_employee.proactive.schedules import Due, ScheduleConfig
@@ -44,6 +44,8 @@ def desk(vault: Path) -> Iterator[tuple[Vault, Ledger]]:
     ]
     for name, payload in events:
         ledger.record_event(Event(name, payload))
+    alert = MonitorPayload("btc", "LONG", "changed from NEUTRAL to LONG", "high", "BTC", "A7", "Needs_Action/x")
+    ledger.record_event(Event(EventName.MONITOR_ALERT, alert))
     ledger.record_usage(Usage("claude-sonnet-5-5", "reactive", "A1", 12000, 800, 0, 0, 0.048, 900, "ok"))
     (v.folder("Plans") / "Old quote.md").write_text(
         "---\nid: P9\nstatus: pending_approval\ncriticality: medium\ncreated: '2026-11-20T09:00:00+00:00'\n---\n"
@@ -76,6 +78,7 @@ def test_the_briefing_tells_the_week_in_tables_and_counts(desk: tuple[Vault, Led
     assert "- Approved: 2 (1 telegram, 1 file)" in text and "- Declined: 1" in text
     assert "- [[Send offer]] — 554 5.7.1 refused" in text
     assert "1 of 3 checklist items done." in text and "- [ ] Launch the newsletter" in text
+    assert "## Monitor changes (1)" in text and "btc changed from NEUTRAL to LONG" in text
     [suggestion] = [yaml.safe_load(p.read_text()) for p in files(v.folder("Needs_Action"), ".action.yaml")]
     assert suggestion["title"].startswith("Follow up on 1 plan(s) waiting over 3 days")
     assert "Old quote" in suggestion["content"]["preview"]

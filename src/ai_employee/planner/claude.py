@@ -99,8 +99,8 @@ class _Call:
 
 def scope_of(action: Action) -> str:
     """The budget a plan's tokens count against: `proactive` for what the engine started on its own (a
-    schedule's slot), `reactive` for what arrived; one never uses up the other."""
-    return "proactive" if action.type == "schedule" else "reactive"
+    schedule's slot, a monitor's alert), `reactive` for what arrived; one never uses up the other."""
+    return "proactive" if action.type in ("schedule", "monitor") else "reactive"
 
 
 class ClaudePlanner:

@@ -37,6 +37,7 @@ class Week:
     failed: list[dict[str, Any]] = field(default_factory=list)
     decisions: Counter[str] = field(default_factory=Counter)
     channels: Counter[str] = field(default_factory=Counter)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _events(ledger: Ledger, since: str, names: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
@@ -62,10 +63,13 @@ def read_week(ledger: Ledger, since: datetime) -> Week:
         "action.denied",
         "action.deferred",
         "action.expired",
+        "monitor.alert",
     )
     for name, data in _events(ledger, stamp, names):
         if name == "plan.execution_completed":
             week.done.append(data)
+        elif name == "monitor.alert":
+            week.alerts.append(data)
         elif name in ("action.failed", "plan.interrupted") and "status" in data:
             week.failed.append(data)
         elif name.startswith("action."):
@@ -169,6 +173,13 @@ def render(vault: Vault, ledger: Ledger, since: datetime, until: datetime, title
     lines += [_failure_line(f) for f in week.failed[-MAX_ROWS:]] or ["No plan failed."]
     lines += ["", "## Tokens and cost", "", "| Scope | Tokens | Cost |", "|---|---|---|"]
     lines += [f"| {scope} | {used:,} | ${cost:.2f} |" for scope, (used, cost) in tokens.items()]
+    if week.alerts:
+        lines += ["", f"## Monitor changes ({len(week.alerts)})", ""]
+        lines += [
+            f"- {local_time(str(a.get('_ts') or ''))}: {plain(str(a.get('monitor')), 40)}"
+            f" {plain(str(a.get('reason') or ''), 160)}"
+            for a in week.alerts[-MAX_ROWS:]
+        ]
     progress = goals_progress(vault)
     if progress is not None:
         done, total, open_items = progress
