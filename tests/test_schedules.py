@@ -172,3 +172,25 @@ def test_vault_schedules_lists_and_runs_a_job(vault: Path, tmp_path: Path) -> No
     assert "(run by hand)" in listed.output
     unknown = CliRunner().invoke(cli, [*base, "schedules", "run", "nope"])
     assert unknown.exit_code != 0 and "no schedule named `nope`" in str(unknown.exception)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_vault_start_once_runs_what_is_due_for_cron_users(vault: Path, tmp_path: Path) -> None:
+    from tests.invariants import start_once
+
+    config = tmp_path / "config.yaml"
+    config.write_text("schedules:\n  nightly:\n    cron: '0 0 * * *'\n    timezone: UTC\n    title: Nightly check\n")
+    ledger = Ledger(Vault(vault).ledger_path)
+    try:  # the job has been known for a day: its latest slot is due, the older ones were missed
+        ledger.schedule_since("nightly", (datetime.now(UTC) - timedelta(days=2)).isoformat())
+    finally:
+        ledger.close()
+    assert start_once(vault, config=config).returncode == 0
+    [done] = [p for p in files(vault / "Done", ".md") if "Nightly check" in p.read_text()]
+    assert "DRY RUN" in done.read_text()
+    again = start_once(vault, config=config)  # a second burst the same day: nothing new
+    assert (
+        again.returncode == 0
+        and len([p for p in files(vault / "Done", ".md") if "Nightly check" in p.read_text()]) == 1
+    )

@@ -193,8 +193,8 @@ def build_services(
     ctx: EngineContext, should_stop: Callable[[], bool], mode: Callable[[], str], once: bool = False
 ) -> list[Service]:
     """The services, wired: the watcher's and the sources' hints go to the pipeline; the dashboard
-    follows the bus. With `once`, the pipeline and the sources (the engine syncs each source once, then
-    runs the pipeline until nothing is left: a burst needs no watcher)."""
+    follows the bus. With `once`, the pipeline, the schedules and monitors, and the sources (each looked
+    at once, then the pipeline runs until nothing is left: a burst needs no watcher)."""
     from ai_employee.dashboard import DashboardWriter
     from ai_employee.pipeline.runner import Pipeline
     from ai_employee.watcher import VaultWatcher
@@ -205,8 +205,9 @@ def build_services(
         from ai_employee.gmail.sync import GmailSource
 
         sources.append(GmailSource(ctx, pipeline.hint))
+    proactive = [service for service in (make_scheduler(ctx), make_monitors(ctx)) if service is not None]
     if once:
-        return [pipeline, *sources]
+        return [pipeline, *proactive, *sources]  # schedules and monitors first: the burst plans what they raise
     watcher = VaultWatcher(ctx.vault, pipeline.hint, ctx.config.watcher.polling, ctx.config.watcher.poll_interval)
     services: list[Service] = [pipeline, watcher, DashboardWriter(ctx.vault, ctx.bus, mode)]
     notifier = make_notifier(ctx)
@@ -216,13 +217,7 @@ def build_services(
         from ai_employee.notify.telegram import TelegramBot
 
         services.append(TelegramBot(ctx.vault, ctx.config))
-    scheduler = make_scheduler(ctx)
-    if scheduler is not None:
-        services.append(scheduler)
-    monitors = make_monitors(ctx)
-    if monitors is not None:
-        services.append(monitors)
-    services += sources
+    services += [*proactive, *sources]
     names = tuple(service.name for service in services)
     if names != tuple(name for name in SERVICE_NAMES if name in names):
         raise AssertionError(f"the services built ({names}) are not the ones named ({SERVICE_NAMES})")

@@ -219,6 +219,12 @@ class Monitors:
                 self.fault = f"{name}: {type(exc).__name__}"
         return min(wait_s, min((m.interval_s for m in self.monitors.values()), default=60.0)) if due else wait_s
 
+    async def once(self) -> int:
+        """One look, for `vault start --once` (cron): the monitors due now are checked; how many."""
+        due, _ = await asyncio.to_thread(self.due)
+        await asyncio.to_thread(self.cycle)
+        return len(due)
+
     async def run(self) -> None:
         while True:
             wait_s = await asyncio.to_thread(self.cycle)

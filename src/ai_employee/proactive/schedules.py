@@ -140,6 +140,7 @@ class Scheduler:
         self.claims = claims
         self.clock = clock
         self.fault: str | None = None
+        self.handled = 0  # slots handled (run or skipped) since it started
         self._wake = asyncio.Event()
 
     def healthy(self) -> bool:
@@ -155,12 +156,19 @@ class Scheduler:
                 action_id = self.claims.claim(due)
                 if action_id is None:
                     continue  # handled already (another engine, a restart)
+                self.handled += 1
                 if due.run:
                     self.fire(due, action_id)
                 else:
                     log.info("schedule slot skipped", job=name, slot=due.slot.isoformat(), catch_up=job.catch_up)
             waits.append((next_slot(job, now) - now).total_seconds())
         return max(0.5, min(waits))
+
+    async def once(self) -> int:
+        """One look, for `vault start --once` (cron): the slots due now run; how many were handled."""
+        before = self.handled
+        await asyncio.to_thread(self.cycle)
+        return self.handled - before
 
     async def run(self) -> None:
         while True:
