@@ -31,6 +31,7 @@ def monitor(**fields: Any) -> MonitorConfig:
 
 class Rig:
     def __init__(self, root: Path, watch: dict[str, MonitorConfig], values: list[str]) -> None:
+        self.used: float | None = None  # the day's proactive budget used, as the cadence sees it
         self.vault = Vault(root)
         self.ledger = Ledger(self.vault.ledger_path)
         self.now = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -43,6 +44,7 @@ class Rig:
             lambda name, m, value, reason: raise_alert(vault, ledger, name, m, value, reason),
             lambda: self.now,
             lambda m, root: self.values.pop(0),
+            lambda: self.used,
         )
 
     def minutes(self, n: int) -> None:
@@ -155,5 +157,23 @@ def test_vault_monitors_shows_value_trend_chart_and_decisions(rig: Any, tmp_path
     out = CliRunner().invoke(cli, [*base, "monitors"])
     assert out.exit_code == 0, out.output
     assert "temp: 27 · 24 h up" in out.output and "1 alert(s): 0 approved, 0 denied" in out.output
+    assert "Cadence: proactive budget 0% used: monitors are checked at their own intervals." in out.output
     one = CliRunner().invoke(cli, [*base, "monitors", "temp"])
     assert sum(1 for line in one.output.splitlines() if line.startswith("  ")) == 5  # its history
+
+
+@pytest.mark.parametrize(("used", "checks"), [(None, 16), (0.3, 16), (0.6, 8), (0.9, 4), (1.0, 0)])
+def test_checks_slow_down_as_the_proactive_budget_is_used_and_stop_when_it_is_spent(
+    rig: Any, used: float | None, checks: int
+) -> None:
+    r = rig({"price": monitor(interval_s=60, alert={"delta": 10})}, ["100"] * 20)
+    r.used = used
+    r.minutes(16)
+    assert len(r.ledger.monitor_values("price")) == checks
+
+
+def test_cadence_words() -> None:
+    from ai_employee.proactive.cadence import cadence_words, stretch
+
+    assert [stretch(u) for u in (None, 0.49, 0.5, 0.79, 0.8, 0.99, 1.0)] == [1, 1, 2, 2, 4, 4, None]
+    assert "4× less often" in cadence_words(0.85) and "paused until tomorrow" in cadence_words(1.2)

@@ -69,6 +69,11 @@ class Budget:
         _, start, end = self._day(when)
         return self.ledger.tokens_used(scope, start, end)[0]
 
+    def used_fraction(self, scope: str) -> float | None:
+        """How much of today's budget of a scope is used (1.0: spent); None if it has no limit."""
+        limit = self.limit(scope)
+        return None if limit is None else (self.used(scope) + self.held(scope)) / limit
+
     def held(self, scope: str) -> int:
         row = self.ledger.db.execute(
             "SELECT COALESCE(SUM(tokens), 0) FROM budget_reservations WHERE scope = ?", (scope,)

@@ -162,13 +162,17 @@ def make_monitors(ctx: EngineContext) -> Service | None:
     watch = {name: m for name, m in ctx.config.monitors.watch.items() if m.enabled}
     if not watch:
         return None
+    from ai_employee.budget import Budget
+
     ledger = Ledger(ctx.vault.ledger_path)
     vault = ctx.vault
+    budget = Budget(ledger, ctx.config.budget)
     return Monitors(
         vault,
         watch,
         ledger,
         lambda name, monitor, value, reason: raise_alert(vault, ledger, name, monitor, value, reason),
+        budget=lambda: budget.used_fraction("proactive"),
     )
 
 

@@ -96,7 +96,9 @@ def monitors(app: AppState, name: str | None, as_json: bool) -> None:
     """
     from datetime import timedelta
 
+    from ai_employee.budget import Budget
     from ai_employee.clock import local_time
+    from ai_employee.proactive.cadence import cadence_words
     from ai_employee.proactive.detect import sparkline, trend
 
     config = app.config
@@ -107,6 +109,7 @@ def monitors(app: AppState, name: str | None, as_json: bool) -> None:
     since = (datetime.now(UTC) - timedelta(hours=24)).isoformat()
     found: list[dict[str, Any]] = []
     with app.ledger(vault) as ledger:
+        cadence = cadence_words(Budget(ledger, config.budget).used_fraction("proactive"))
         for monitor in [name] if name else list(watch):
             values = [dict(r) for r in ledger.monitor_values(monitor, since)]
             numbers = [float(v["value"]) for v in values if _is_number(v["value"])]
@@ -130,6 +133,8 @@ def monitors(app: AppState, name: str | None, as_json: bool) -> None:
         return
     if not found:
         click.echo("No monitors: add them under `monitors.watch` in config (docs/proactive.md).")
+        return
+    click.echo(f"Cadence: {cadence}.")
     for entry in found:
         chart = f" {entry['sparkline']}" if entry["sparkline"] else ""
         click.echo(

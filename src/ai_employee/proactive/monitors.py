@@ -162,6 +162,7 @@ class Monitors:
         alert: Callable[[str, MonitorConfig, str, str], str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         reader: Callable[[MonitorConfig, Path], str] = read_value,
+        budget: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.vault = vault
         self.monitors = {name: m for name, m in monitors.items() if m.enabled}
@@ -169,6 +170,7 @@ class Monitors:
         self.alert = alert
         self.clock = clock
         self.reader = reader
+        self.budget = budget  # the fraction of today's proactive budget used (None: no limit)
         self.fault: str | None = None
 
     def healthy(self) -> bool:
@@ -195,14 +197,19 @@ class Monitors:
         return reason
 
     def due(self) -> tuple[list[str], float]:
-        """The monitors due now, and seconds until the next one is."""
+        """The monitors due now, and seconds until the next one is. Intervals stretch as the day's
+        proactive budget is used, and nothing is due while it is spent (`cadence.py`)."""
+        from ai_employee.proactive.cadence import PAUSED_RECHECK_S, stretch
+
+        factor = stretch(self.budget())
+        if factor is None:
+            return [], PAUSED_RECHECK_S
         now = self.clock()
         due, waits = [], [60.0]
         for name, monitor in self.monitors.items():
+            interval = monitor.interval_s * factor
             last = self.ledger.last_monitor_check(name)
-            left = monitor.interval_s - (
-                (now - datetime.fromisoformat(last)).total_seconds() if last else monitor.interval_s
-            )
+            left = interval - ((now - datetime.fromisoformat(last)).total_seconds() if last else interval)
             if left <= 0:
                 due.append(name)
             else:
