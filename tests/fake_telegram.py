@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.http_sink import answer_json, serve
+
 TOKEN = "123456:TEST-token_abcdefghijklmnop"
 
 
@@ -100,18 +102,10 @@ def start_fake_telegram() -> FakeTelegram:
             else:
                 answer = fake.answer(method, params)
                 status = 200 if answer.get("ok") else int(answer.get("error_code", 400))
-            body = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer_json(self, status, answer)
 
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    fake = FakeTelegram(server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    fake = FakeTelegram(serve(Handler))
     return fake

@@ -54,6 +54,24 @@ class Sink:
         self.server.server_close()
 
 
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A local HTTP server on 127.0.0.1 (a free port), serving on a thread of its own."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def answer_json(handler: BaseHTTPRequestHandler, status: int, data: object) -> None:
+    """Answer a request with JSON."""
+    body = json.dumps(data).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def start_sink() -> Sink:
     sink: Sink
 
@@ -67,16 +85,10 @@ def start_sink() -> Sink:
             if answer == "hang":
                 time.sleep(30)
                 answer = "200"
-            self.send_response(int(answer))
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(b"{}")
+            answer_json(self, int(answer), {})
 
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    sink = Sink(server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sink = Sink(serve(Handler))
     return sink

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from ai_employee.ledger import Ledger
 from ai_employee.proactive.monitors import CheckFailed, MonitorConfig, Monitors, raise_alert, read_value
 from ai_employee.vault.layout import Vault
 from tests.conftest import files
+from tests.http_sink import answer_json, serve
 
 
 def monitor(**fields: Any) -> MonitorConfig:
@@ -115,17 +115,12 @@ def test_real_checks_a_command_and_a_notes_property(vault: Path) -> None:
 def api() -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps({"data": {"price": 101.5}}).encode()
-            self.send_response(200 if self.path == "/price" else 404)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer_json(self, 200 if self.path == "/price" else 404, {"data": {"price": 101.5}})
 
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(Handler)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()

@@ -393,7 +393,7 @@ async def test_a_stop_lets_the_send_in_progress_finish_and_be_recorded(rig: Any,
 
 
 def test_an_ntfy_topic_is_a_secret() -> None:
-    from ai_employee.notify.config import url_tokens
+    from ai_employee.config_sections import url_tokens
 
     assert "myalertsecret" in url_tokens("ntfy://ntfy.sh/myalertsecret")
     assert "supersecretvalue1" in url_tokens("json://hooks.example.com/x?-X-Api-Key=supersecretvalue1")

@@ -340,18 +340,36 @@ class McpServerConfig(Section):
             if token and scheme.isalpha():
                 found.append(token)
         if self.url is not None:
-            found.extend(_url_secrets(self.url))
+            found.extend(url_tokens(self.url))
         return [v for v in found if len(v) >= 6]
 
 
-def _url_secrets(url: str) -> list[str]:
+_HOSTLIKE = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}$|^\d{1,3}(\.\d{1,3}){3}$|^localhost$", re.IGNORECASE)
+
+
+def is_hostlike(text: str) -> bool:
+    """A host name or an IP address (not a token in the host part of a URL)."""
+    return bool(_HOSTLIKE.match(text))
+
+
+def url_tokens(url: str) -> list[str]:
+    """The parts of a service URL that may be secret: Apprise puts tokens in the host part
+    (`tgram://TOKEN/CHAT`, `discord://ID/TOKEN`), the user info, the path (an ntfy topic is its secret)
+    and the query; host names, numbers and short words are left out (redacting them would only blur
+    the logs)."""
     from urllib.parse import parse_qsl, urlsplit
 
-    parts = urlsplit(url)
-    found = [parts.password or ""]
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    userinfo, _, host = parts.netloc.rpartition("@")
+    found = re.split(r"[:@]", userinfo) if userinfo else []
+    if not _HOSTLIKE.match(re.sub(r":\d+$", "", host)):
+        found += [host, *host.split(":")]
+    found += parts.path.split("/")
     found += [value for _, value in parse_qsl(parts.query)]
-    found += [segment for segment in parts.path.split("/") if len(segment) >= 16 and not segment.isalpha()]
-    return [v for v in found if v]
+    return [v for v in found if len(v) >= 6 and not _HOSTLIKE.match(v) and not v.isdigit()]
 
 
 class RetryConfig(Section):

@@ -44,7 +44,7 @@ class Channel(Protocol):
 def _scheme_and_host(url: str) -> str:
     from urllib.parse import urlsplit
 
-    from ai_employee.notify.config import is_hostlike
+    from ai_employee.config_sections import is_hostlike
 
     try:
         parts = urlsplit(url)

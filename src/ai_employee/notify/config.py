@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from ai_employee.config_sections import Section, known_zone
+from ai_employee.config_sections import Section, known_zone, url_tokens
 
 Level = Literal["low", "medium", "high"]
 
@@ -134,31 +134,3 @@ class NotifyConfig(Section):
         if token is not None and token.get_secret_value():
             found.append(token.get_secret_value())
         return [value for value in found if len(value) >= 6]
-
-
-_HOSTLIKE = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}$|^\d{1,3}(\.\d{1,3}){3}$|^localhost$", re.IGNORECASE)
-
-
-def is_hostlike(text: str) -> bool:
-    """A host name or an IP address (not a token in the host part of a URL)."""
-    return bool(_HOSTLIKE.match(text))
-
-
-def url_tokens(url: str) -> list[str]:
-    """The parts of a service URL that may be secret: Apprise puts tokens in the host part
-    (`tgram://TOKEN/CHAT`, `discord://ID/TOKEN`), the user info, the path (an ntfy topic is its secret)
-    and the query; host names, numbers and short words are left out (redacting them would only blur
-    the logs)."""
-    from urllib.parse import parse_qsl, urlsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
-    userinfo, _, host = parts.netloc.rpartition("@")
-    found = re.split(r"[:@]", userinfo) if userinfo else []
-    if not _HOSTLIKE.match(re.sub(r":\d+$", "", host)):
-        found += [host, *host.split(":")]
-    found += parts.path.split("/")
-    found += [value for _, value in parse_qsl(parts.query)]
-    return [v for v in found if len(v) >= 6 and not _HOSTLIKE.match(v) and not v.isdigit()]
