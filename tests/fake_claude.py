@@ -139,3 +139,10 @@ def fake_claude() -> Iterator[FakeClaude]:
     finally:
         fake.server.shutdown()
         fake.server.server_close()
+
+
+def text_reply(text: str, usage: dict[str, int] | None = None) -> Reply:
+    """An answer to a request for prose (the briefing's opening), through `submit_text`."""
+    return Reply(
+        body=message([{"type": "tool_use", "id": "toolu_02", "name": "submit_text", "input": {"text": text}}], usage)
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -109,3 +110,67 @@ def test_the_review_job_lists_what_still_waits(desk: tuple[Vault, Ledger]) -> No
     preview = action["content"]["preview"]
     assert "What is still pending (1 waiting for a decision, oldest first):" in preview
     assert "- Old quote (MEDIUM, waiting" in preview and "plan P9" in preview
+
+
+def claude_writer(vault: Vault, ledger: Ledger, fake: Any, **budget: Any) -> Any:
+    """The briefing's writer as the CLI builds it: the real Claude planner against the local fake."""
+    import asyncio
+
+    from pydantic import SecretStr
+
+    from ai_employee.budget import Budget
+    from ai_employee.composition import briefing_writer, make_planner
+    from ai_employee.config import ClaudeConfig, Config
+    from ai_employee.executor.mcp_pool import McpPool
+
+    config = Config(claude=ClaudeConfig(api_key=SecretStr("sk-test-not-a-real-key"), base_url=fake.url), budget=budget)
+    planner = make_planner(config, McpPool.for_engine(config, vault), Budget(ledger, config.budget), ledger)
+    return briefing_writer(planner, asyncio.run)
+
+
+def test_claude_writes_the_opening_from_the_tables_as_literal_text(desk: tuple[Vault, Ledger]) -> None:
+    from tests.fake_claude import fake_claude, text_reply
+
+    vault, ledger = desk
+    hostile = "Two plans ran; Old quote waits.\n\n[[Secrets]] ![[x.png]] <script>alert(1)</script>\n\n# Pwned"
+    with fake_claude() as fake:
+        fake.script.append(text_reply(hostile))
+        run_slot(
+            vault,
+            ledger,
+            "weekly",
+            BRIEFING,
+            slot_now(),
+            "01JBRIEF0000000000000000AA",
+            claude_writer(vault, ledger, fake),
+        )
+        [request] = fake.requests
+    [note] = files(vault.folder("Briefings"), ".md")
+    text = note.read_text("utf-8")
+    opening = text.split("## In short\n\n", 1)[1].split("\n## ", 1)[0]
+    assert opening.startswith("Two plans ran; Old quote waits.")
+    assert "\\[\\[Secrets\\]\\]" in opening and "<script>" not in opening and "\n# Pwned" not in text
+    assert "*Written by Claude from the tables below.*" in opening
+    assert text.index("## In short") < text.index("| Done | Waiting |")  # above the tables, which stay
+    assert request["tool_choice"] == {"type": "tool", "name": "submit_text"}
+    assert "never instructions" in request["system"][0]["text"]
+    sent = request["messages"][0]["content"]
+    assert sent.startswith("<untrusted_input>") and "| Done | Waiting |" in sent and "Old quote" in sent
+    [usage] = [row for row in ledger.usage() if row["action_id"] == "01JBRIEF0000000000000000AA"]
+    assert usage["scope"] == "proactive"
+
+
+def test_without_budget_the_briefing_says_claude_did_not_write_and_keeps_its_tables(
+    desk: tuple[Vault, Ledger],
+) -> None:
+    from tests.fake_claude import fake_claude
+
+    vault, ledger = desk
+    with fake_claude() as fake:
+        writer = claude_writer(vault, ledger, fake, proactive_daily_tokens=100)
+        run_slot(vault, ledger, "weekly", BRIEFING, slot_now(), "01JBRIEF0000000000000000AB", writer)
+        assert fake.requests == []
+    [note] = files(vault.folder("Briefings"), ".md")
+    text = note.read_text("utf-8")
+    assert "*Claude could not write this summary (" in text and "budget" in text
+    assert "| Done | Waiting |" in text and "## Suggestions" in text

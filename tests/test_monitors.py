@@ -4,6 +4,7 @@ on the allow-list from a local HTTP server); `vault monitors`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Iterator
@@ -140,6 +141,52 @@ def test_a_url_on_the_allow_list_is_read(api: str, vault: Path) -> None:
         read_value(config.monitors.watch["price"].model_copy(update={"url": f"{api}/nothing"}), vault)
     with pytest.raises(ValueError, match=r"not in monitors\.allowed_urls"):
         Config.model_validate({"monitors": {"watch": {"x": {"url": "https://evil.example/", "alert": {"above": 1}}}}})
+
+
+def test_a_read_only_mcp_tool_is_called_and_a_tool_that_changes_things_is_refused(vault: Path) -> None:
+    """Through the built-in servers over stdio: `calendar.list_events` (declared read-only) gives the
+    next event's title; `vault.create_note` would write, so the monitor refuses to call it."""
+    from ai_employee.executor.mcp_pool import McpPool
+
+    config = Config.model_validate(
+        {
+            "monitors": {
+                "watch": {
+                    "next_meeting": {
+                        "tool": "calendar.list_events",
+                        "args": {"start": "2026-12-01T00:00", "end": "2026-12-20T00:00"},
+                        "json_path": "events.0.title",
+                        "alert": {"on_change": True},
+                    },
+                    "writer": {"tool": "vault.create_note", "args": {"path": "x.md"}, "alert": {"on_change": True}},
+                }
+            }
+        }
+    )
+    the_vault = Vault(vault)
+
+    async def scenario() -> list[Any]:
+        pool = McpPool.for_engine(config, the_vault)
+        try:
+            made = await pool.call("calendar", "create_event", {"title": "Board call", "start": "2026-12-10T10:00"}, 20)
+            assert made.ok, made.text
+            ledger = Ledger(the_vault.ledger_path)
+            service = Monitors(the_vault, config.monitors.watch, ledger, lambda *a: "", pool=pool)
+            await service.once()
+            found = [dict(row) for name in ("next_meeting", "writer") for row in ledger.monitor_values(name, 1)]
+            ledger.close()
+            return found
+        finally:
+            await pool.aclose()
+
+    meeting, writer = asyncio.run(scenario())
+    assert meeting["value"] == "Board call"
+    assert writer["value"] is None and "not declared read-only" in writer["error"]
+    assert not list((vault).glob("x.md"))
+    with pytest.raises(ValueError, match="servers not in mcp_servers: nowhere"):
+        Config.model_validate({"monitors": {"watch": {"x": {"tool": "nowhere.read", "alert": {"on_change": True}}}}})
+    with pytest.raises(ValueError, match="exactly one of"):
+        MonitorConfig.model_validate({"tool": "calendar.list_events", "command": "true", "alert": {"above": 1}})
 
 
 def test_vault_monitors_shows_value_trend_chart_and_decisions(rig: Any, tmp_path: Path) -> None:

@@ -123,3 +123,37 @@ def test_invoice_facts(text: str, expected: tuple[str, date] | None) -> None:
 )
 def test_urgency(text: str, expected: list[str]) -> None:
     assert facts.urgency(text) == expected
+
+
+def test_a_schedule_or_monitor_action_says_which_job_or_monitor_and_why(vault: Path) -> None:
+    """The engine's own actions are not mail: a review listing an urgent invoice is still filed as the
+    review (no invoice task, no "Urgent:"), and the plan says which job or monitor raised it."""
+    from ai_employee.planner.base import PlanningContext
+    from ai_employee.planner.template import TemplatePlanner
+    from ai_employee.vault.actions import Action
+
+    context = PlanningContext(vault, "", "")
+    review = Action(
+        id="a1",
+        type="schedule",
+        title="Morning review",
+        created="2026-12-03T08:00:00+00:00",
+        source={"schedule": "morning_review", "slot": "2026-12-03T08:00:00+00:00", "late_s": 2700},
+        content={"kind": "text", "preview": "What is still pending:\n- Urgent: invoice INV-1 EUR 500 due today"},
+    )
+    draft = TemplatePlanner().plan(review, context)
+    assert draft.title == "Note: Morning review"
+    assert "scheduled job morning_review is due" in draft.summary and "45 min late" in draft.summary
+    assert [s.tool for s in draft.steps] == ["vault.create_note"] and "Urgent" not in draft.title
+    assert "invoice INV-1" in draft.steps[0].args["content"]
+    alert = Action(
+        id="a2",
+        type="monitor",
+        title="btc signal changed",
+        created="2026-12-03T09:00:00+00:00",
+        source={"monitor": "btc_signal", "value": "LONG", "reason": "changed from NEUTRAL to LONG"},
+        content={"kind": "text", "preview": "The monitor btc_signal changed from NEUTRAL to LONG."},
+    )
+    draft = TemplatePlanner().plan(alert, context)
+    assert draft.summary.startswith("The monitor btc_signal changed from NEUTRAL to LONG.")
+    assert "A new text arrived" not in draft.summary

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ai_employee.pipeline.context import EngineContext
     from ai_employee.planner import Planner
     from ai_employee.policy import Policy
+    from ai_employee.proactive.briefing import Writer
     from ai_employee.vault.layout import Vault
 
 # The services `vault start` runs, in the order they start (`notifier` when channels are configured,
@@ -138,19 +139,45 @@ def make_scheduler(ctx: EngineContext) -> Service | None:
     slots a crash left claimed are settled first."""
     from ai_employee.ledger import Ledger
     from ai_employee.proactive.jobs import recover_slots, run_slot
+    from ai_employee.proactive.onloop import EngineLoop
     from ai_employee.proactive.schedules import ScheduleClaims, Scheduler
 
     jobs = {name: job for name, job in ctx.config.schedules.items() if job.enabled}
     if not jobs:
         return None
     ledger = Ledger(ctx.vault.ledger_path)
-    recover_slots(ctx.vault, ledger, jobs)
-    vault = ctx.vault
+    vault, engine = ctx.vault, EngineLoop()
+    timeout_s = ctx.config.claude.timeout_s + 5
+    prose = briefing_writer(ctx.planner, lambda coroutine: engine.run(coroutine, timeout_s))
     return Scheduler(
         jobs,
-        lambda due, action_id: run_slot(vault, ledger, due.job, jobs[due.job], due, action_id),
+        lambda due, action_id: run_slot(vault, ledger, due.job, jobs[due.job], due, action_id, prose),
         ScheduleClaims(ledger),
+        recover=lambda: recover_slots(vault, ledger, jobs, prose),
+        engine=engine,
     )
+
+
+def briefing_writer(planner: Planner, run: Callable[[Any], str]) -> Writer | None:
+    """What writes a briefing's opening: Claude, within the `proactive` budget, when the planner is
+    Claude's (`run` takes the coroutine to where it can run: the engine's loop, or `asyncio.run` in the
+    CLI); None for the template planner."""
+    if getattr(planner, "name", "") != "claude":
+        return None
+    from ai_employee.clock import now_stamp
+    from ai_employee.planner.claude import ClaudePlanner
+    from ai_employee.proactive.briefing import TASK
+    from ai_employee.vault.actions import Action
+
+    claude = planner if isinstance(planner, ClaudePlanner) else None
+    if claude is None:
+        return None
+
+    def write(note_id: str, text: str) -> str:
+        action = Action(id=note_id, type="schedule", title="The briefing's opening", created=now_stamp())
+        return run(claude.write(action, TASK, text))
+
+    return write
 
 
 def make_monitors(ctx: EngineContext) -> Service | None:
@@ -173,6 +200,7 @@ def make_monitors(ctx: EngineContext) -> Service | None:
         ledger,
         lambda name, monitor, value, reason: raise_alert(vault, ledger, name, monitor, value, reason),
         budget=lambda: budget.used_fraction("proactive"),
+        pool=ctx.pool,
     )
 
 

@@ -169,6 +169,13 @@ class Config(_Section):
             object.__setattr__(self, "execution", self.execution.model_copy(update={"dry_run": alias}))
         return self
 
+    @model_validator(mode="after")
+    def _monitor_servers(self) -> Config:
+        unknown = sorted(self.monitors.tool_servers() - set(self.engine_servers()))
+        if unknown:
+            raise ValueError(f"monitors call tools of servers not in mcp_servers: {', '.join(unknown)}")
+        return self
+
     @property
     def dry_run(self) -> bool:
         return self.execution.dry_run

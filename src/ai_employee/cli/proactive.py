@@ -82,7 +82,17 @@ def schedules_run(app: AppState, name: str) -> None:
     with app.ledger(vault) as ledger:
         if not ledger.claim_slot(name, now.isoformat(), "claimed", 0.0, action_id, manual=True):
             raise UserError(f"`{name}` was just run: try again in a moment")
-        run_slot(vault, ledger, name, job, Due(name, now, 0.0, True), action_id)
+        prose = None
+        if job.job == "briefing":
+            import asyncio
+
+            from ai_employee.budget import Budget
+            from ai_employee.composition import briefing_writer, make_planner
+            from ai_employee.executor.mcp_pool import McpPool
+
+            planner = make_planner(config, McpPool.for_engine(config, vault), Budget(ledger, config.budget), ledger)
+            prose = briefing_writer(planner, asyncio.run)
+        run_slot(vault, ledger, name, job, Due(name, now, 0.0, True), action_id, prose)
     click.echo(f"Ran `{name}`: its action {action_id} is in Needs_Action/.")
 
 

@@ -83,6 +83,17 @@ def submit_plan_tool(tool_names: list[str]) -> dict[str, Any]:
     }
 
 
+WRITE_TOOL: dict[str, Any] = {
+    "name": "submit_text",
+    "description": "Submit the text you were asked to write.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"text": {"type": "string", "description": "Plain paragraphs, separated by blank lines."}},
+        "required": ["text"],
+    },
+}
+
+
 class PlanningFailed(Exception):
     """The model gave no valid plan in time; the message says why in a few words, for the note."""
 
@@ -197,7 +208,7 @@ class ClaudePlanner:
                     system=system,
                     messages=call.messages,
                     tools=[tool],
-                    tool_choice={"type": "tool", "name": TOOL_NAME},
+                    tool_choice={"type": "tool", "name": tool["name"]},
                 )
             except anthropic.APITimeoutError:
                 self.budget.settle_unknown(reservation, self._usage(call.action, None, started, "timeout"))
@@ -219,6 +230,21 @@ class ClaudePlanner:
             self.budget.settle(reservation, self._usage(call.action, message.usage, started, "ok"))
             return message
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def write(self, action: Action, task: str, data: str) -> str:
+        """Prose from data the engine gathered (the briefing's tables), for what `action` stands for (its
+        budget scope and its id in the ledger): the model's text, or an exception saying why not (the
+        budget, the API, no text). The data is delimited as untrusted: it holds titles from emails."""
+        system = [{"type": "text", "text": f"{task}\n\n{prompt.DATA_RULE}"}]
+        text = f"<untrusted_input>\n{prompt.defuse(data)}\n</untrusted_input>"
+        call = _Call(action, [{"role": "user", "content": text}], time.monotonic(), 0)
+        async with asyncio.timeout(self.config.claude.timeout_s):
+            message = await self._ask(call, system, WRITE_TOOL)
+        use = next((b for b in message.content if getattr(b, "type", "") == "tool_use"), None)
+        written = (use.input or {}).get("text") if use is not None and isinstance(use.input, dict) else None
+        if not isinstance(written, str) or not written.strip():
+            raise PlanningFailed(f"the answer did not call {WRITE_TOOL['name']} with a text")
+        return written
 
     async def _check(self, message: Any, known: set[str]) -> tuple[_Answer | None, list[str]]:
         """The answer and every problem with it: its shape, each step's tool (one of `known`) and its

@@ -8,6 +8,8 @@ In order, first match wins:
 - a meeting request becomes a task note with the proposed times (LOW);
 - other mail gets a polite acknowledgement reply (MEDIUM: needs approval), naming a colleague as one; mail
   from Gmail gets it as a Gmail draft in its own thread (`gmail.create_draft`), other mail by SMTP;
+- a schedule's or a monitor's action is filed as a note saying which job or monitor raised it, why, and
+  what it asks (open-ended instructions need Claude) (LOW);
 - anything else gets a summary note (LOW).
 Urgency words and deadlines are surfaced in the title and the summary. Content from the input is quoted
 as data, never obeyed.
@@ -50,6 +52,8 @@ class TemplatePlanner:
 
     def plan(self, action: Action, context: PlanningContext) -> PlanDraft:
         """The same draft, synchronously (it needs nothing but the action)."""
+        if action.type in PROACTIVE_TYPES:  # the engine's own: its text is a job's, not a sender's
+            return self._proactive_note(action, context)
         email = action.email or {}
         sender = str(email.get("from_addr") or "")
         head = f"{email.get('subject') or action.title}\n{action.preview[:300]}"
@@ -183,11 +187,7 @@ class TemplatePlanner:
             lines.append(f"- Source: [[{source}]]")
         lines += [f"- What: {described}", f"- Received: {action.created}", "", "## Preview", ""]
         lines.append(quote(action.preview) if action.preview else "_No text could be read from this file._")
-        step = Step(
-            tool="vault.create_note",
-            args={"path": path, "content": "\n".join(lines) + "\n"},
-            why="File a summary note of the input in the vault",
-        )
+        step = _note_step(path, lines, "File a summary note of the input in the vault")
         summary = (
             (f"{no_reply} " if no_reply else "")
             + f"A new {described} arrived: **{action.title}**. The template planner files a short summary"
@@ -201,6 +201,20 @@ class TemplatePlanner:
             planner_note=NOTE,
         )
 
+    def _proactive_note(self, action: Action, context: PlanningContext) -> PlanDraft:
+        """A schedule's or a monitor's action: a note saying which job or monitor raised it and why, with
+        what it asks. Open-ended instructions need Claude; the template files them for the person."""
+        why = proactive_reason(action)
+        path = self._free_note_path(f"{action.created[:10]} {file_title(action.title)}", context)
+        lines = [f"# {action.title}", "", f"- Why: {why}", f"- Raised: {action.created}", "", "## What it asks", ""]
+        lines.append(quote(action.preview) if action.preview else "_Nothing more was said._")
+        step = _note_step(path, lines, "File what the job or monitor asks as a note")
+        summary = (
+            f"{why[0].upper()}{why[1:]}. The template planner cannot carry out open-ended instructions; it files"
+            f" what is asked at `{path}` for you (with an Anthropic key, Claude plans the work itself)."
+        )
+        return PlanDraft(f"Note: {action.title}", summary, [step], self.name, NOTE)
+
     @staticmethod
     def _free_note_path(stem: str, context: PlanningContext) -> str:
         n = 1
@@ -211,6 +225,34 @@ class TemplatePlanner:
                 context.reserved_paths.add(candidate)
                 return candidate
             n += 1
+
+
+def _note_step(path: str, lines: list[str], why: str) -> Step:
+    return Step(tool="vault.create_note", args={"path": path, "content": "\n".join(lines) + "\n"}, why=why)
+
+
+PROACTIVE_TYPES = ("schedule", "monitor")
+
+
+def proactive_reason(action: Action) -> str:
+    """Why the engine raised a proactive action, in words: the job and its slot, or the monitor's change."""
+    from ai_employee.clock import local_time
+    from ai_employee.proactive.schedules import late_words
+
+    source = action.source
+    if action.type == "monitor":
+        monitor = clean_text(str(source.get("monitor") or "?"), 60)
+        said = f"the monitor {monitor} {clean_text(str(source.get('reason') or 'changed'), 200)}"
+        value = clean_text(str(source.get("value") or ""), 80)
+        return f"{said} (value now {value})" if value and value not in said else said
+    slot = str(source.get("slot") or "")
+    said = f"the scheduled job {clean_text(str(source.get('schedule') or '?'), 60)} is due"
+    if slot:
+        said += f" (its slot {local_time(slot)})"
+    late = source.get("late_s")
+    if isinstance(late, int | float) and late > 0:
+        said += f", run {late_words(float(late))}"
+    return said
 
 
 def _payee(action: Action) -> str:

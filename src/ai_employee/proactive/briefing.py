@@ -3,6 +3,9 @@ the vault and the ledger: what was done, what waits and for how long, decisions,
 cost, and progress against `Business_Goals.md`. Tables and counts, no filler. Its suggestions become
 actions, planned and approved like everything else.
 
+When Claude is available it writes the opening ("In short") from the tables, within the `proactive`
+budget; the tables are the record either way, and a briefing Claude could not write for says so.
+
 The note is the engine's report, like the dashboard: written once per run (a free name, never over a
 file), not a plan.
 """
@@ -12,10 +15,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from ai_employee.clock import local_time, now_stamp
 from ai_employee.dashboard import plain, wikilink
@@ -24,6 +30,16 @@ from ai_employee.status import group_plans, human_age
 from ai_employee.vault.fsops import create_file
 from ai_employee.vault.layout import BRIEFINGS, GOALS, Vault
 
+log = structlog.get_logger(__name__)
+
+# Writes the opening from the briefing's text: (the note's id, its text) -> prose, or an exception.
+Writer = Callable[[str, str], str]
+TASK = """You write the opening of the owner's weekly briefing, from the briefing itself (below). In 3 to \
+6 plain sentences, say what matters: what was done, what has waited longest for a decision, what failed \
+and needs them, what the monitors saw change, how the token spending went, and the progress on their \
+goals. State only what the briefing says: every number and name you use must appear in it. No headings, \
+lists, links, greetings or sign-off."""
+PROSE_PARAGRAPHS, PROSE_CHARS = 4, 900
 STALE_AFTER = timedelta(days=3)  # a plan waiting longer is a bottleneck worth a suggestion
 MAX_ROWS = 30
 _CHECKBOX = re.compile(r"^\s*[-*] \[( |x|X)\] (.+)$", re.MULTILINE)
@@ -198,14 +214,43 @@ def _failure_line(failure: dict[str, Any]) -> str:
     return f"- {link} — {plain(str(failure.get('detail') or failure.get('status')), 160)}"
 
 
+def opening(note_id: str, text: str, prose: Writer) -> list[str]:
+    """The "In short" section: Claude's paragraphs as literal text (nothing in them is a link, an embed
+    or markup: the briefing quotes titles from emails), or a line saying why there are none."""
+    try:
+        written = prose(note_id, text)
+    except Exception as exc:  # the budget, the API, the engine stopping: the tables are complete anyway
+        from ai_employee.vault.actions import clean_text
+
+        reason = clean_text(str(exc), 160) or type(exc).__name__
+        log.warning("claude did not write the briefing's opening", reason=reason)
+        return [f"*Claude could not write this summary ({plain(reason, 160)}); the tables below are complete.*"]
+    paragraphs = [plain(p, PROSE_CHARS) for p in re.split(r"\n\s*\n", written) if p.strip()]
+    return [*("\n\n".join(paragraphs[:PROSE_PARAGRAPHS]).split("\n")), "", "*Written by Claude from the tables below.*"]
+
+
+def with_opening(text: str, lines: list[str]) -> str:
+    """The briefing with its opening after the title and the line saying what wrote it."""
+    title, said, rest = text.split("\n\n", 2)
+    return "\n\n".join([title, said, "\n".join(["## In short", "", *lines]), rest])
+
+
 def write_briefing(
-    vault: Vault, ledger: Ledger, slot: datetime, period: timedelta, note_id: str
+    vault: Vault,
+    ledger: Ledger,
+    slot: datetime,
+    period: timedelta,
+    note_id: str,
+    prose: Writer | None = None,
 ) -> tuple[Path, list[Suggestion]]:
     """The briefing note for the period ending at `slot` (a free name: never over a note); its `id` is
-    the slot's, so recovery after a crash finds it instead of writing a second one."""
+    the slot's, so recovery after a crash finds it instead of writing a second one. With `prose`,
+    Claude's opening first (`opening`)."""
     local = slot.astimezone()
     title = f"{local:%Y-%m-%d} {local:%A} Briefing"
     text, found = render(vault, ledger, slot - period, slot, title)
+    if prose is not None:
+        text = with_opening(text, opening(note_id, text, prose))
     front = f"---\nid: {note_id}\ntype: briefing\ncreated: '{now_stamp()}'\ntags:\n- ai-employee/briefing\n---\n"
     folder = vault.folder(BRIEFINGS)
     folder.mkdir(exist_ok=True)

@@ -9,12 +9,16 @@ only what is missing.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
 from ai_employee.clock import local_now, local_time, now_stamp
 from ai_employee.ledger import Ledger
 from ai_employee.proactive.schedules import Due, ScheduleConfig, late_words
+
+if TYPE_CHECKING:
+    from ai_employee.proactive.briefing import Writer
 from ai_employee.vault.actions import Action, file_name
 from ai_employee.vault.fsops import create_file
 from ai_employee.vault.layout import BRIEFINGS, NEEDS_ACTION, Vault
@@ -27,10 +31,18 @@ def job_title(name: str, job: ScheduleConfig) -> str:
     return job.title or name.replace("_", " ").replace("-", " ").capitalize()
 
 
-def run_slot(vault: Vault, ledger: Ledger, name: str, job: ScheduleConfig, due: Due, slot_id: str) -> None:
-    """What the slot's job does, then the slot marked done."""
+def run_slot(
+    vault: Vault,
+    ledger: Ledger,
+    name: str,
+    job: ScheduleConfig,
+    due: Due,
+    slot_id: str,
+    prose: Writer | None = None,
+) -> None:
+    """What the slot's job does, then the slot marked done. `prose` writes a briefing's opening."""
     if job.job == "briefing":
-        write_briefing_slot(vault, ledger, name, job, due, slot_id)
+        write_briefing_slot(vault, ledger, name, job, due, slot_id, prose)
     else:
         instructions = job.instructions
         if job.job == "review":
@@ -96,7 +108,9 @@ def _written(vault: Vault, ledger: Ledger, action_id: str) -> bool:
     )
 
 
-def write_briefing_slot(vault: Vault, ledger: Ledger, name: str, job: ScheduleConfig, due: Due, slot_id: str) -> None:
+def write_briefing_slot(
+    vault: Vault, ledger: Ledger, name: str, job: ScheduleConfig, due: Due, slot_id: str, prose: Writer | None = None
+) -> None:
     """The briefing note (its id the slot's), then each suggestion as an action; each written once,
     even when a crash interrupts and recovery runs the slot again."""
     from ai_employee.proactive.briefing import render, since_previous, write_briefing
@@ -105,7 +119,7 @@ def write_briefing_slot(vault: Vault, ledger: Ledger, name: str, job: ScheduleCo
     period = since_previous(due.slot, datetime.fromisoformat(previous) if previous else None)
     existing = find_by_id([vault.folder(BRIEFINGS)], ".md", slot_id)
     if existing is None:
-        _, found = write_briefing(vault, ledger, due.slot, period, slot_id)
+        _, found = write_briefing(vault, ledger, due.slot, period, slot_id, prose)
     else:
         _, found = render(vault, ledger, due.slot - period, due.slot, existing.stem)
     for number, suggestion in enumerate(found, 1):
@@ -114,7 +128,7 @@ def write_briefing_slot(vault: Vault, ledger: Ledger, name: str, job: ScheduleCo
             write_action(vault, name, job, due, action_id, suggestion.title, suggestion.instructions)
 
 
-def recover_slots(vault: Vault, ledger: Ledger, jobs: dict[str, ScheduleConfig]) -> int:
+def recover_slots(vault: Vault, ledger: Ledger, jobs: dict[str, ScheduleConfig], prose: Writer | None = None) -> int:
     """Slots a crash left claimed: what they write is written now, unless it was (the action in
     `Needs_Action/` or planned; a briefing's note and suggestions each by id). The count run."""
     ran = 0
@@ -126,6 +140,6 @@ def recover_slots(vault: Vault, ledger: Ledger, jobs: dict[str, ScheduleConfig])
             continue
         slot = datetime.fromisoformat(str(row["slot"]))
         late_s = (datetime.now(slot.tzinfo) - slot).total_seconds()
-        run_slot(vault, ledger, name, job, Due(name, slot, late_s, True), slot_id)
+        run_slot(vault, ledger, name, job, Due(name, slot, late_s, True), slot_id, prose)
         ran += 1
     return ran

@@ -1,7 +1,8 @@
-"""Monitors: something checked on an interval (a command's output, a note's property, a URL on the
-allow-list), its value recorded with a timestamp in the ledger, and an action raised when it changes in
-a way the monitor names (`detect.py`), never more than once per cooldown. The action goes through the
-pipeline like any other; an event (`monitor.alert`) tells the person.
+"""Monitors: something checked on an interval (a command's output, a read-only MCP tool's answer, a
+note's property, a URL on the allow-list), its value recorded with a timestamp in the ledger, and an
+action raised when it changes in a way the monitor names (`detect.py`), never more than once per
+cooldown. The action goes through the pipeline like any other; an event (`monitor.alert`) tells the
+person.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from pydantic import Field, field_validator, model_validator
 
 from ai_employee.config_sections import Section
 from ai_employee.proactive.detect import AlertRule, State, evaluate
+from ai_employee.proactive.onloop import EngineLoop
 
 if TYPE_CHECKING:
+    from ai_employee.executor.mcp_pool import McpPool
     from ai_employee.ledger import Ledger
     from ai_employee.vault.layout import Vault
 
@@ -34,12 +37,20 @@ CHECK_TIMEOUT_S = 30.0
 
 class MonitorConfig(Section):
     command: list[str] | str | None = Field(None, description="A command whose output (stripped) is the value.")
+    tool: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+        description="An MCP tool (`server.tool`) its server declares read-only; its answer is the value.",
+    )
+    args: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments.")
     note: str | None = Field(None, description="A note in the vault (path) whose property is the value.")
     property: str | None = Field(None, description="The note's property (frontmatter key).")
     url: str | None = Field(
         None, description="A URL whose body (or `json_path` in it) is the value; on the allow-list."
     )
-    json_path: str | None = Field(None, description="Dotted path into a JSON answer, e.g. `data.price`.")
+    json_path: str | None = Field(
+        None, description="Dotted path into a JSON answer (a URL's or a tool's), e.g. `data.price`."
+    )
     interval_s: float = Field(300.0, ge=5, description="How often it is checked.")
     alert: AlertRule
     cooldown_s: float = Field(3600.0, ge=0, description="At most one alert this often.")
@@ -50,9 +61,11 @@ class MonitorConfig(Section):
 
     @model_validator(mode="after")
     def _one_source(self) -> MonitorConfig:
-        given = [x for x in (self.command, self.note, self.url) if x]
+        given = [x for x in (self.command, self.tool, self.note, self.url) if x]
         if len(given) != 1:
-            raise ValueError("a monitor reads exactly one of: command, note (with property), url")
+            raise ValueError("a monitor reads exactly one of: command, tool, note (with property), url")
+        if self.args and not self.tool:
+            raise ValueError("`args` are a tool's arguments: this monitor calls no `tool`")
         if self.note and not self.property:
             raise ValueError("a `note` monitor needs the `property` to read")
         return self
@@ -68,6 +81,9 @@ class MonitorConfig(Section):
 class MonitorsConfig(Section):
     allowed_urls: list[str] = Field(default_factory=list, description="URL prefixes monitors may read.")
     watch: dict[str, MonitorConfig] = Field(default_factory=dict, description="The monitors, by name.")
+
+    def tool_servers(self) -> set[str]:
+        return {m.tool.partition(".")[0] for m in self.watch.values() if m.tool}
 
     @model_validator(mode="after")
     def _urls_allowed(self) -> MonitorsConfig:
@@ -103,6 +119,8 @@ def read_value(monitor: MonitorConfig, vault_root: Path) -> str:
         if done.returncode != 0:
             raise CheckFailed(f"the command exited {done.returncode}: {done.stderr.strip()[:200]}")
         value = done.stdout.strip()
+    elif monitor.tool:
+        raise CheckFailed("a tool monitor is read through the engine's MCP servers")
     elif monitor.note:
         from ai_employee.vault.notes import read_frontmatter, split_note
 
@@ -132,12 +150,43 @@ def _read_url(monitor: MonitorConfig) -> str:
         raise CheckFailed(f"{type(exc).__name__}: {exc}") from None
     if answer.status_code != 200:
         raise CheckFailed(f"HTTP {answer.status_code}")
-    if not monitor.json_path:
-        return answer.text.strip()
+    return pick(answer.text, None, monitor.json_path)
+
+
+def pick(text: str, structured: object, json_path: str | None) -> str:
+    """The value in an answer: the text, or with `json_path` the value at that path in its structured
+    content (a tool's) or in the text read as JSON."""
+    text = text.strip()
+    if not json_path:
+        return text
+    if structured is None:
+        try:
+            structured = json.loads(text)
+        except ValueError:
+            raise CheckFailed("the answer is not JSON") from None
+    return str(_dig(structured, json_path))
+
+
+async def read_tool(pool: McpPool, monitor: MonitorConfig) -> str:
+    """Call a monitor's tool: only one its server declares read-only (`readOnlyHint`), since a monitor
+    runs on its own, with nobody approving; CheckFailed when it cannot be read."""
+    server, _, name = str(monitor.tool).partition(".")
     try:
-        return str(_dig(answer.json(), monitor.json_path))
-    except ValueError:
-        raise CheckFailed("the answer is not JSON") from None
+        tool = await pool.tool(server, name)
+        hints = tool.annotations
+        if not getattr(hints, "read_only_hint", False):
+            raise CheckFailed(
+                f"{monitor.tool} is not declared read-only by its server (readOnlyHint): a monitor only reads"
+            )
+        await pool.validate(server, name, monitor.args)
+        outcome = await pool.call(server, name, monitor.args, CHECK_TIMEOUT_S)
+    except CheckFailed:
+        raise
+    except Exception as exc:  # a server that does not start, a timeout, an argument that does not fit
+        raise CheckFailed(f"{monitor.tool}: {type(exc).__name__}: {exc}"[:300]) from None
+    if not outcome.ok:
+        raise CheckFailed(f"{monitor.tool} answered an error: {outcome.text[:200]}")
+    return pick(outcome.text, outcome.structured, monitor.json_path)
 
 
 def load_state(text: str) -> State:
@@ -163,6 +212,8 @@ class Monitors:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         reader: Callable[[MonitorConfig, Path], str] = read_value,
         budget: Callable[[], float | None] = lambda: None,
+        pool: McpPool | None = None,
+        engine: EngineLoop | None = None,
     ) -> None:
         self.vault = vault
         self.monitors = {name: m for name, m in monitors.items() if m.enabled}
@@ -171,6 +222,8 @@ class Monitors:
         self.clock = clock
         self.reader = reader
         self.budget = budget  # the fraction of today's proactive budget used (None: no limit)
+        self.pool = pool  # the engine's MCP servers, for tool monitors (called on the engine's loop)
+        self.engine = engine or EngineLoop()
         self.fault: str | None = None
 
     def healthy(self) -> bool:
@@ -181,7 +234,7 @@ class Monitors:
         monitor = self.monitors[name]
         now = self.clock()
         try:
-            value = self.reader(monitor, self.vault.root)
+            value = self._read_tool(monitor) if monitor.tool else self.reader(monitor, self.vault.root)
         except CheckFailed as exc:
             self.ledger.record_monitor_value(name, now.isoformat(), None, str(exc))
             log.warning("monitor check failed", monitor=name, problem=str(exc))
@@ -195,6 +248,18 @@ class Monitors:
             self.ledger.record_monitor_alert(name, now.isoformat(), value, reason, action_id)
         write_note(self.vault, self.ledger, name)
         return reason
+
+    def _read_tool(self, monitor: MonitorConfig) -> str:
+        """A tool monitor's value, from this worker thread: the call runs on the engine's loop, where the
+        pool's sessions live (and its pauses are shared with the executor)."""
+        if self.pool is None:
+            raise CheckFailed("no MCP servers to call")
+        try:
+            return self.engine.run(read_tool(self.pool, monitor), CHECK_TIMEOUT_S * 3)
+        except TimeoutError:
+            raise CheckFailed(f"{monitor.tool} did not answer in time") from None
+        except RuntimeError as exc:
+            raise CheckFailed(str(exc)) from None
 
     def due(self) -> tuple[list[str], float]:
         """The monitors due now, and seconds until the next one is. Intervals stretch as the day's
@@ -228,11 +293,13 @@ class Monitors:
 
     async def once(self) -> int:
         """One look, for `vault start --once` (cron): the monitors due now are checked; how many."""
+        self.engine.attach()
         due, _ = await asyncio.to_thread(self.due)
         await asyncio.to_thread(self.cycle)
         return len(due)
 
     async def run(self) -> None:
+        self.engine.attach()
         while True:
             wait_s = await asyncio.to_thread(self.cycle)
             with contextlib.suppress(asyncio.TimeoutError):

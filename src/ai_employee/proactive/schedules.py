@@ -23,6 +23,7 @@ from pydantic import Field, field_validator
 
 from ai_employee.clock import local_zone
 from ai_employee.config_sections import Section, known_zone
+from ai_employee.proactive.onloop import EngineLoop
 
 log = structlog.get_logger(__name__)
 LATE_AFTER_S = 60.0  # a slot handled later than this after its time says it ran late
@@ -124,7 +125,8 @@ def due_slots(name: str, job: ScheduleConfig, last: datetime, now: datetime) -> 
 
 
 class Scheduler:
-    """The service: at each slot of each enabled job, claim it and write its action (`fire`)."""
+    """The service: at each slot of each enabled job, claim it and write its action (`fire`). Its first
+    cycle first finishes the slots a crash left claimed (`recover`)."""
 
     name = "scheduler"
 
@@ -134,8 +136,12 @@ class Scheduler:
         fire: Callable[[Due, str], None],
         claims: ScheduleClaims,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        recover: Callable[[], object] = lambda: None,
+        engine: EngineLoop | None = None,
     ) -> None:
         self.jobs = {name: job for name, job in jobs.items() if job.enabled}
+        self.recover: Callable[[], object] | None = recover
+        self.engine = engine or EngineLoop()  # what a job needs from the loop (Claude) runs there
         self.fire = fire
         self.claims = claims
         self.clock = clock
@@ -148,6 +154,9 @@ class Scheduler:
 
     def cycle(self) -> float:
         """Handle every slot due now; seconds until the next one."""
+        recover, self.recover = self.recover, None
+        if recover is not None:
+            recover()
         now = self.clock()
         waits = [TICK_S]
         for name, job in self.jobs.items():
@@ -166,11 +175,13 @@ class Scheduler:
 
     async def once(self) -> int:
         """One look, for `vault start --once` (cron): the slots due now run; how many were handled."""
+        self.engine.attach()
         before = self.handled
         await asyncio.to_thread(self.cycle)
         return self.handled - before
 
     async def run(self) -> None:
+        self.engine.attach()
         while True:
             wait_s = await asyncio.to_thread(self.cycle)
             with contextlib.suppress(TimeoutError):
