@@ -58,3 +58,12 @@ def test_a_rule_is_required() -> None:
 def test_trend_and_sparkline() -> None:
     assert trend([1, 2, 3, 5]) == "up" and trend([5, 4, 2]) == "down" and trend([10, 10.05, 9.98, 10]) == "stable"
     assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█" and sparkline([3, 3]) == "▄▄" and sparkline([]) == ""
+
+
+def test_a_change_kept_back_by_the_cooldown_is_told_after_it_and_a_flap_back_is_not() -> None:
+    rule = AlertRule(on_change=True)
+    said = run(rule, ["NEUTRAL", "LONG", "NEUTRAL", "NEUTRAL", "NEUTRAL"], cooldown_s=150, step_s=60)
+    assert said[:4] == [None, "changed from NEUTRAL to LONG", None, None]
+    assert said[4] == "changed from LONG to NEUTRAL"  # what the person was last told is no longer true
+    flap = run(rule, ["NEUTRAL", "LONG", "NEUTRAL", "LONG", "LONG"], cooldown_s=150, step_s=60)
+    assert [bool(s) for s in flap] == [False, True, False, False, False]  # back to what was told: no news

@@ -5,6 +5,7 @@ on the allow-list from a local HTTP server); `vault monitors`."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ class Rig:
             vault,
             watch,
             ledger,
-            lambda name, m, value, reason: raise_alert(vault, ledger, name, m, value, reason),
+            functools.partial(raise_alert, vault, ledger),
             lambda: self.now,
             lambda m, root: self.values.pop(0),
             lambda: self.used,

@@ -44,6 +44,9 @@ def test_slots_across_daylight_saving_changes() -> None:
     ]
     autumn = slots_between(nightly, at("2026-10-24T00:00+02:00"), at("2026-10-27T00:00+01:00"))
     assert len(autumn) == 3  # 02:30 happens twice on the 25th: once
+    # ...also when the scheduler asks slot by slot: after the first 02:30, the second is not a new slot.
+    after_first = slots_between(nightly, at("2026-10-25T02:30+02:00"), at("2026-10-26T00:00+01:00"))
+    assert after_first == []
     morning = slots_between(job("0 8 * * *"), at("2026-10-24T00:00+02:00"), at("2026-10-27T00:00+01:00"))
     assert {s.astimezone(ZONE).hour for s in morning} == {8}  # 08:00 local on both sides of the change
 

@@ -183,6 +183,8 @@ def briefing_writer(planner: Planner, run: Callable[[Any], str]) -> Writer | Non
 def make_monitors(ctx: EngineContext) -> Service | None:
     """The monitors service, with its own ledger connection (it checks on a worker thread), when any
     monitor is set."""
+    import functools
+
     from ai_employee.ledger import Ledger
     from ai_employee.proactive.monitors import Monitors, raise_alert
 
@@ -198,7 +200,7 @@ def make_monitors(ctx: EngineContext) -> Service | None:
         vault,
         watch,
         ledger,
-        lambda name, monitor, value, reason: raise_alert(vault, ledger, name, monitor, value, reason),
+        functools.partial(raise_alert, vault, ledger),
         budget=lambda: budget.used_fraction("proactive"),
         pool=ctx.pool,
     )

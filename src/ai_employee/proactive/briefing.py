@@ -56,9 +56,13 @@ class Week:
     alerts: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _events(ledger: Ledger, since: str, names: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+def _events(ledger: Ledger, since: str, until: str, names: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """The period's events of some names, oldest first: from `since` up to (not including) `until`, so a
+    briefing written late (recovered, or run for a past slot) tells its own period, not what came after."""
     found = []
     for row in reversed(ledger.recent_events(100_000, since, names)):
+        if not since <= str(row["ts"]) < until:
+            continue
         try:
             data = json.loads(row["payload"])
         except ValueError:
@@ -68,9 +72,9 @@ def _events(ledger: Ledger, since: str, names: tuple[str, ...]) -> list[tuple[st
     return found
 
 
-def read_week(ledger: Ledger, since: datetime) -> Week:
+def read_week(ledger: Ledger, since: datetime, until: datetime) -> Week:
     week = Week()
-    stamp = since.astimezone(UTC).isoformat(timespec="milliseconds")
+    stamp, end = (when.astimezone(UTC).isoformat(timespec="milliseconds") for when in (since, until))
     names = (
         "plan.execution_completed",
         "action.failed",
@@ -81,7 +85,7 @@ def read_week(ledger: Ledger, since: datetime) -> Week:
         "action.expired",
         "monitor.alert",
     )
-    for name, data in _events(ledger, stamp, names):
+    for name, data in _events(ledger, stamp, end, names):
         if name == "plan.execution_completed":
             week.done.append(data)
         elif name == "monitor.alert":
@@ -109,6 +113,7 @@ def goals_progress(vault: Vault) -> tuple[int, int, list[str]] | None:
 
 @dataclass(frozen=True)
 class Suggestion:
+    number: int  # its kind: 1 follow up on stale plans, 2 look into failures (its action id ends in it)
     title: str
     instructions: str
 
@@ -121,6 +126,7 @@ def suggestions(waiting: list[Any], week: Week) -> list[Suggestion]:
         names = "; ".join(f"{p.title} ({human_age(p.age_s)})" for p in stale[:10])
         found.append(
             Suggestion(
+                1,
                 f"Follow up on {len(stale)} plan(s) waiting over {STALE_AFTER.days} days",
                 f"These plans have waited more than {STALE_AFTER.days} days for a decision: {names}. Decide on"
                 " each, or say what is missing.",
@@ -129,6 +135,7 @@ def suggestions(waiting: list[Any], week: Week) -> list[Suggestion]:
     if len(week.failed) >= 2:
         found.append(
             Suggestion(
+                2,
                 f"Look into {len(week.failed)} failures this week",
                 "Several plans failed this week: "
                 + "; ".join(str(f.get("title") or f.get("plan_id")) for f in week.failed[:10])
@@ -139,7 +146,7 @@ def suggestions(waiting: list[Any], week: Week) -> list[Suggestion]:
 
 
 def render(vault: Vault, ledger: Ledger, since: datetime, until: datetime, title: str) -> tuple[str, list[Suggestion]]:
-    week = read_week(ledger, since)
+    week = read_week(ledger, since, until)
     groups = group_plans(vault, ledger)
     waiting = sorted(groups.waiting, key=lambda p: -p.age_s)
     start, end = since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()
@@ -203,9 +210,13 @@ def render(vault: Vault, ledger: Ledger, since: datetime, until: datetime, title
         lines += [f"- [ ] {item}" for item in open_items]
     found = suggestions(waiting, week)
     lines += ["", "## Suggestions", ""]
-    lines += [f"- {plain(s.title, 160)} (an action in Needs_Action/: its plan waits for you)" for s in found] or [
-        "None this week."
-    ]
+    lines += [f"- {plain(s.title, 160)}" for s in found] or ["None this week."]
+    if found:
+        lines += [
+            "",
+            "Each is an action in Needs_Action/ whose plan waits for your approval, unless the same"
+            " suggestion from an earlier briefing still waits for you.",
+        ]
     return "\n".join(lines) + "\n", found
 
 

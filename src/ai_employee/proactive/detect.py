@@ -80,8 +80,11 @@ def evaluate(rule: AlertRule, value: str, state: State, now: datetime, cooldown_
     number = _number(value)
     reasons: list[str] = []
     new = replace(state, last_value=value)
-    if rule.on_change and state.last_value is not None and value != state.last_value:
-        reasons.append(f"changed from {state.last_value} to {value}")
+    # A change is against the value last told (the alert's), so a change kept back by the cooldown is
+    # told after it, and a flap that came back to what was told is no news.
+    told = state.alert_value if state.alert_value is not None else state.last_value
+    if rule.on_change and told is not None and value != told:
+        reasons.append(f"changed from {told} to {value}")
     base = _number(state.alert_value if state.alert_value is not None else state.last_value)
     if number is not None and base is not None:
         reasons += _moves(rule, number, base)

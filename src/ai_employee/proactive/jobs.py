@@ -8,7 +8,8 @@ only what is missing.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -96,6 +97,9 @@ def review_text(vault: Vault, ledger: Ledger) -> str:
     return "\n".join(lines)
 
 
+EARLIER_BRIEFINGS = 12  # how far back a suggestion still waiting keeps the same one from being repeated
+
+
 def suggestion_id(slot_id: str, number: int) -> str:
     """A suggestion's action id, derived from its briefing's: recovery can tell which were written."""
     return f"{slot_id[:-2]}{number:02d}"
@@ -122,13 +126,43 @@ def write_briefing_slot(
         _, found = write_briefing(vault, ledger, due.slot, period, slot_id, prose)
     else:
         _, found = render(vault, ledger, due.slot - period, due.slot, existing.stem)
-    for number, suggestion in enumerate(found, 1):
-        action_id = suggestion_id(slot_id, number)
-        if not _written(vault, ledger, action_id):
-            write_action(vault, name, job, due, action_id, suggestion.title, suggestion.instructions)
+    for suggestion in found:
+        action_id = suggestion_id(slot_id, suggestion.number)
+        if _written(vault, ledger, action_id):
+            continue
+        if _still_waits(vault, ledger, name, slot_id, suggestion.number):
+            log.info("briefing suggestion not repeated: the earlier one still waits", job=name, title=suggestion.title)
+            continue
+        write_action(vault, name, job, due, action_id, suggestion.title, suggestion.instructions)
 
 
-def recover_slots(vault: Vault, ledger: Ledger, jobs: dict[str, ScheduleConfig], prose: Writer | None = None) -> int:
+def _still_waits(vault: Vault, ledger: Ledger, name: str, slot_id: str, number: int) -> bool:
+    """Whether the same suggestion from one of the job's earlier briefings is still undecided (its action
+    not planned yet, or its plan waiting): a stale plan is not followed up on again every week."""
+    from ai_employee.status import group_plans
+
+    earlier = [str(r["action_id"]) for r in ledger.schedule_runs(name, EARLIER_BRIEFINGS) if r["action_id"] != slot_id]
+    if not earlier:
+        return False
+    groups = group_plans(vault, ledger)
+    waiting = {p.id for p in groups.waiting + groups.deferred}
+    for briefing_id in earlier:
+        action_id = suggestion_id(briefing_id, number)
+        plan_id = ledger.plan_for_action(action_id)
+        if plan_id in waiting or (
+            plan_id is None and find_by_id([vault.folder(NEEDS_ACTION)], ".action.yaml", action_id)
+        ):
+            return True
+    return False
+
+
+def recover_slots(
+    vault: Vault,
+    ledger: Ledger,
+    jobs: dict[str, ScheduleConfig],
+    prose: Writer | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
     """Slots a crash left claimed: what they write is written now, unless it was (the action in
     `Needs_Action/` or planned; a briefing's note and suggestions each by id). The count run."""
     ran = 0
@@ -139,7 +173,7 @@ def recover_slots(vault: Vault, ledger: Ledger, jobs: dict[str, ScheduleConfig],
             ledger.slot_done(name, str(row["slot"]))
             continue
         slot = datetime.fromisoformat(str(row["slot"]))
-        late_s = (datetime.now(slot.tzinfo) - slot).total_seconds()
+        late_s = (clock() - slot).total_seconds()
         run_slot(vault, ledger, name, job, Due(name, slot, late_s, True), slot_id, prose)
         ran += 1
     return ran

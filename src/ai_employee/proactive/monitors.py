@@ -208,7 +208,7 @@ class Monitors:
         vault: Vault,
         monitors: dict[str, MonitorConfig],
         ledger: Ledger,
-        alert: Callable[[str, MonitorConfig, str, str], str],
+        alert: Callable[[str, MonitorConfig, str, str, datetime], str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         reader: Callable[[MonitorConfig, Path], str] = read_value,
         budget: Callable[[], float | None] = lambda: None,
@@ -244,7 +244,7 @@ class Monitors:
         reason, state = evaluate(monitor.alert, value, state, now, monitor.cooldown_s)
         self.ledger.set_value(f"monitor_state:{name}", json.dumps(asdict(state)))
         if reason is not None:
-            action_id = self.alert(name, monitor, value, reason)
+            action_id = self.alert(name, monitor, value, reason, now)
             self.ledger.record_monitor_alert(name, now.isoformat(), value, reason, action_id)
         write_note(self.vault, self.ledger, name)
         return reason
@@ -306,9 +306,11 @@ class Monitors:
                 await asyncio.sleep(wait_s)
 
 
-def raise_alert(vault: Vault, ledger: Ledger, name: str, monitor: MonitorConfig, value: str, reason: str) -> str:
-    """The alert's action in `Needs_Action/` (type `monitor`), and its event (`monitor.alert`, straight
-    into the ledger: the notifier reads it there). Its id."""
+def raise_alert(
+    vault: Vault, ledger: Ledger, name: str, monitor: MonitorConfig, value: str, reason: str, at: datetime
+) -> str:
+    """The alert's action in `Needs_Action/` (type `monitor`), and its event (`monitor.alert`, at the
+    check's time `at`, straight into the ledger: the notifier reads it there). Its id."""
     from ai_employee.clock import local_now, now_stamp
     from ai_employee.events import Event, EventName, MonitorPayload
     from ai_employee.vault.actions import Action, file_name, new_id
@@ -328,7 +330,7 @@ def raise_alert(vault: Vault, ledger: Ledger, name: str, monitor: MonitorConfig,
     folder = vault.folder(NEEDS_ACTION)
     path = create_file(folder, file_name(local_now(), title), action.to_yaml().encode(), vault.tmp_dir)
     payload = MonitorPayload(name, value, reason, monitor.criticality, title, action.id, vault.relative(path))
-    ledger.record_event(Event(EventName.MONITOR_ALERT, payload))
+    ledger.record_event(Event(EventName.MONITOR_ALERT, payload, at))
     log.info("monitor alert", monitor=name, reason=reason, action_id=action.id)
     return action.id
 

@@ -76,7 +76,9 @@ def slots_between(job: ScheduleConfig, after: datetime, until: datetime) -> list
     found: list[datetime] = []
     zone = job.zone()
     it = croniter(job.cron, after.astimezone(zone))
-    wall: datetime | None = None
+    # The wall time last seen, from `after` on: the scheduler asks slot by slot, so the second 02:30 of
+    # the night clocks go back comes in the call after the one that ran the first.
+    wall: datetime | None = after.astimezone(zone).replace(tzinfo=None)
     while True:
         local = it.get_next(datetime)
         slot = local.astimezone(UTC)
