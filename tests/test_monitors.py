@@ -144,6 +144,26 @@ def test_a_url_on_the_allow_list_is_read(api: str, vault: Path) -> None:
         Config.model_validate({"monitors": {"watch": {"x": {"url": "https://evil.example/", "alert": {"above": 1}}}}})
 
 
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://api.example.com/price", True),
+        ("https://api.example.com", True),
+        ("https://api.example.com/v1/price?x=1", True),
+        ("https://api.example.com.evil.net/price", False),  # another host that starts the same
+        ("https://api.example.com@evil.net/price", False),  # user info: the host is evil.net
+        ("https://api.example.com:8443/price", False),  # another port
+        ("http://api.example.com/price", False),  # another scheme
+        ("https://x.example/v1/a", True),
+        ("https://x.example/v10/a", False),  # a path segment that only starts the same
+    ],
+)
+def test_the_allow_list_is_by_origin_and_path_segments(url: str, allowed: bool) -> None:
+    from ai_employee.proactive.monitors import url_allowed
+
+    assert any(url_allowed(url, p) for p in ("https://api.example.com", "https://x.example/v1/")) is allowed
+
+
 def test_a_read_only_mcp_tool_is_called_and_a_tool_that_changes_things_is_refused(vault: Path) -> None:
     """Through the built-in servers over stdio: `calendar.list_events` (declared read-only) gives the
     next event's title; `vault.create_note` would write, so the monitor refuses to call it."""

@@ -88,9 +88,26 @@ class MonitorsConfig(Section):
     @model_validator(mode="after")
     def _urls_allowed(self) -> MonitorsConfig:
         for name, monitor in self.watch.items():
-            if monitor.url and not any(monitor.url.startswith(prefix) for prefix in self.allowed_urls):
+            if monitor.url and not any(url_allowed(monitor.url, prefix) for prefix in self.allowed_urls):
                 raise ValueError(f"monitor {name!r} reads {monitor.url}, which is not in monitors.allowed_urls")
         return self
+
+
+def url_allowed(url: str, prefix: str) -> bool:
+    """Whether `url` is under an allowed prefix: the same scheme, host and port exactly (not a text
+    prefix: `https://api.example.com.evil.net/` and `https://api.example.com@evil.net/` are other hosts),
+    no user info, and a path under the prefix's path, segment by segment."""
+    from urllib.parse import urlsplit
+
+    try:
+        got, allowed = urlsplit(url), urlsplit(prefix)
+        same_origin = (got.scheme, got.hostname, got.port) == (allowed.scheme, allowed.hostname, allowed.port)
+    except ValueError:
+        return False
+    if not same_origin or got.username is not None or got.password is not None or not got.hostname:
+        return False
+    base = allowed.path.rstrip("/")
+    return got.path == base or got.path.startswith(base + "/") or (not base and got.path == "")
 
 
 class CheckFailed(Exception):
