@@ -156,6 +156,10 @@ def test_a_url_on_the_allow_list_is_read(api: str, vault: Path) -> None:
         ("http://api.example.com/price", False),  # another scheme
         ("https://x.example/v1/a", True),
         ("https://x.example/v10/a", False),  # a path segment that only starts the same
+        ("https://x.example/v1/../admin", False),  # a dot segment leaves the allowed path on the server
+        ("https://x.example/v1/%2e%2e/admin", False),  # ...also percent-encoded
+        ("https://x.example/v1/a%2f..%2fb", False),  # an encoded slash
+        ("https://x.example/v1/./a", False),
     ],
 )
 def test_the_allow_list_is_by_origin_and_path_segments(url: str, allowed: bool) -> None:
@@ -240,3 +244,123 @@ def test_cadence_words() -> None:
 
     assert [stretch(u) for u in (None, 0.49, 0.5, 0.79, 0.8, 0.99, 1.0)] == [1, 1, 2, 2, 4, 4, None]
     assert "4× less often" in cadence_words(0.85) and "paused until tomorrow" in cadence_words(1.2)
+
+
+def test_a_failed_alert_write_is_finished_at_the_next_check_once(rig: Any) -> None:
+    """The alert is claimed before its action is written: a write that fails (a full disk) is finished
+    at the next check, the alert neither lost nor raised twice, and the service is healthy again."""
+    r = rig({"btc": monitor(alert={"on_change": True})}, ["NEUTRAL", "LONG", "LONG", "LONG"])
+    real = r.service.alert
+    failing = [True]
+
+    def alert(*args: Any) -> None:
+        if failing[0]:
+            raise OSError(28, "No space left on device")
+        real(*args)
+
+    r.service.alert = alert
+    r.minutes(2)  # NEUTRAL, then LONG: the alert's write fails
+    assert not r.service.healthy() and files(r.vault.folder("Needs_Action"), ".action.yaml") == []
+    failing[0] = False
+    r.minutes(2)
+    [action] = [yaml.safe_load(p.read_text()) for p in files(r.vault.folder("Needs_Action"), ".action.yaml")]
+    assert action["source"]["reason"] == "changed from NEUTRAL to LONG" and r.service.healthy()
+    assert [a["action_id"] for a in r.ledger.monitor_alerts("btc")] == [action["id"]]
+    assert len(r.ledger.recent_events(50, None, ("monitor.alert",))) == 1
+
+
+def test_a_crash_after_the_alert_was_written_does_not_write_it_twice(rig: Any) -> None:
+    r = rig({"btc": monitor(alert={"on_change": True})}, ["NEUTRAL", "LONG", "LONG"])
+    r.minutes(2)
+    [alert] = r.ledger.monitor_alerts("btc")
+    # As if the engine died after writing the action, before the claim was cleared.
+    claim = {"id": alert["action_id"], "value": "LONG", "reason": "changed from NEUTRAL to LONG", "at": alert["ts"]}
+    r.ledger.set_value("monitor_pending:btc", json.dumps(claim))
+    r.minutes(1)
+    assert len(files(r.vault.folder("Needs_Action"), ".action.yaml")) == 1
+
+
+@pytest.mark.parametrize("name", ["../../escape", "Up", "a/b", ""])
+def test_monitor_names_cannot_reach_outside_the_monitors_folder(name: str) -> None:
+    with pytest.raises(ValueError, match="monitor name"):
+        Config.model_validate({"monitors": {"watch": {name: {"command": "true", "alert": {"on_change": True}}}}})
+
+
+def test_a_command_monitor_gets_no_secrets_and_its_values_are_redacted(vault: Path, monkeypatch: Any) -> None:
+    from ai_employee.logsetup import Redactor
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret-key-123456")
+    show = [sys.executable, "-c", "import os; print(os.environ.get('ANTHROPIC_API_KEY', 'none'), os.environ['MINE'])"]
+    command = monitor(command=show, env={"MINE": "token-abcdef123"})
+    assert read_value(command, vault) == "none token-abcdef123"
+    config = Config.model_validate({"monitors": {"watch": {"mine": command.model_dump(exclude_none=True)}}})
+    v, ledger = Vault(vault), Ledger(Vault(vault).ledger_path)
+    try:
+        service = Monitors(v, config.monitors.watch, ledger, lambda *a: None, redact=Redactor(config.secrets()).scrub)
+        service.check("mine")
+        [row] = ledger.monitor_values("mine")
+        assert (
+            "token-abcdef123" not in str(row["value"])
+            and "token-abcdef123" not in (v.root / "Monitors" / "mine.md").read_text()
+        )
+    finally:
+        ledger.close()
+
+
+def test_a_monitor_urls_token_is_a_secret() -> None:
+    watch = {"p": {"url": "https://api.example.com/v1/price?apikey=k3y-0f-the-owner", "alert": {"above": 1}}}
+    config = Config.model_validate({"monitors": {"allowed_urls": ["https://api.example.com/v1"], "watch": watch}})
+    assert "k3y-0f-the-owner" in config.secrets() and "price" not in config.secrets()
+
+
+@pytest.mark.parametrize(
+    ("tool_settings", "interval", "problem"),
+    [
+        ({"dry_run": True}, 60, "keep dry"),
+        ({"rate_limit": "10/hour"}, 60, "at least 360"),
+        ({"rate_limit": "10/hour"}, 400, None),
+    ],
+)
+def test_a_tool_monitor_keeps_to_the_tools_settings(
+    tool_settings: dict[str, Any], interval: int, problem: str | None
+) -> None:
+    data = {
+        "mcp_servers": {"calendar": {"command": "x", "tools": {"list_events": tool_settings}}},
+        "monitors": {
+            "watch": {"cal": {"tool": "calendar.list_events", "interval_s": interval, "alert": {"on_change": True}}}
+        },
+    }
+    if problem is None:
+        Config.model_validate(data)
+    else:
+        with pytest.raises(ValueError, match=problem):
+            Config.model_validate(data)
+
+
+def test_values_that_are_not_finite_are_text_not_numbers() -> None:
+    from ai_employee.proactive.detect import number, sparkline
+
+    assert number("nan") is None and number("inf") is None and number("-Infinity") is None and number("2.5") == 2.5
+    assert sparkline([1.0, 2.0, 3.0]) == "▁▄█"
+
+
+def test_the_monitors_note_is_rewritten_when_what_it_shows_changes_not_at_every_check(rig: Any) -> None:
+    r = rig({"temp": monitor(alert={"above": 99})}, ["20"] * 30 + ["21"])
+    note = r.vault.root / "Monitors" / "temp.md"
+    r.minutes(1)
+    first = note.stat().st_mtime_ns
+    r.minutes(29)  # the same value, within the hour
+    assert note.stat().st_mtime_ns == first
+    r.minutes(1)
+    assert "| 21 |" in note.read_text()
+
+
+def test_checks_older_than_the_keep_horizon_are_let_go(rig: Any) -> None:
+    from ai_employee.ledger.schedules import MONITOR_KEEP_DAYS
+
+    r = rig({"temp": monitor(interval_s=3600, alert={"above": 99})}, ["20"] * 3)
+    r.minutes(60)
+    r.now += timedelta(days=MONITOR_KEEP_DAYS)
+    r.minutes(60)
+    r.minutes(60)
+    assert len(r.ledger.monitor_values("temp", limit=10_000)) == 2

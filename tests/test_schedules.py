@@ -117,7 +117,7 @@ def test_a_simulated_week_runs_each_slot_once_across_a_restart(week: Any) -> Non
     w.advance(96)  # to Sunday 18:00
     slots = [a["source"]["slot"] for a in w.actions()]
     assert len(slots) == 7 and len(set(slots)) == 7
-    assert all(a["type"] == "schedule" and "still pending" in a["content"]["preview"] for a in w.actions())
+    assert all(a["type"] == "schedule" and a["content"]["task"] == "List what is still pending." for a in w.actions())
     assert all("late" not in a["content"]["preview"] for a in w.actions())  # each on time
 
 
@@ -197,3 +197,102 @@ def test_vault_start_once_runs_what_is_due_for_cron_users(vault: Path, tmp_path:
         again.returncode == 0
         and len([p for p in files(vault / "Done", ".md") if "Nightly check" in p.read_text()]) == 1
     )
+
+
+def test_a_slot_whose_action_cannot_be_written_is_retried_not_left_claimed(vault: Path) -> None:
+    """A write that fails (a full disk) leaves the slot claimed and the service unhealthy; the running
+    engine's recovery finishes it once the claim is stale, and the service is healthy again."""
+    v, ledger = Vault(vault), Ledger(Vault(vault).ledger_path)
+    jobs = {"review": job("0 8 * * *")}
+    now = [at("2026-12-03T07:59+01:00")]
+    broken = [True]
+
+    def fire(due: Due, action_id: str) -> None:
+        if broken[0]:
+            raise OSError(28, "No space left on device")
+        run_slot(v, ledger, due.job, jobs[due.job], due, action_id)
+
+    def recover(older_than_s: float) -> object:
+        return recover_slots(v, ledger, jobs, older_than_s=older_than_s)
+
+    try:
+        scheduler = Scheduler(jobs, fire, ScheduleClaims(ledger), lambda: now[0], recover=recover)
+        scheduler.cycle()
+        now[0] = at("2026-12-03T08:00:05+01:00")
+        scheduler.cycle()
+        assert not scheduler.healthy() and "review: OSError" in str(scheduler.fault)
+        assert [r["state"] for r in ledger.open_slots()] == ["claimed"]
+        broken[0] = False
+        scheduler.cycle()  # claimed moments ago: not yet stale
+        assert len(ledger.open_slots()) == 1 and scheduler.healthy()
+        ledger.db.execute("UPDATE schedule_runs SET claimed = '2026-12-03T06:00:00.000+00:00'")  # an hour on
+        scheduler.cycle()
+        assert ledger.open_slots() == [] and len(files(v.folder("Needs_Action"), ".action.yaml")) == 1
+    finally:
+        ledger.close()
+
+
+def test_a_claimed_slot_of_a_removed_job_is_abandoned_not_done(vault: Path) -> None:
+    v, ledger = Vault(vault), Ledger(Vault(vault).ledger_path)
+    try:
+        ledger.claim_slot("gone", "2026-12-03T07:00:00+00:00", "claimed", 0.0, "01JSLOT0000000000000000002")
+        disabled = {"paused": job("0 8 * * *", enabled=False)}
+        ledger.claim_slot("paused", "2026-12-03T07:00:00+00:00", "claimed", 0.0, "01JSLOT0000000000000000003")
+        assert recover_slots(v, ledger, disabled) == 0
+        assert {r["job"]: r["state"] for r in ledger.schedule_runs("gone") + ledger.schedule_runs("paused")} == {
+            "gone": "abandoned",
+            "paused": "abandoned",
+        }
+        assert files(v.folder("Needs_Action"), ".action.yaml") == []
+    finally:
+        ledger.close()
+
+
+def test_every_half_hour_runs_the_repeated_hour_once() -> None:
+    """`*/30` on the night clocks go back: 02:00 and 02:30 happen twice in Berlin; each wall time once,
+    also when asked slot by slot."""
+    half = job("*/30 * * * *")
+    night = slots_between(half, at("2026-10-25T01:45+02:00"), at("2026-10-25T03:10+01:00"))
+    walls = [s.astimezone(ZONE).strftime("%H:%M") for s in night]
+    assert walls == ["02:00", "02:30", "03:00"]
+    # Slot by slot, from the last slot handled, as the service asks.
+    last, walls = at("2026-10-25T01:45+02:00"), []
+    for _ in range(8):
+        found = slots_between(half, last, at("2026-10-25T03:10+01:00"))[:1]
+        if not found:
+            break
+        walls.append(found[0].astimezone(ZONE).strftime("%H:%M"))
+        last = found[0]
+    assert walls == ["02:00", "02:30", "03:00"]
+
+
+def test_a_month_down_with_a_minute_cron_decides_on_the_newest_slots_quickly(week: Any) -> None:
+    """43,200 minute slots missed: the newest runs (not the oldest), the newest MAX_SLOTS are recorded
+    skipped in one transaction, and the job goes on from now."""
+    import time
+
+    from ai_employee.proactive.schedules import MAX_SLOTS
+
+    w = week({"tick": job("* * * * *", catch_up="latest")}, "2026-11-01T00:00:30+01:00")
+    w.now = at("2026-12-01T00:00:30+01:00")
+    started = time.monotonic()
+    w.scheduler = w.start()
+    took = time.monotonic() - started
+    [action] = w.actions()
+    assert action["source"]["slot"] == at("2026-12-01T00:00+01:00").isoformat()
+    states = [r["state"] for r in w.ledger.schedule_runs("tick", 10_000)]
+    assert states.count("skipped") == MAX_SLOTS - 1 and states.count("done") == 1
+    assert took < 30  # generous: a guard against walking and syncing every one of 43,200 slots
+
+
+def test_a_job_behind_a_slow_one_is_not_skipped_as_missed(week: Any) -> None:
+    """A briefing that takes two minutes (Claude) does not make the next job's on-time slot "missed":
+    with `catch_up: skip` it still runs, and says it was late because the engine was busy."""
+    jobs = {"slow": job("0 8 * * *"), "quick": job("1 8 * * *", catch_up="skip")}
+    w = week(jobs, "2026-12-03T07:59+01:00")
+    w.now = at("2026-12-03T08:00:10+01:00")
+    w.scheduler.cycle()  # the slow job's slot runs...
+    w.now = at("2026-12-03T08:03:30+01:00")  # ...and took until 08:03:30
+    w.scheduler.cycle()
+    quick = [a for a in w.actions() if a["source"]["schedule"] == "quick"]
+    assert len(quick) == 1 and "engine was busy" in quick[0]["content"]["preview"]

@@ -86,7 +86,7 @@ def price(now: datetime) -> str:
     return "95"
 
 
-class Crash(Exception):
+class Crash(BaseException):  # the process dying, not an error the scheduler handles
     """The process dies (between the slot's claim and its action)."""
 
 
@@ -107,7 +107,7 @@ class Desk:
             self.fire,
             ScheduleClaims(self.ledger),
             clock,
-            recover=lambda: recover_slots(self.vault, self.ledger, JOBS, None, clock),
+            recover=lambda older_than_s: recover_slots(self.vault, self.ledger, JOBS, None, clock, older_than_s),
         )
         readers = {"signal": signal, "price": price}
         self.monitors = Monitors(

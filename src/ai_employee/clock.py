@@ -34,13 +34,13 @@ def now_stamp() -> str:
     return local_now().isoformat(timespec="seconds")
 
 
-def local_time(stamp: str) -> str:
-    """An ISO 8601 time (the ledger's, in UTC) as a person reads it: local, to the minute."""
+def local_time(stamp: str, zone: tzinfo | None = None) -> str:
+    """An ISO 8601 time (the ledger's, in UTC) as a person reads it: local (or in `zone`), to the minute."""
     try:
         when = datetime.fromisoformat(stamp)
     except (TypeError, ValueError):
         return str(stamp)
-    return when.astimezone().strftime("%Y-%m-%d %H:%M")
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def day_bounds(when: datetime, zone: tzinfo) -> tuple[date, str, str]:

@@ -153,7 +153,7 @@ def make_scheduler(ctx: EngineContext) -> Service | None:
         jobs,
         lambda due, action_id: run_slot(vault, ledger, due.job, jobs[due.job], due, action_id, prose),
         ScheduleClaims(ledger),
-        recover=lambda: recover_slots(vault, ledger, jobs, prose),
+        recover=lambda older_than_s: recover_slots(vault, ledger, jobs, prose, older_than_s=older_than_s),
         engine=engine,
     )
 
@@ -186,6 +186,7 @@ def make_monitors(ctx: EngineContext) -> Service | None:
     import functools
 
     from ai_employee.ledger import Ledger
+    from ai_employee.logsetup import Redactor
     from ai_employee.proactive.monitors import Monitors, raise_alert
 
     watch = {name: m for name, m in ctx.config.monitors.watch.items() if m.enabled}
@@ -203,6 +204,7 @@ def make_monitors(ctx: EngineContext) -> Service | None:
         functools.partial(raise_alert, vault, ledger),
         budget=lambda: budget.used_fraction("proactive"),
         pool=ctx.pool,
+        redact=Redactor(ctx.config.secrets()).scrub,
     )
 
 

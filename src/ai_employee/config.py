@@ -171,9 +171,26 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _monitor_servers(self) -> Config:
-        unknown = sorted(self.monitors.tool_servers() - set(self.engine_servers()))
+        """Tool monitors call configured servers, within what each tool's settings allow: not a tool kept
+        dry (`dry_run: true`: nobody asked for it to be called), and no more often than its `rate_limit`."""
+        servers = self.engine_servers()
+        unknown = sorted(self.monitors.tool_servers() - set(servers))
         if unknown:
             raise ValueError(f"monitors call tools of servers not in mcp_servers: {', '.join(unknown)}")
+        for name, monitor in self.monitors.watch.items():
+            if not monitor.tool:
+                continue
+            server, _, tool = monitor.tool.partition(".")
+            settings = servers[server].tool(tool)
+            if settings.dry_run:
+                raise ValueError(f"monitor {name!r} calls {monitor.tool}, which its settings keep dry (dry_run: true)")
+            if settings.rate_limit is not None:
+                count, window_s = settings.rate_limit
+                if monitor.interval_s < window_s / count:
+                    raise ValueError(
+                        f"monitor {name!r} checks {monitor.tool} every {monitor.interval_s:g} s; its rate_limit"
+                        f" allows one call per {window_s / count:g} s: set interval_s to at least {window_s / count:g}"
+                    )
         return self
 
     @property
@@ -234,6 +251,7 @@ class Config(_Section):
             )
             found.extend(server.remote_secrets())
         found.extend(self.notify.secrets())
+        found.extend(self.monitors.secrets())
         return found
 
 

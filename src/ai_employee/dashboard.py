@@ -40,10 +40,20 @@ EDITED_STEM = "Dashboard (edited)"
 _MARKUP = re.compile(r"([\\`*_{}\[\]<>()#+!|$=~^%&])")
 
 
+_BARE_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)[^\s`|]*[^\s`|.,;:!?)'\"]")
+
+
 def plain(text: str, limit: int = 120) -> str:
     """Untrusted text (a subject, a title, an error) as literal text in a note: one line, and every
-    character Markdown or Obsidian would act on escaped (no link, embed, tag, callout, HTML or maths)."""
-    return _MARKUP.sub(r"\\\1", clean_text(text, limit))
+    character Markdown or Obsidian would act on escaped (no link, embed, tag, callout, HTML or maths).
+    A bare URL, which Obsidian would make clickable, is shown as code: readable, not a link."""
+    clean = clean_text(text, limit)
+    parts, at = [], 0
+    for url in _BARE_URL.finditer(clean):
+        parts += [_MARKUP.sub(r"\\\1", clean[at : url.start()]), f"`{url.group(0)}`"]
+        at = url.end()
+    parts.append(_MARKUP.sub(r"\\\1", clean[at:]))
+    return "".join(parts)
 
 
 def wikilink(path: str, label: str = "", in_table: bool = False) -> str:

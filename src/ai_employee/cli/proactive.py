@@ -109,7 +109,7 @@ def monitors(app: AppState, name: str | None, as_json: bool) -> None:
     from ai_employee.budget import Budget
     from ai_employee.clock import local_time
     from ai_employee.proactive.cadence import cadence_words
-    from ai_employee.proactive.detect import sparkline, trend
+    from ai_employee.proactive.detect import number, sparkline, trend
 
     config = app.config
     watch = config.monitors.watch
@@ -122,7 +122,7 @@ def monitors(app: AppState, name: str | None, as_json: bool) -> None:
         cadence = cadence_words(Budget(ledger, config.budget).used_fraction("proactive"))
         for monitor in [name] if name else list(watch):
             values = [dict(r) for r in ledger.monitor_values(monitor, since)]
-            numbers = [float(v["value"]) for v in values if _is_number(v["value"])]
+            numbers = [n for n in (number(v["value"]) for v in values) if n is not None]
             alerts = [dict(a) for a in ledger.monitor_alerts(monitor)]
             decided = [_decision(ledger, str(a["action_id"])) for a in alerts]
             found.append(
@@ -155,14 +155,6 @@ def monitors(app: AppState, name: str | None, as_json: bool) -> None:
         for row in entry["history"]:
             said = row["value"] if row["value"] is not None else f"no value: {row['error']}"
             click.echo(f"  {local_time(row['ts'])}  {said}")
-
-
-def _is_number(value: object) -> bool:
-    try:
-        float(str(value))
-    except ValueError:
-        return False
-    return value is not None
 
 
 def _decision(ledger: Any, action_id: str) -> str:

@@ -74,6 +74,18 @@ class NotificationRecords:
                 (name, value, value),
             )
 
+    def set_values(self, values: dict[str, str]) -> None:
+        """Several named values, in one durable transaction (all or none)."""
+        with self.durable() as db:
+            db.executemany(
+                "INSERT INTO kv (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
+
+    def delete_value(self, name: str) -> None:
+        with self.durable() as db:
+            db.execute("DELETE FROM kv WHERE name = ?", (name,))
+
     # routing ----------------------------------------------------------------------------------------
     def events_after(self, event_id: int, limit: int = 500) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (event_id, limit)))

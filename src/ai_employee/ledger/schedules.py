@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 
 from ai_employee.ledger.usage import now_iso
+
+MONITOR_KEEP_DAYS = 90  # how long each check is kept (trends, the briefing's week, `vault monitors`)
 
 
 class ScheduleRecords:
@@ -24,6 +27,9 @@ class ScheduleRecords:
 
     def schedule_since(self, job: str, now: str) -> str:
         """When the job was first seen (recorded now if it is new): its slots start there."""
+        seen = self.value(f"schedule_since:{job}")
+        if seen:
+            return seen
         with self.durable() as db:
             db.execute("INSERT OR IGNORE INTO kv (name, value) VALUES (?, ?)", (f"schedule_since:{job}", now))
         return self.value(f"schedule_since:{job}", now)
@@ -52,13 +58,30 @@ class ScheduleRecords:
             )
         return cur.rowcount == 1
 
-    def slot_done(self, job: str, slot: str) -> None:
+    def skip_slots(self, slots: list[tuple[str, str, float]]) -> int:
+        """Record slots (job, slot, late_s) skipped, in one durable transaction; how many were new."""
         with self.durable() as db:
-            db.execute("UPDATE schedule_runs SET state = 'done' WHERE job = ? AND slot = ?", (job, slot))
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO schedule_runs (job, slot, state, claimed, late_s, action_id, manual)"
+                " VALUES (?, ?, 'skipped', ?, ?, '', 0)",
+                [(job, slot, now_iso(), late_s) for job, slot, late_s in slots],
+            )
+            return db.total_changes - before
 
-    def open_slots(self) -> list[sqlite3.Row]:
-        """Slots claimed whose action may not have been written (a crash in between)."""
-        return list(self.db.execute("SELECT * FROM schedule_runs WHERE state = 'claimed' ORDER BY slot"))
+    def slot_done(self, job: str, slot: str, state: str = "done") -> None:
+        """A claimed slot settled: `done` (what it writes is written), or `abandoned` (its job was
+        removed or disabled before it could run)."""
+        with self.durable() as db:
+            db.execute("UPDATE schedule_runs SET state = ? WHERE job = ? AND slot = ?", (state, job, slot))
+
+    def open_slots(self, claimed_before: str = "") -> list[sqlite3.Row]:
+        """Slots claimed whose action may not have been written (a crash in between, a write that
+        failed); with `claimed_before`, only those claimed before that time."""
+        sql = "SELECT * FROM schedule_runs WHERE state = 'claimed'"
+        if claimed_before:
+            return list(self.db.execute(sql + " AND claimed < ? ORDER BY slot", (claimed_before,)))
+        return list(self.db.execute(sql + " ORDER BY slot"))
 
     def schedule_runs(self, job: str, limit: int = 10) -> list[sqlite3.Row]:
         return list(
@@ -67,11 +90,22 @@ class ScheduleRecords:
 
     # monitors ---------------------------------------------------------------------------------------
     def record_monitor_value(self, monitor: str, ts: str, value: str | None, error: str) -> None:
+        """A check's value (or why there was none); checks older than MONITOR_KEEP_DAYS are let go."""
+        horizon = (datetime.fromisoformat(ts) - timedelta(days=MONITOR_KEEP_DAYS)).isoformat()
         with self.durable(False) as db:
             db.execute(
                 "INSERT INTO monitor_values (monitor, ts, value, error) VALUES (?, ?, ?, ?)",
                 (monitor, ts, value, error[:300]),
             )
+            db.execute("DELETE FROM monitor_values WHERE monitor = ? AND ts < ?", (monitor, horizon))
+
+    def monitor_shown(self, monitor: str) -> tuple[object, ...]:
+        """What a monitor's note shows at a glance: the latest value (or error) and the latest alert."""
+        value = self.db.execute(
+            "SELECT value, error FROM monitor_values WHERE monitor = ? ORDER BY ts DESC LIMIT 1", (monitor,)
+        ).fetchone()
+        alert = self.db.execute("SELECT MAX(id) FROM monitor_alerts WHERE monitor = ?", (monitor,)).fetchone()
+        return (tuple(value) if value else None, alert[0] if alert else None)
 
     def last_monitor_check(self, monitor: str) -> str | None:
         row = self.db.execute("SELECT MAX(ts) FROM monitor_values WHERE monitor = ?", (monitor,)).fetchone()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ai_employee.planner import facts
 from ai_employee.planner.base import PlanDraft, PlanningContext, Revision
-from ai_employee.vault.actions import Action, clean_text, file_title
+from ai_employee.vault.actions import PROACTIVE_TYPES, Action, clean_text, file_title
 from ai_employee.vault.layout import NOTES
 from ai_employee.vault.plans import Step
 
@@ -207,7 +207,10 @@ class TemplatePlanner:
         why = proactive_reason(action)
         path = self._free_note_path(f"{action.created[:10]} {file_title(action.title)}", context)
         lines = [f"# {action.title}", "", f"- Why: {why}", f"- Raised: {action.created}", "", "## What it asks", ""]
-        lines.append(quote(action.preview) if action.preview else "_Nothing more was said._")
+        task = action.task
+        lines.append(quote(task) if task else "_Nothing more was said._")
+        if action.preview:
+            lines += ["", "## What it reports", "", quote(action.preview)]
         step = _note_step(path, lines, "File what the job or monitor asks as a note")
         summary = (
             f"{why[0].upper()}{why[1:]}. The template planner cannot carry out open-ended instructions; it files"
@@ -229,9 +232,6 @@ class TemplatePlanner:
 
 def _note_step(path: str, lines: list[str], why: str) -> Step:
     return Step(tool="vault.create_note", args={"path": path, "content": "\n".join(lines) + "\n"}, why=why)
-
-
-PROACTIVE_TYPES = ("schedule", "monitor")
 
 
 def proactive_reason(action: Action) -> str:

@@ -12,12 +12,13 @@ file), not a plan.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,8 @@ def goals_progress(vault: Vault) -> tuple[int, int, list[str]] | None:
 class Suggestion:
     number: int  # its kind: 1 follow up on stale plans, 2 look into failures (its action id ends in it)
     title: str
-    instructions: str
+    task: str  # what to do, in the engine's own words (the planner follows it)
+    details: str  # what it is about: titles from emails among them (the planner reads them as data)
 
 
 def suggestions(waiting: list[Any], week: Week) -> list[Suggestion]:
@@ -128,8 +130,9 @@ def suggestions(waiting: list[Any], week: Week) -> list[Suggestion]:
             Suggestion(
                 1,
                 f"Follow up on {len(stale)} plan(s) waiting over {STALE_AFTER.days} days",
-                f"These plans have waited more than {STALE_AFTER.days} days for a decision: {names}. Decide on"
-                " each, or say what is missing.",
+                f"Help the owner decide on the plans that have waited more than {STALE_AFTER.days} days (listed"
+                " below): for each, what is missing to decide it.",
+                f"Plans waiting over {STALE_AFTER.days} days: {names}.",
             )
         )
     if len(week.failed) >= 2:
@@ -137,15 +140,20 @@ def suggestions(waiting: list[Any], week: Week) -> list[Suggestion]:
             Suggestion(
                 2,
                 f"Look into {len(week.failed)} failures this week",
-                "Several plans failed this week: "
+                "Several plans failed this week (listed below): find what they have in common and what to change.",
+                "Failed this week: "
                 + "; ".join(str(f.get("title") or f.get("plan_id")) for f in week.failed[:10])
-                + ". Find what they have in common and what to change.",
+                + ".",
             )
         )
     return found
 
 
-def render(vault: Vault, ledger: Ledger, since: datetime, until: datetime, title: str) -> tuple[str, list[Suggestion]]:
+def render(
+    vault: Vault, ledger: Ledger, since: datetime, until: datetime, title: str, zone: tzinfo | None = None
+) -> tuple[str, list[Suggestion]]:
+    """The briefing's text for the period (times in `zone`, the job's: else the machine's), and its
+    suggestions."""
     week = read_week(ledger, since, until)
     groups = group_plans(vault, ledger)
     waiting = sorted(groups.waiting, key=lambda p: -p.age_s)
@@ -155,8 +163,8 @@ def render(vault: Vault, ledger: Ledger, since: datetime, until: datetime, title
     lines = [
         f"# {title}",
         "",
-        f"*Written by the AI Employee engine at {local_time(now_stamp())}, for {local_time(start)} to"
-        f" {local_time(end)}, from the vault and the ledger.*",
+        f"*Written by the AI Employee engine at {local_time(now_stamp(), zone)}, for {local_time(start, zone)} to"
+        f" {local_time(end, zone)}, from the vault and the ledger.*",
         "",
         "| Done | Waiting | Approved | Declined | Failed | Tokens | Cost |",
         "|---|---|---|---|---|---|---|",
@@ -199,7 +207,7 @@ def render(vault: Vault, ledger: Ledger, since: datetime, until: datetime, title
     if week.alerts:
         lines += ["", f"## Monitor changes ({len(week.alerts)})", ""]
         lines += [
-            f"- {local_time(str(a.get('_ts') or ''))}: {plain(str(a.get('monitor')), 40)}"
+            f"- {local_time(str(a.get('_ts') or ''), zone)}: {plain(str(a.get('monitor')), 40)}"
             f" {plain(str(a.get('reason') or ''), 160)}"
             for a in week.alerts[-MAX_ROWS:]
         ]
@@ -230,6 +238,8 @@ def opening(note_id: str, text: str, prose: Writer) -> list[str]:
     or markup: the briefing quotes titles from emails), or a line saying why there are none."""
     try:
         written = prose(note_id, text)
+    except concurrent.futures.CancelledError:
+        raise  # the engine is stopping: the slot stays claimed, and is written whole when it starts again
     except Exception as exc:  # the budget, the API, the engine stopping: the tables are complete anyway
         from ai_employee.vault.actions import clean_text
 
@@ -253,13 +263,14 @@ def write_briefing(
     period: timedelta,
     note_id: str,
     prose: Writer | None = None,
+    zone: tzinfo | None = None,
 ) -> tuple[Path, list[Suggestion]]:
     """The briefing note for the period ending at `slot` (a free name: never over a note); its `id` is
     the slot's, so recovery after a crash finds it instead of writing a second one. With `prose`,
-    Claude's opening first (`opening`)."""
-    local = slot.astimezone()
+    Claude's opening first (`opening`). Its date and times are in `zone` (the job's)."""
+    local = slot.astimezone(zone)
     title = f"{local:%Y-%m-%d} {local:%A} Briefing"
-    text, found = render(vault, ledger, slot - period, slot, title)
+    text, found = render(vault, ledger, slot - period, slot, title, zone)
     if prose is not None:
         text = with_opening(text, opening(note_id, text, prose))
     front = f"---\nid: {note_id}\ntype: briefing\ncreated: '{now_stamp()}'\ntags:\n- ai-employee/briefing\n---\n"

@@ -7,6 +7,7 @@ Pure functions over a small state that the ledger keeps between checks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -41,11 +42,13 @@ class State:
     below_armed: bool = True
 
 
-def _number(value: str | None) -> float | None:
+def number(value: object) -> float | None:
+    """A value read as a number; None for text, and for `nan` and `inf` (no threshold or chart can use them)."""
     try:
-        return float(value) if value is not None else None
+        found = float(str(value)) if value is not None else None
     except ValueError:
         return None
+    return found if found is not None and math.isfinite(found) else None
 
 
 def _moves(rule: AlertRule, number: float, base: float) -> list[str]:
@@ -77,7 +80,7 @@ def _lines(rule: AlertRule, number: float, state: State) -> tuple[list[str], Sta
 
 def evaluate(rule: AlertRule, value: str, state: State, now: datetime, cooldown_s: float) -> tuple[str | None, State]:
     """The reason to alert on `value` (None: no alert), and the state after it."""
-    number = _number(value)
+    now_number = number(value)
     reasons: list[str] = []
     new = replace(state, last_value=value)
     # A change is against the value last told (the alert's), so a change kept back by the cooldown is
@@ -85,11 +88,11 @@ def evaluate(rule: AlertRule, value: str, state: State, now: datetime, cooldown_
     told = state.alert_value if state.alert_value is not None else state.last_value
     if rule.on_change and told is not None and value != told:
         reasons.append(f"changed from {told} to {value}")
-    base = _number(state.alert_value if state.alert_value is not None else state.last_value)
-    if number is not None and base is not None:
-        reasons += _moves(rule, number, base)
-    if number is not None:
-        crossed, new = _lines(rule, number, new)
+    base = number(state.alert_value if state.alert_value is not None else state.last_value)
+    if now_number is not None and base is not None:
+        reasons += _moves(rule, now_number, base)
+    if now_number is not None:
+        crossed, new = _lines(rule, now_number, new)
         reasons += crossed
     if state.alert_value is None and state.last_value is None:
         new = replace(new, alert_value=value)  # the first value is the base of changes (a line crossed is news)

@@ -45,23 +45,35 @@ def run_slot(
     if job.job == "briefing":
         write_briefing_slot(vault, ledger, name, job, due, slot_id, prose)
     else:
-        instructions = job.instructions
-        if job.job == "review":
-            instructions = "\n\n".join(part for part in (job.instructions, review_text(vault, ledger)) if part)
-        write_action(vault, name, job, due, slot_id, instructions=instructions)
+        report = review_text(vault, ledger) if job.job == "review" else ""
+        task = job.instructions or (REVIEW_TASK if job.job == "review" else "")
+        write_action(vault, name, job, due, slot_id, task=task, report=report)
     ledger.slot_done(name, due.slot.isoformat())
     late = late_words(due.late_s) or "on time"
     log.info("schedule slot ran", job=name, slot=due.slot.isoformat(), late=late, slot_id=slot_id)
 
 
+REVIEW_TASK = "Go through what is still pending (below) and say what to decide first, and why."
+
+
 def write_action(
-    vault: Vault, name: str, job: ScheduleConfig, due: Due, action_id: str, title: str = "", instructions: str = ""
+    vault: Vault,
+    name: str,
+    job: ScheduleConfig,
+    due: Due,
+    action_id: str,
+    title: str = "",
+    task: str = "",
+    report: str = "",
 ) -> None:
-    """One action of a slot. Late is never silent: the action says so."""
+    """One action of a slot: `task`, what the owner (or the engine's own job) asks, which the planner
+    follows; `report`, what the slot found (titles from emails among it), which the planner reads as
+    data. Late is never silent: the action says so."""
     late = late_words(due.late_s)
-    lines = [instructions or job.instructions or f"The scheduled job “{job_title(name, job)}” is due."]
+    lines = [report or f"The scheduled job “{job_title(name, job)}” is due."]
     if late:
-        lines.append(f"(This ran {late}: its time was {local_time(due.slot.isoformat())}; the engine was not running.)")
+        why = "the engine was not running" if due.missed else "the engine was busy with an earlier job"
+        lines.append(f"(This ran {late}: its time was {local_time(due.slot.isoformat(), job.zone())}; {why}.)")
     source: dict[str, object] = {"schedule": name, "slot": due.slot.isoformat()}
     if late:
         source["late_s"] = round(due.late_s)
@@ -71,7 +83,7 @@ def write_action(
         title=title or job_title(name, job),
         created=now_stamp(),
         source=source,
-        content={"kind": "text", "preview": "\n\n".join(lines)},
+        content={"kind": "text", "preview": "\n\n".join(lines), **({"task": task} if task else {})},
     )
     name_of = file_name(local_now(), action.title)
     create_file(vault.folder(NEEDS_ACTION), name_of, action.to_yaml().encode(), vault.tmp_dir)
@@ -123,9 +135,9 @@ def write_briefing_slot(
     period = since_previous(due.slot, datetime.fromisoformat(previous) if previous else None)
     existing = find_by_id([vault.folder(BRIEFINGS)], ".md", slot_id)
     if existing is None:
-        _, found = write_briefing(vault, ledger, due.slot, period, slot_id, prose)
+        _, found = write_briefing(vault, ledger, due.slot, period, slot_id, prose, job.zone())
     else:
-        _, found = render(vault, ledger, due.slot - period, due.slot, existing.stem)
+        _, found = render(vault, ledger, due.slot - period, due.slot, existing.stem, job.zone())
     for suggestion in found:
         action_id = suggestion_id(slot_id, suggestion.number)
         if _written(vault, ledger, action_id):
@@ -133,7 +145,7 @@ def write_briefing_slot(
         if _still_waits(vault, ledger, name, slot_id, suggestion.number):
             log.info("briefing suggestion not repeated: the earlier one still waits", job=name, title=suggestion.title)
             continue
-        write_action(vault, name, job, due, action_id, suggestion.title, suggestion.instructions)
+        write_action(vault, name, job, due, action_id, suggestion.title, suggestion.task, suggestion.details)
 
 
 def _still_waits(vault: Vault, ledger: Ledger, name: str, slot_id: str, number: int) -> bool:
@@ -162,14 +174,25 @@ def recover_slots(
     jobs: dict[str, ScheduleConfig],
     prose: Writer | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    older_than_s: float = 0.0,
 ) -> int:
-    """Slots a crash left claimed: what they write is written now, unless it was (the action in
-    `Needs_Action/` or planned; a briefing's note and suggestions each by id). The count run."""
+    """Slots left claimed (a crash; a write that failed: those claimed `older_than_s` ago): what they
+    write is written now, unless it was (the action in `Needs_Action/` or planned; a briefing's note and
+    suggestions each by id). A slot of a job since removed or disabled is `abandoned`. The count run."""
+    from datetime import timedelta
+
+    before = ""
+    if older_than_s > 0:
+        before = (datetime.now(UTC) - timedelta(seconds=older_than_s)).isoformat(timespec="milliseconds")
     ran = 0
-    for row in ledger.open_slots():
+    for row in ledger.open_slots(before):
         name, slot_id = str(row["job"]), str(row["action_id"])
         job = jobs.get(name)
-        if job is None or (job.job != "briefing" and _written(vault, ledger, slot_id)):
+        if job is None or not job.enabled:
+            ledger.slot_done(name, str(row["slot"]), "abandoned")
+            log.info("schedule slot abandoned: its job is gone or disabled", job=name, slot=str(row["slot"]))
+            continue
+        if job.job != "briefing" and _written(vault, ledger, slot_id):
             ledger.slot_done(name, str(row["slot"]))
             continue
         slot = datetime.fromisoformat(str(row["slot"]))

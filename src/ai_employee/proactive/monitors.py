@@ -14,7 +14,7 @@ import shlex
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,6 +43,10 @@ class MonitorConfig(Section):
         description="An MCP tool (`server.tool`) its server declares read-only; its answer is the value.",
     )
     args: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment a command gets besides PATH, HOME, LANG and TZ (the engine's own is not passed on).",
+    )
     note: str | None = Field(None, description="A note in the vault (path) whose property is the value.")
     property: str | None = Field(None, description="The note's property (frontmatter key).")
     url: str | None = Field(
@@ -66,6 +70,8 @@ class MonitorConfig(Section):
             raise ValueError("a monitor reads exactly one of: command, tool, note (with property), url")
         if self.args and not self.tool:
             raise ValueError("`args` are a tool's arguments: this monitor calls no `tool`")
+        if self.env and not self.command:
+            raise ValueError("`env` is a command's environment: this monitor runs no `command`")
         if self.note and not self.property:
             raise ValueError("a `note` monitor needs the `property` to read")
         return self
@@ -82,8 +88,31 @@ class MonitorsConfig(Section):
     allowed_urls: list[str] = Field(default_factory=list, description="URL prefixes monitors may read.")
     watch: dict[str, MonitorConfig] = Field(default_factory=dict, description="The monitors, by name.")
 
+    def secrets(self) -> list[str]:
+        """What may authenticate a monitor: its command's `env` values, and what its URL carries (query
+        values, a long token in the path), redacted everywhere like a remote server's. Short path words
+        (`/v1/prices`) stay readable."""
+        from ai_employee.config_sections import url_tokens
+
+        found = [value for m in self.watch.values() for value in m.env.values() if len(value) >= 6]
+        return found + [
+            token
+            for m in self.watch.values()
+            if m.url
+            for token in url_tokens(m.url)
+            if f"={token}" in m.url or len(token) >= 16
+        ]
+
     def tool_servers(self) -> set[str]:
         return {m.tool.partition(".")[0] for m in self.watch.values() if m.tool}
+
+    @field_validator("watch")
+    @classmethod
+    def _names(cls, value: dict[str, MonitorConfig]) -> dict[str, MonitorConfig]:
+        from ai_employee.proactive.schedules import check_names
+
+        check_names(value, "monitor")
+        return value
 
     @model_validator(mode="after")
     def _urls_allowed(self) -> MonitorsConfig:
@@ -106,6 +135,12 @@ def url_allowed(url: str, prefix: str) -> bool:
         return False
     if not same_origin or got.username is not None or got.password is not None or not got.hostname:
         return False
+    from urllib.parse import unquote
+
+    for segment in got.path.split("/"):
+        plain_segment = unquote(segment)
+        if plain_segment in (".", "..") or "/" in plain_segment or "\\" in plain_segment:
+            return False  # `/v1/../admin` (or `%2e%2e`, `%2f`) leaves the allowed path on the server
     base = allowed.path.rstrip("/")
     return got.path == base or got.path.startswith(base + "/") or (not base and got.path == "")
 
@@ -130,7 +165,9 @@ def read_value(monitor: MonitorConfig, vault_root: Path) -> str:
     if monitor.command:
         args = shlex.split(monitor.command) if isinstance(monitor.command, str) else monitor.command
         try:
-            done = subprocess.run(args, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, cwd=vault_root)
+            done = subprocess.run(
+                args, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, cwd=vault_root, env=command_env(monitor)
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise CheckFailed(f"the command could not run: {exc}") from None
         if done.returncode != 0:
@@ -156,6 +193,17 @@ def read_value(monitor: MonitorConfig, vault_root: Path) -> str:
     if not value:
         raise CheckFailed("the check gave an empty value")
     return value[:MAX_VALUE_CHARS]
+
+
+PASSED_ON = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+
+
+def command_env(monitor: MonitorConfig) -> dict[str, str]:
+    """A command monitor's environment: the few variables a program needs to run, and the monitor's
+    own `env`; not the engine's (it holds the API key and the servers' passwords)."""
+    import os
+
+    return {name: os.environ[name] for name in PASSED_ON if name in os.environ} | monitor.env
 
 
 def _read_url(monitor: MonitorConfig) -> str:
@@ -188,6 +236,8 @@ async def read_tool(pool: McpPool, monitor: MonitorConfig) -> str:
     """Call a monitor's tool: only one its server declares read-only (`readOnlyHint`), since a monitor
     runs on its own, with nobody approving; CheckFailed when it cannot be read."""
     server, _, name = str(monitor.tool).partition(".")
+    if not pool.due(server):
+        raise CheckFailed(f"the {server} server is paused after failures; checked again when it is back")
     try:
         tool = await pool.tool(server, name)
         hints = tool.annotations
@@ -225,12 +275,13 @@ class Monitors:
         vault: Vault,
         monitors: dict[str, MonitorConfig],
         ledger: Ledger,
-        alert: Callable[[str, MonitorConfig, str, str, datetime], str],
+        alert: Callable[[str, MonitorConfig, str, str, datetime, str], object],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         reader: Callable[[MonitorConfig, Path], str] = read_value,
         budget: Callable[[], float | None] = lambda: None,
         pool: McpPool | None = None,
         engine: EngineLoop | None = None,
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self.vault = vault
         self.monitors = {name: m for name, m in monitors.items() if m.enabled}
@@ -241,30 +292,67 @@ class Monitors:
         self.budget = budget  # the fraction of today's proactive budget used (None: no limit)
         self.pool = pool  # the engine's MCP servers, for tool monitors (called on the engine's loop)
         self.engine = engine or EngineLoop()
+        self.redact = redact  # secrets out of values and errors before they reach the ledger and note
         self.fault: str | None = None
+        self._shown: dict[str, tuple[object, ...]] = {}
+        self._noted: dict[str, datetime] = {}
 
     def healthy(self) -> bool:
         return self.fault is None
 
     def check(self, name: str) -> str | None:
-        """Check one monitor now: its alert reason, if it raised one."""
+        """Check one monitor now: its alert reason, if it raised one.
+
+        An alert is claimed before its action is written (its id and the monitor's new state saved
+        together as `monitor_pending:<name>`), then written, then recorded: a write that fails or a crash
+        in between is finished at the next check, and the alert is neither lost nor raised twice."""
         monitor = self.monitors[name]
+        self.finish_pending(name)
         now = self.clock()
         try:
             value = self._read_tool(monitor) if monitor.tool else self.reader(monitor, self.vault.root)
         except CheckFailed as exc:
-            self.ledger.record_monitor_value(name, now.isoformat(), None, str(exc))
-            log.warning("monitor check failed", monitor=name, problem=str(exc))
+            problem = self.redact(str(exc))
+            self.ledger.record_monitor_value(name, now.isoformat(), None, problem)
+            log.warning("monitor check failed", monitor=name, problem=problem)
+            self._note(name, now)
             return None
+        value = self.redact(value)
         self.ledger.record_monitor_value(name, now.isoformat(), value, "")
         state = load_state(self.ledger.value(f"monitor_state:{name}"))
         reason, state = evaluate(monitor.alert, value, state, now, monitor.cooldown_s)
-        self.ledger.set_value(f"monitor_state:{name}", json.dumps(asdict(state)))
+        saved = {f"monitor_state:{name}": json.dumps(asdict(state))}
         if reason is not None:
-            action_id = self.alert(name, monitor, value, reason, now)
-            self.ledger.record_monitor_alert(name, now.isoformat(), value, reason, action_id)
-        write_note(self.vault, self.ledger, name)
+            from ai_employee.vault.actions import new_id
+
+            claim = {"id": new_id(), "value": value, "reason": reason, "at": now.isoformat()}
+            saved[f"monitor_pending:{name}"] = json.dumps(claim)
+        self.ledger.set_values(saved)
+        if reason is not None:
+            self.finish_pending(name)
+        self._note(name, now)
         return reason
+
+    def finish_pending(self, name: str) -> None:
+        """The claimed alert of a monitor (if any): its action written unless it was, then recorded."""
+        text = self.ledger.value(f"monitor_pending:{name}")
+        if not text:
+            return
+        claim = json.loads(text)
+        at = datetime.fromisoformat(claim["at"])
+        self.alert(name, self.monitors[name], claim["value"], claim["reason"], at, claim["id"])
+        self.ledger.record_monitor_alert(name, claim["at"], claim["value"], claim["reason"], claim["id"])
+        self.ledger.delete_value(f"monitor_pending:{name}")
+
+    def _note(self, name: str, now: datetime) -> None:
+        """The monitor's note, rewritten when what it shows changed (a value or an alert), or hourly."""
+        shown = self.ledger.monitor_shown(name)
+        if (
+            shown != self._shown.get(name)
+            or (now - self._noted.get(name, datetime.min.replace(tzinfo=UTC))) > NOTE_EVERY
+        ):
+            write_note(self.vault, self.ledger, name)
+            self._shown[name], self._noted[name] = shown, now
 
     def _read_tool(self, monitor: MonitorConfig) -> str:
         """A tool monitor's value, from this worker thread: the call runs on the engine's loop, where the
@@ -299,13 +387,18 @@ class Monitors:
         return due, max(1.0, min(waits))
 
     def cycle(self) -> float:
+        """Check the monitors due; a monitor whose check failed unexpectedly (its alert could not be
+        written: a full disk) makes the service unhealthy until a cycle with no such failure."""
         due, wait_s = self.due()
+        faults = []
         for name in due:
             try:
                 self.check(name)
             except Exception as exc:  # one monitor's trouble is not the others'
                 log.exception("monitor failed", monitor=name)
-                self.fault = f"{name}: {type(exc).__name__}"
+                faults.append(f"{name}: {type(exc).__name__}")
+        if due:
+            self.fault = "; ".join(faults) or None
         return min(wait_s, min((m.interval_s for m in self.monitors.values()), default=60.0)) if due else wait_s
 
     async def once(self) -> int:
@@ -324,36 +417,47 @@ class Monitors:
 
 
 def raise_alert(
-    vault: Vault, ledger: Ledger, name: str, monitor: MonitorConfig, value: str, reason: str, at: datetime
-) -> str:
-    """The alert's action in `Needs_Action/` (type `monitor`), and its event (`monitor.alert`, at the
-    check's time `at`, straight into the ledger: the notifier reads it there). Its id."""
+    vault: Vault,
+    ledger: Ledger,
+    name: str,
+    monitor: MonitorConfig,
+    value: str,
+    reason: str,
+    at: datetime,
+    action_id: str,
+) -> None:
+    """The alert's action in `Needs_Action/` (type `monitor`, id `action_id` from its claim), and its
+    event (`monitor.alert`, at the check's time `at`, straight into the ledger: the notifier reads it
+    there); nothing when that action was written already (a claim finished after a crash)."""
     from ai_employee.clock import local_now, now_stamp
     from ai_employee.events import Event, EventName, MonitorPayload
-    from ai_employee.vault.actions import Action, file_name, new_id
+    from ai_employee.vault.actions import Action, file_name
     from ai_employee.vault.fsops import create_file
     from ai_employee.vault.layout import NEEDS_ACTION
+    from ai_employee.vault.notes import find_by_id
 
+    folder = vault.folder(NEEDS_ACTION)
+    if find_by_id([folder], ".action.yaml", action_id) or ledger.plan_for_action(action_id):
+        return
     title = monitor.title or f"{name.replace('_', ' ')} changed"
-    lines = [f"The monitor {name} {reason}.", monitor.instructions]
+    task = monitor.instructions
     action = Action(
-        id=new_id(),
+        id=action_id,
         type="monitor",
         title=title,
         created=now_stamp(),
         source={"monitor": name, "value": value, "reason": reason},
-        content={"kind": "text", "preview": "\n\n".join(line for line in lines if line)},
+        content={"kind": "text", "preview": f"The monitor {name} {reason}.", **({"task": task} if task else {})},
     )
-    folder = vault.folder(NEEDS_ACTION)
     path = create_file(folder, file_name(local_now(), title), action.to_yaml().encode(), vault.tmp_dir)
     payload = MonitorPayload(name, value, reason, monitor.criticality, title, action.id, vault.relative(path))
     ledger.record_event(Event(EventName.MONITOR_ALERT, payload, at))
     log.info("monitor alert", monitor=name, reason=reason, action_id=action.id)
-    return action.id
 
 
 MONITORS_FOLDER = "Monitors"
 NOTE_ROWS = 20
+NOTE_EVERY = timedelta(hours=1)  # the note is rewritten when what it shows changes, else this often
 
 
 def write_note(vault: Vault, ledger: Ledger, name: str) -> None:

@@ -118,6 +118,18 @@ class Action:
     def media_kind(self) -> str:
         return str(self.content.get("kind", ""))
 
+    @property
+    def task(self) -> str:
+        """What the owner configured a job or monitor to do (`content.task`), for an item the engine
+        raised itself: only those types carry one (what ingest writes never does: no email can set it).
+        The planner follows it; the rest of the item is data."""
+        if self.type not in PROACTIVE_TYPES:
+            return ""
+        return str(self.content.get("task") or "").strip()
+
+
+PROACTIVE_TYPES = ("schedule", "monitor")  # the types of the items the engine raises itself
+
 
 def file_name(created: datetime, title: str) -> str:
     return f"{created:%Y-%m-%d} {file_title(title)}.action.yaml"
