@@ -40,6 +40,7 @@ SERVICE_NAMES = (
     "scheduler",
     "monitors",
     "gmail",
+    "web",
 )
 
 
@@ -254,6 +255,11 @@ def build_services(
 
         services.append(TelegramBot(ctx.vault, ctx.config))
     services += [*proactive, *sources]
+    if ctx.config.web.serve:
+        from ai_employee.web.server import WebService
+
+        web = ctx.config.web
+        services.append(WebService(ctx.vault, ctx.config, web.host, web.port))
     names = tuple(service.name for service in services)
     if names != tuple(name for name in SERVICE_NAMES if name in names):
         raise AssertionError(f"the services built ({names}) are not the ones named ({SERVICE_NAMES})")

@@ -23,6 +23,7 @@ from ai_employee.config_sections import (
     McpServerConfig,
     PolicyConfig,
     ToolSettings,
+    WebConfig,
     known_zone,
     user_config_dir,
 )
@@ -151,6 +152,7 @@ class Config(_Section):
     notify: NotifyConfig = NotifyConfig()
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict, description="Jobs run on a cron schedule.")
     monitors: MonitorsConfig = MonitorsConfig()
+    web: WebConfig = WebConfig()
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=_builtin_servers)
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")
 

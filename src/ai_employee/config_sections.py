@@ -35,6 +35,20 @@ def user_config_dir() -> Path:
     return Path(base).expanduser() / "ai-employee"
 
 
+class WebConfig(Section):
+    """The local web page (`vault web`, `vault start --web`)."""
+
+    serve: bool = Field(False, description="Serve it with the engine (as `vault start --web` does).")
+    host: str = Field("127.0.0.1", description="Where it listens; anything but loopback needs `public`.")
+    public: bool = Field(False, description="Allow a non-loopback `host` (as `--public` does); a warning is printed.")
+    port: int = Field(8765, ge=0, le=65535, description="Its port (0: any free one).")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the page may be reached by besides localhost (a tunnel's name); any other"
+        " Host header is refused (DNS rebinding).",
+    )
+
+
 class NoiseRule(Section):
     """Mail that is skipped (never enters the vault) or filed without a reply. Every condition given
     must match; a rule with none matches nothing."""

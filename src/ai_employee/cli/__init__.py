@@ -17,6 +17,7 @@ from ai_employee.cli.notify import notify
 from ai_employee.cli.plans import approve, defer, deny, history, list_plans, reject, replan, show, stats
 from ai_employee.cli.policy import explain, insights, policy
 from ai_employee.cli.proactive import monitors, schedules
+from ai_employee.cli.web import web
 from ai_employee.errors import AIEmployeeError, machine_fault
 
 
@@ -78,6 +79,7 @@ for command in (
     notify,
     schedules,
     monitors,
+    web,
 ):
     cli.add_command(command)
 

@@ -62,6 +62,8 @@ def _detach(app: AppState, vault: Vault, live: bool | None) -> None:
     if app.config.source is not None:
         args += ["--config", str(app.config.source.absolute())]
     args.append("start")
+    if app.config.web.serve:
+        args.append("--web")
     if live is not None:
         args.append("--live" if live else "--dry-run")
     (vault.state_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -91,11 +93,23 @@ def _detach(app: AppState, vault: Vault, live: bool | None) -> None:
     help="Run tools for real, or only record what would run (default: execution.dry_run in config, true).",
 )
 @click.option("--detach", is_flag=True, help="Run in the background; stop it with `vault stop`.")
+@click.option("--web", is_flag=True, help="Serve the web page too (see `vault web`; its URL is in `vault status`).")
 @pass_app
-def start(app: AppState, once: bool, live: bool | None, detach: bool) -> None:
+def start(app: AppState, once: bool, live: bool | None, detach: bool, web: bool) -> None:
     """Run the engine on the vault (foreground; Ctrl-C or SIGTERM stop it gracefully)."""
     if detach and once:
         raise UserError("--detach and --once do not go together: use one of them")
+    if web and once:
+        raise UserError("--web and --once do not go together: the page needs a running engine (or `vault web`)")
+    if web:
+        config = app.config
+        app._config = config.model_copy(update={"web": config.web.model_copy(update={"serve": True})})
+    if app.config.web.serve and not once:
+        from ai_employee.web.server import check_bind
+
+        warning = check_bind(app.config.web.host, app.config.web.public)
+        if warning:
+            click.echo(warning, err=True)
     engine, vault = _engine(app, live)
     refuse_if_held(vault.lock_path)  # before anything is printed or started
     if detach:

@@ -11,7 +11,7 @@ from ai_employee.events import EventName, FilePayload
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.vault.actions import clean_text
 from ai_employee.vault.fsops import move_file, replace_file
-from ai_employee.vault.layout import QUARANTINE
+from ai_employee.vault.layout import QUARANTINE, Vault
 
 log = structlog.get_logger(__name__)
 
@@ -37,3 +37,23 @@ def quarantine(ctx: EngineContext, path: Path, reason: str, retry: str) -> Path:
     log.warning("quarantined", path=ctx.vault.relative(dest), reason=reason)
     ctx.bus.publish(EventName.FILE_QUARANTINED, FilePayload(path=ctx.vault.relative(dest), reason=reason))
     return dest
+
+
+def release(vault: Vault, name: str) -> str:
+    """Put a quarantined input back into `Inbox/` to be taken again (the web page's retry; the same as
+    moving it back by hand), its why-note removed. The name it has in `Inbox/`."""
+    from ai_employee.errors import NotFoundError, UserError
+    from ai_employee.vault.layout import INBOX
+
+    folder = vault.folder(QUARANTINE)
+    path = folder / name
+    if "/" in name or "\\" in name or name in ("", ".", "..") or name.endswith(".why.md"):
+        raise UserError(f"{name!r} is not a quarantined file's name")
+    if not path.exists() and not path.is_symlink():
+        raise NotFoundError(f"{QUARANTINE}/{name} is not there any more (moved or retried already)")
+    if path.is_symlink() or not path.is_file():
+        raise UserError(f"{QUARANTINE}/{name} is not a regular file: it stays set aside; look at it by hand")
+    dest = move_file(path, vault.folder(INBOX))
+    (folder / f"{name}.why.md").unlink(missing_ok=True)
+    log.info("quarantined input released", path=vault.relative(dest))
+    return dest.name

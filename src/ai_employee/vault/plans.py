@@ -212,7 +212,12 @@ def parse_steps(body: str) -> list[Step]:
         raise FormatError("the `## Steps` section must hold exactly one ```yaml block")
     if blocks[0].group("info").strip().lower() not in ("", "yaml", "yml"):
         raise FormatError("the block under `## Steps` must be a ```yaml block")
-    data = load_yaml(blocks[0].group("body"), "the steps block")
+    return steps_from_yaml(blocks[0].group("body"))
+
+
+def steps_from_yaml(text: str) -> list[Step]:
+    """Steps written as YAML (the block under `## Steps`, or an edit from the web page)."""
+    data = load_yaml(text, "the steps block")
     if data is None:
         return []
     if not isinstance(data, list):
@@ -220,6 +225,19 @@ def parse_steps(body: str) -> list[Step]:
     if len(data) > MAX_STEPS:
         raise FormatError(f"the plan has {len(data)} steps; at most {MAX_STEPS} are allowed")
     return [_step_from(item, n) for n, item in enumerate(data, start=1)]
+
+
+def replace_steps(body: str, steps: list[Step]) -> str:
+    """The body with the block under `## Steps` holding `steps` (an edit made outside the note: the web
+    page); FormatError if the note has no single such block."""
+    body = body.replace("\r\n", "\n")
+    parse_steps(body)  # exactly one block where it belongs
+    masked = mask_fences(body)
+    start = _STEPS_HEADING.search(masked)
+    assert start is not None
+    block = _FENCE_BLOCK.search(body, start.end())
+    assert block is not None
+    return body[: block.start()] + "```yaml\n" + dump_steps(steps) + "```" + body[block.end() :]
 
 
 @dataclass(frozen=True)
