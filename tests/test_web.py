@@ -1,0 +1,251 @@
+"""The web page in a real browser (Debian's Chromium through Playwright), driving the real engine
+(`vault start --web`, a subprocess) on a real vault: approve, deny, defer, edit-then-approve (what runs is
+the edit), resume, a decision racing a move in the file system, live updates, XSS from email content,
+and requests without the token or with a foreign Host refused. Screenshots of each view go to
+docs/screenshots/ (linked from docs/web.md)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+
+from tests.conftest import EngineProcess, engine_env, files, wait_for
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+SUBJECTS = ["Approve me", "Deny me", "Defer me", "Edit me", "Race me", "Live me", HOSTILE, "Resume me"]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (apt install chromium)"),
+]
+
+
+def mail(subject: str, n: int) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"Client {n} <client{n}@example.org>"
+    msg["To"] = "me@example.com"
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<web-test-{n}@example.org>"
+    msg["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
+    body = f"Hello,\n\nCould you send me the quote? {HOSTILE if subject == HOSTILE else ''}\n\nThanks"
+    msg.set_content(body)
+    return bytes(msg)
+
+
+@dataclass
+class Desk:
+    vault: Path
+    url: str
+    token: str
+    engine: EngineProcess
+
+    @property
+    def base(self) -> str:
+        return self.url.split("/?", 1)[0]
+
+    def plan_file(self, subject: str, folder: str = "Plans") -> Path | None:
+        return next((p for p in files(self.vault / folder, ".md") if subject in p.read_text("utf-8")), None)
+
+    def plan_id(self, subject: str) -> str:
+        path = self.plan_file(subject)
+        assert path is not None, f"no plan for {subject!r}"
+        return str(yaml.safe_load(path.read_text("utf-8").split("---")[1])["id"])
+
+    def decisions(self, plan_id: str) -> list[dict[str, Any]]:
+        db = sqlite3.connect(self.vault / ".ai_employee" / "ledger.sqlite3")
+        db.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in db.execute("SELECT * FROM decisions WHERE plan_id = ? ORDER BY id", (plan_id,))]
+        finally:
+            db.close()
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
+    from ai_employee.vault.layout import init_vault
+
+    root = tmp_path_factory.mktemp("web")
+    vault = root / "vault"
+    init_vault(vault)
+    config = root / "config.yaml"
+    config.write_text("web:\n  port: 0\napp:\n  owner_addresses: [me@example.com]\n", "utf-8")
+    for n, subject in enumerate(SUBJECTS):
+        (vault / "Inbox" / f"mail-{n}.eml").write_bytes(mail(subject, n))
+    xdg = root / "xdg"
+    env = engine_env({"XDG_CONFIG_HOME": str(xdg)})
+    engine = EngineProcess(vault, "--web", config=config, env=env)
+    try:
+        wait_for(lambda: len(files(vault / "Plans", ".md")) >= len(SUBJECTS), timeout_s=60)
+        state = wait_for(lambda: next(iter((xdg / "ai-employee" / "web").glob("*.json")), None), timeout_s=30)
+        data = json.loads(Path(str(state)).read_text("utf-8"))
+        yield Desk(vault, data["url"], data["token"], engine)
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(desk: Desk) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(desk: Desk, browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    tab = context.new_page()
+    tab.dialogs = []
+    tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))
+    tab.goto(desk.url)  # the token moves into the cookie; the address bar loses it
+    assert "token=" not in tab.url
+    yield tab
+    context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def card(page: Any, desk: Desk, subject: str) -> Any:
+    return page.locator(f"#plan-{desk.plan_id(subject)}")
+
+
+def test_requests_without_the_token_or_from_a_foreign_host_are_refused(desk: Desk) -> None:
+    assert httpx2.get(f"{desk.base}/waiting").status_code == 401
+    bearer = {"Authorization": f"Bearer {desk.token}"}
+    assert httpx2.get(f"{desk.base}/waiting", headers=bearer).status_code == 200
+    assert httpx2.get(f"{desk.base}/waiting", headers={**bearer, "Host": "evil.example"}).status_code == 421
+    plan_id = desk.plan_id("Approve me")
+    # A change needs POST, the CSRF token and the page's own origin.
+    assert httpx2.get(f"{desk.base}/plans/{plan_id}/approve", headers=bearer).status_code == 405
+    assert httpx2.post(f"{desk.base}/plans/{plan_id}/approve", headers=bearer).status_code == 403
+    from ai_employee.web.security import Access
+
+    csrf = Access(desk.token, frozenset()).csrf
+    foreign = {**bearer, "Origin": "http://evil.example"}
+    assert httpx2.post(f"{desk.base}/plans/{plan_id}/approve", headers=foreign, data={"csrf": csrf}).status_code == 403
+    answer = httpx2.get(f"{desk.base}/waiting", headers=bearer)
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
+    assert desk.plan_file("Approve me") is not None  # nothing was decided
+
+
+def test_hostile_email_content_is_text_not_script(desk: Desk, page: Any) -> None:
+    hostile = card(page, desk, "onerror")
+    hostile.wait_for()
+    assert HOSTILE in hostile.inner_text()  # shown, as text
+    assert page.evaluate("window.pwned") is None and page.dialogs == []
+    assert page.locator("main img").count() == 0
+
+
+def test_approve_from_the_page_goes_through_the_one_api(desk: Desk, page: Any) -> None:
+    shot(page, "waiting")
+    plan_id = desk.plan_id("Approve me")
+    card(page, desk, "Approve me").get_by_role("button", name="Approve").click()
+    page.locator("#notices .notice.ok").first.wait_for()
+    assert "Approved" in page.locator("#notices").inner_text()
+    wait_for(lambda: desk.plan_file("Approve me", "Done"), timeout_s=30)
+    [decision] = [d for d in desk.decisions(plan_id) if d["decision"] == "approve"]
+    assert decision["channel"] == "web"
+
+
+def test_deny_with_feedback_and_defer(desk: Desk, page: Any) -> None:
+    denied = card(page, desk, "Deny me")
+    denied.locator("textarea[name=feedback]").fill("Not a client of ours")
+    denied.get_by_role("button", name="Deny").click()
+    page.locator("#notices .notice.ok").first.wait_for()
+    rejected = wait_for(lambda: desk.plan_file("Deny me", "Rejected"))
+    assert "Not a client of ours" in Path(str(rejected)).read_text("utf-8")
+    deferred = card(page, desk, "Defer me")
+    plan_id = desk.plan_id("Defer me")
+    deferred.get_by_role("button", name="Defer").click()
+    page.locator("#notices").get_by_text("Deferred until").wait_for()
+    assert [d["channel"] for d in desk.decisions(plan_id)] == ["web"]
+    assert "deferred_until" in (desk.plan_file("Defer me") or Path()).read_text("utf-8")
+
+
+def test_edit_then_approve_runs_the_edit(desk: Desk, page: Any) -> None:
+    plan_id = desk.plan_id("Edit me")
+    page.goto(f"{desk.base}/plans/{plan_id}/edit")
+    steps = page.locator("#steps")
+    text = steps.input_value()
+    assert "subject: 'Re: Edit me'" in text or "Re: Edit me" in text
+    steps.fill(text.replace("Re: Edit me", "Re: Edit me (edited on the page)"))
+    page.locator("#diff .add").first.wait_for()
+    assert "edited on the page" in page.locator("#diff .add").first.inner_text()
+    shot(page, "edit")
+    page.get_by_role("button", name="Approve my version").click()
+    page.locator("#result .notice.ok").wait_for()
+    done = Path(str(wait_for(lambda: desk.plan_file("Edit me", "Done"), timeout_s=30)))
+    assert "edited on the page" in done.read_text("utf-8")
+
+
+def test_a_decision_racing_a_move_in_the_file_system_says_who_won(desk: Desk, page: Any) -> None:
+    racing = card(page, desk, "Race me")
+    racing.wait_for()
+    path = desk.plan_file("Race me")
+    assert path is not None
+    page.evaluate("document.body.removeAttribute('sse-connect')")  # keep the stale card on screen
+    path.rename(desk.vault / "Rejected" / path.name)  # the person declined it in Obsidian meanwhile
+    racing.get_by_role("button", name="Approve").click()
+    page.locator("#notices .notice.error").first.wait_for()
+    assert "already" in page.locator("#notices").inner_text().lower()
+    assert desk.plan_file("Race me", "Approved") is None and desk.plan_file("Race me", "Done") is None
+
+
+def test_a_plan_moved_in_obsidian_leaves_the_page_live(desk: Desk, page: Any) -> None:
+    live = card(page, desk, "Live me")
+    live.wait_for()
+    path = desk.plan_file("Live me")
+    assert path is not None
+    path.rename(desk.vault / "Approved" / path.name)
+    live.wait_for(state="detached", timeout=3000)  # no reload: the server said it changed
+
+
+def test_a_failed_plan_is_resumed_from_needs_attention(desk: Desk, page: Any) -> None:
+    path = desk.plan_file("Resume me")
+    assert path is not None
+    plan_id = desk.plan_id("Resume me")
+    text = path.read_text("utf-8").replace("tool: email.send_email", "tool: email.no_such_tool", 1)
+    path.write_text(text, "utf-8")  # edited in Obsidian into a step that cannot run...
+    path.rename(desk.vault / "Approved" / path.name)  # ...and approved by moving it
+    wait_for(lambda: "status: failed" in ((desk.plan_file("Resume me") or Path("/nonexistent")).read_text("utf-8") if desk.plan_file("Resume me") else ""), timeout_s=30)
+    page.goto(f"{desk.base}/attention")
+    failed = page.locator(f"#plan-{plan_id}")
+    assert "no_such_tool" in failed.inner_text()
+    shot(page, "attention")
+    failed.locator("textarea[name=feedback]").fill("Checked the tool name")
+    failed.get_by_role("button", name="Resume").click()
+    page.locator("#notices .notice").first.wait_for()
+    resumed = [d for d in desk.decisions(plan_id) if d["decision"] == "resume"]
+    assert len(resumed) == 1 and resumed[0]["channel"] == "web" and resumed[0]["feedback"] == "Checked the tool name"
+
+
+def test_the_other_views_render(desk: Desk, page: Any) -> None:
+    for view, heading in [
+        ("history", "History"),
+        ("activity", "Activity"),
+        ("budget", "Budget"),
+        ("monitors", "Monitors"),
+    ]:
+        page.goto(f"{desk.base}/{view}")
+        assert heading in page.locator("h1").inner_text()
+        shot(page, view)
+    page.goto(f"{desk.base}/history?q=web")
+    assert page.locator("#rows tbody tr").count() >= 1 and "web" in page.locator("#rows").inner_text()
