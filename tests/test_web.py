@@ -146,6 +146,17 @@ def test_requests_without_the_token_or_from_a_foreign_host_are_refused(desk: Des
     assert desk.plan_file("Approve me") is not None  # nothing was decided
 
 
+def test_vault_status_shows_the_pages_url_and_the_vault_never_holds_the_token(desk: Desk) -> None:
+    from tests.conftest import run_cli
+
+    env = engine_env({"XDG_CONFIG_HOME": str(desk.vault.parent / "xdg")})
+    out = run_cli("--vault", str(desk.vault), "status", env=env)
+    assert out.returncode == 0 and f"Web page: {desk.url}" in out.stdout
+    for path in desk.vault.rglob("*"):
+        if path.is_file() and path.suffix in (".md", ".yaml", ".json", ".log", ".sqlite3"):
+            assert desk.token.encode() not in path.read_bytes(), path
+
+
 def test_hostile_email_content_is_text_not_script(desk: Desk, page: Any) -> None:
     hostile = card(page, desk, "onerror")
     hostile.wait_for()
@@ -225,7 +236,17 @@ def test_a_failed_plan_is_resumed_from_needs_attention(desk: Desk, page: Any) ->
     text = path.read_text("utf-8").replace("tool: email.send_email", "tool: email.no_such_tool", 1)
     path.write_text(text, "utf-8")  # edited in Obsidian into a step that cannot run...
     path.rename(desk.vault / "Approved" / path.name)  # ...and approved by moving it
-    wait_for(lambda: "status: failed" in ((desk.plan_file("Resume me") or Path("/nonexistent")).read_text("utf-8") if desk.plan_file("Resume me") else ""), timeout_s=30)
+    wait_for(
+        lambda: (
+            "status: failed"
+            in (
+                (desk.plan_file("Resume me") or Path("/nonexistent")).read_text("utf-8")
+                if desk.plan_file("Resume me")
+                else ""
+            )
+        ),
+        timeout_s=30,
+    )
     page.goto(f"{desk.base}/attention")
     failed = page.locator(f"#plan-{plan_id}")
     assert "no_such_tool" in failed.inner_text()

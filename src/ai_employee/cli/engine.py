@@ -250,6 +250,8 @@ def _print_status(data: dict[str, Any]) -> None:
         for item in attention[:20]:
             click.echo(f"  {item['file']}" + (f"  {item['error']}" if item.get("error") else ""))
     click.echo("Tokens today: " + budget_line(data.get("budget") or {}))
+    if data.get("web"):
+        click.echo(f"Web page: {data['web']['url']}")
     gmail = data.get("gmail")
     if gmail:
         synced = local_time(gmail["last_sync"]) if gmail.get("last_sync") else "never"
@@ -324,10 +326,12 @@ def status(app: AppState, as_json: bool) -> None:
     oldest first), deferred (waiting, snoozed until `deferred_until`), attention (failed or interrupted
     plans, and quarantined files), tokens_today, budget (today's tokens per scope with the running
     engine's limits), gmail (account, last_sync, paused, problem; null without Gmail), notifications
-    (per channel: its last delivery's state, at, outcome, and how many wait). `vault list` shows the
-    same three groups.
+    (per channel: its last delivery's state, at, outcome, and how many wait), web (the running page's
+    url with its token, or null; never written into the vault). `vault list` shows the same three
+    groups.
     """
     from ai_employee.status import collect
+    from ai_employee.web.security import published
 
     vault = app.vault()
     if vault.ledger_path.exists():
@@ -335,6 +339,8 @@ def status(app: AppState, as_json: bool) -> None:
             data = collect(vault, ledger)
     else:
         data = collect(vault, None)
+    page = published(vault.root)
+    data["web"] = {"url": page["url"]} if page else None
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
