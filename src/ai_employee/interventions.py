@@ -27,6 +27,7 @@ class Intervention:
     last_error: str = ""
     since: str = ""
     what_to_do: str = ""
+    origin: str = ""  # quarantine: the folder the file was set aside from
 
 
 def _plans(vault: Vault, folder: str) -> list[tuple[Path, dict[str, Any], str]]:
@@ -97,21 +98,21 @@ def collect(vault: Vault, ledger: Ledger | None, paused_servers: dict[str, Any] 
                 else "see its log in .ai_employee/logs/ and `vault doctor`; it is tried again by itself",
             )
         )
+    from ai_employee.pipeline.quarantine import read_why
+
     for entry in entries(vault.folder(QUARANTINE), ".why.md"):
         name = entry.name.removesuffix(".why.md")
-        try:
-            why = Path(entry.path).read_text("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            why = []
-        reason = next((line.split("**Why:**", 1)[1].strip() for line in why if "**Why:**" in line), "")
+        why = read_why(Path(entry.path))
         items.append(
             Intervention(
                 kind="quarantine",
                 ref=name,
                 title=name,
-                blocker=reason[:300],
+                blocker=why.reason[:300],
                 file=f"{QUARANTINE}/{name}",
-                what_to_do=f"read {QUARANTINE}/{entry.name}; fix it and move it back to Inbox/ to try again",
+                what_to_do=f"{why.retry or 'fix it and move it back to Inbox/ to try again'}"
+                f" (see {QUARANTINE}/{entry.name})",
+                origin=why.origin,
             )
         )
     return items

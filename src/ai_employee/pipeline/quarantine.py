@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from ai_employee.clock import now_stamp
+from ai_employee.errors import NotFoundError, UserError
 from ai_employee.events import EventName, FilePayload
-from ai_employee.pipeline.context import EngineContext
 from ai_employee.vault.actions import clean_text
 from ai_employee.vault.fsops import move_file, replace_file
-from ai_employee.vault.layout import QUARANTINE, Vault
+from ai_employee.vault.layout import INBOX, QUARANTINE, Vault
+
+if TYPE_CHECKING:
+    from ai_employee.pipeline.context import EngineContext
 
 log = structlog.get_logger(__name__)
 
@@ -39,21 +45,50 @@ def quarantine(ctx: EngineContext, path: Path, reason: str, retry: str) -> Path:
     return dest
 
 
-def release(vault: Vault, name: str) -> str:
-    """Put a quarantined input back into `Inbox/` to be taken again (the web page's retry; the same as
-    moving it back by hand), its why-note removed. The name it has in `Inbox/`."""
-    from ai_employee.errors import NotFoundError, UserError
-    from ai_employee.vault.layout import INBOX
+@dataclass(frozen=True)
+class WhyNote:
+    """What a quarantine note says: why the file was set aside, how to retry, the folder it came from."""
 
+    reason: str = ""
+    retry: str = ""
+    origin: str = ""
+
+
+def read_why(path: Path) -> WhyNote:
+    """The note beside a quarantined file (the format `quarantine` writes); empty fields if unreadable."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return WhyNote()
+
+    def field(marker: str) -> str:
+        return next((line.split(marker, 1)[1].strip() for line in lines if marker in line), "")
+
+    return WhyNote(field("**Why:**"), field("**To retry:**"), field("- Came from:").strip("`/ "))
+
+
+def release(vault: Vault, name: str) -> str:
+    """Put a file that was set aside on its way in back into `Inbox/` to be taken again (the web page's
+    retry; the same as moving it back by hand), its why-note removed; its name in `Inbox/`. Files set
+    aside from other folders (a plan note in `Approved/`, a broken action file) are refused: putting
+    them back is a decision (approving) or needs a fix first, which the note explains."""
     folder = vault.folder(QUARANTINE)
     path = folder / name
     if "/" in name or "\\" in name or name in ("", ".", "..") or name.endswith(".why.md"):
         raise UserError(f"{name!r} is not a quarantined file's name")
     if not path.exists() and not path.is_symlink():
         raise NotFoundError(f"{QUARANTINE}/{name} is not there any more (moved or retried already)")
+    why = read_why(folder / f"{name}.why.md")
+    if why.origin and why.origin != INBOX:
+        raise UserError(f"{QUARANTINE}/{name} came from {why.origin}/, not Inbox/: {why.retry or 'see its note'}")
     if path.is_symlink() or not path.is_file():
         raise UserError(f"{QUARANTINE}/{name} is not a regular file: it stays set aside; look at it by hand")
     dest = move_file(path, vault.folder(INBOX))
+    # The move is a hard link, which a watcher sees as a file just created and maybe still being written
+    # (ingest then waits up to a minute); opening it for writing and closing it, writing nothing, tells
+    # it the file is complete (inotify's close-after-write), so it is taken at once.
+    with contextlib.suppress(OSError), open(dest, "ab"):
+        pass
     (folder / f"{name}.why.md").unlink(missing_ok=True)
     log.info("quarantined input released", path=vault.relative(dest))
     return dest.name

@@ -97,7 +97,9 @@ class Site:
         return RedirectResponse("/waiting", 303)
 
     async def waiting(self, request: Request) -> Response:
-        data = await self.desk.work(views.waiting, self.vault, self.desk.ledger, self.desk.view, self.desk.details)
+        opened = frozenset(request.query_params.getlist("open")[: views.FULL_CARDS])
+        desk = self.desk
+        data = await desk.work(views.waiting, self.vault, desk.ledger, desk.view, desk.details, opened)
         fragment = request.url.path.endswith("/list")
         return self.page(request, "_waiting.html" if fragment else "waiting.html", current="waiting", w=data)
 
@@ -140,7 +142,7 @@ class Site:
         try:
             said = await self.desk.work(_decide, self.desk, plan_id, verb, form)
         except (UserError, FormatError) as exc:
-            return _answer(request, self.page, plan_id, str(exc), ok=False, edit_text=form.get("steps"))
+            return _answer(request, self.page, plan_id, str(exc), ok=False)
         return _answer(request, self.page, plan_id, said, ok=True)
 
     async def retry(self, request: Request) -> Response:
@@ -325,7 +327,6 @@ def _answer(
     said: str,
     ok: bool,
     back: str = "/waiting",
-    edit_text: Any = None,
 ) -> Response:
     """After a decision: for htmx, the notice in place of the plan's card; else back to the list."""
     if request.headers.get("hx-request") == "true":

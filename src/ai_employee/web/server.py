@@ -63,11 +63,23 @@ class WebService:
         return self.server is None or not self.server.should_exit
 
     async def run(self) -> None:
+        from sse_starlette.sse import AppStatus
+
         server, sock, self.url = prepare(self.vault, self.config, self.host, self.port, embedded=True)
         self.server = server
+        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         try:
-            await server.serve(sockets=[sock])
+            await asyncio.shield(serving)
+        except asyncio.CancelledError:
+            # The engine stops (or restarts this service): a graceful shutdown, not a cancelled one, so
+            # open live feeds end, requests in flight finish (up to uvicorn's grace) and the app's own
+            # ledger connection is closed by its lifespan.
+            server.should_exit = AppStatus.should_exit = True
+            with contextlib.suppress(Exception):
+                await serving
+            raise
         finally:
+            AppStatus.should_exit = False  # a later server in this process (a restart) starts fresh
             server.should_exit = True
             withdraw(self.vault.root)
             sock.close()

@@ -19,7 +19,7 @@ from ai_employee.clock import day_bounds, local_time
 from ai_employee.errors import FormatError
 from ai_employee.ledger import Ledger
 from ai_employee.status import PlanSummary, VaultView, group_plans, human_age
-from ai_employee.vault.layout import Vault
+from ai_employee.vault.layout import INBOX, Vault
 from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import Step, dump_steps, parse_steps, steps_hash
 
@@ -132,14 +132,21 @@ class Waiting:
     rest: list[PlanSummary]
     deferred: list[PlanSummary]
     count: int
+    opened: dict[str, PlanView] = field(default_factory=dict)  # rows of `rest` the person has open
 
 
-def waiting(vault: Vault, ledger: Ledger, view: VaultView, details: Details) -> Waiting:
+def waiting(
+    vault: Vault, ledger: Ledger, view: VaultView, details: Details, opened: frozenset[str] = frozenset()
+) -> Waiting:
+    """The pending plans oldest first: the first FULL_CARDS as cards, the rest as rows, of which those
+    in `opened` (the page says which it has open, so a live refresh keeps them open) as cards too."""
     groups = group_plans(vault, ledger, view)
     oldest = sorted(groups.waiting, key=lambda p: p.created)
     details.forget({p.file for p in groups.waiting + groups.attention + groups.deferred})
     full = [details.of(vault, p) for p in oldest[:FULL_CARDS]]
-    return Waiting(full, oldest[FULL_CARDS:], groups.deferred, len(oldest))
+    rest = oldest[FULL_CARDS:]
+    shown = {p.id: details.of(vault, p) for p in rest if p.id in opened}
+    return Waiting(full, rest, groups.deferred, len(oldest), shown)
 
 
 def find_summary(vault: Vault, ledger: Ledger, view: VaultView, plan_id: str) -> PlanSummary | None:
@@ -177,6 +184,7 @@ class Attention:
     last_error: str
     what_to_do: str
     steps_done: list[str]
+    can_retry: bool = False  # a regular file set aside on its way in: the page can put it back
 
 
 def attention(vault: Vault, ledger: Ledger) -> list[Attention]:
@@ -194,10 +202,12 @@ def attention(vault: Vault, ledger: Ledger) -> list[Attention]:
                     (item.ref, run.attempt),
                 ):
                     ran.append(f"{step['step_index']}. {step['tool']}: {step['state']}")
+        path = vault.root / item.file
+        retry = item.kind == "quarantine" and item.origin in ("", INBOX) and path.is_file() and not path.is_symlink()
         found.append(
             Attention(
                 item.kind, item.ref, item.title, item.blocker, item.file, item.attempts, item.last_error,
-                item.what_to_do, ran,
+                item.what_to_do, ran, retry,
             )
         )  # fmt: skip
     return found
