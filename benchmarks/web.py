@@ -41,15 +41,41 @@ def make_vault(root: Path, plans: int, done: int) -> Any:
     done_dir = root / "Done"
     for n in range(done):
         (done_dir / f"2026-10-01 Done {n}.md").write_text("---\nid: D\nstatus: done\n---\n# Done\n", "utf-8")
+    record_history(Vault(root), done)
     return Vault(root)
+
+
+def record_history(vault: Any, runs: int) -> None:
+    """A run and a decision recorded for every note in Done/, as the engine would have (for History)."""
+    import json
+
+    from ai_employee.ledger import Ledger
+
+    ledger = Ledger(vault.ledger_path)
+    try:
+        with ledger.transaction() as db:
+            db.executemany(
+                "INSERT INTO events (ts, name, payload) VALUES (?, 'plan.execution_completed', ?)",
+                (
+                    (f"2026-10-01T09:00:{n % 60:02d}.000+00:00", json.dumps({"plan_id": f"D{n}", "title": f"Done {n}"}))
+                    for n in range(runs)
+                ),
+            )
+            db.executemany(
+                "INSERT INTO decisions (ts, plan_id, decision, channel, actor) VALUES (?, ?, 'approve', 'file', 'me')",
+                ((f"2026-10-01T08:00:{n % 60:02d}.000+00:00", f"D{n}") for n in range(runs)),
+            )
+    finally:
+        ledger.close()
 
 
 async def get(app: Any, path: str, token: str) -> tuple[int, int, float]:
     """One GET through the ASGI app: status, body size, seconds."""
     sent: list[dict[str, Any]] = []
+    path, _, query = path.partition("?")
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
         "headers": [(b"host", b"127.0.0.1:8765"), (b"authorization", f"Bearer {token}".encode())],
         "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8765),
     }  # fmt: skip
@@ -96,6 +122,11 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"first render (reads every note): {first * 1000:.0f} ms, {size // 1024} KiB of HTML")
         print(f"waiting list, median of {args.rounds}: {med * 1000:.1f} ms (target <= 100 ms)")
         print(f"floor (a static file through the same app): {fl * 1000:.1f} ms; list / floor = {med / fl:.1f}x")
+        for path in ("/history", "/history?q=Done%2099999", "/history?q=nothing%20matches"):
+            answers = [await get(app, path, access.token) for _ in range(5)]
+            assert all(a[0] == 200 for a in answers), answers
+            took = statistics.median(a[2] for a in answers) * 1000
+            print(f"{path} over {args.done:,} runs and decisions: {took:.1f} ms, {answers[0][1] // 1024} KiB")
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ from click.testing import CliRunner
 from ai_employee.cli import cli
 from ai_employee.config import Config
 from ai_employee.ledger import Ledger
-from ai_employee.proactive.monitors import CheckFailed, MonitorConfig, Monitors, raise_alert, read_value
+from ai_employee.proactive.checks import CheckFailed, read_value
+from ai_employee.proactive.monitors import MonitorConfig, Monitors, raise_alert
 from ai_employee.vault.layout import Vault
 from tests.conftest import files
 from tests.http_sink import answer_json, serve
@@ -163,7 +164,7 @@ def test_a_url_on_the_allow_list_is_read(api: str, vault: Path) -> None:
     ],
 )
 def test_the_allow_list_is_by_origin_and_path_segments(url: str, allowed: bool) -> None:
-    from ai_employee.proactive.monitors import url_allowed
+    from ai_employee.proactive.checks import url_allowed
 
     assert any(url_allowed(url, p) for p in ("https://api.example.com", "https://x.example/v1/")) is allowed
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -223,28 +223,39 @@ class HistoryRow:
     detail: str
 
 
+_DECISIONS_SQL = (
+    "SELECT d.ts AS ts, d.decision AS what, COALESCE(p.title, d.plan_id) AS title, d.actor AS who,"
+    " d.channel AS channel, COALESCE(d.feedback, '') AS detail FROM decisions d"
+    " LEFT JOIN plans p ON p.plan_id = d.plan_id"
+    " WHERE ? = '' OR COALESCE(p.title, d.plan_id) LIKE ? ESCAPE '\\' OR d.actor LIKE ? ESCAPE '\\'"
+    " OR d.channel LIKE ? ESCAPE '\\' OR d.decision LIKE ? ESCAPE '\\'"
+    " ORDER BY d.id DESC LIMIT ?"
+)
+# What the executor did, from its events (a payload that is not JSON is shown, untitled, not an error).
+_RUNS_SQL = (
+    "SELECT ts, what, title, detail FROM (SELECT id, ts,"
+    " CASE WHEN name = 'action.failed' THEN 'failed' WHEN json_extract(j, '$.dry_run') THEN 'ran (dry run)'"
+    " ELSE 'ran' END AS what,"
+    " COALESCE(NULLIF(json_extract(j, '$.title'), ''), json_extract(j, '$.plan_id'), '') AS title,"
+    " COALESCE(NULLIF(json_extract(j, '$.detail'), ''), json_extract(j, '$.status'), '') AS detail"
+    " FROM (SELECT id, ts, name, CASE WHEN json_valid(payload) THEN payload ELSE '{}' END AS j FROM events"
+    " WHERE name IN ('plan.execution_completed', 'action.failed')))"
+    " WHERE ? = '' OR title LIKE ? ESCAPE '\\' OR what LIKE ? ESCAPE '\\' OR 'engine executor' LIKE ? ESCAPE '\\'"
+    " ORDER BY id DESC LIMIT ?"
+)
+
+
 def history(ledger: Ledger, query: str = "", limit: int = 200) -> list[HistoryRow]:
-    """Decisions and executions, newest first; `query` matches the title, who, channel or what."""
-    like = f"%{query.strip()}%"
-    rows = ledger.db.execute(
-        "SELECT d.ts AS ts, d.decision AS what, COALESCE(p.title, d.plan_id) AS title, d.actor AS who,"
-        " d.channel AS channel, COALESCE(d.feedback, '') AS detail FROM decisions d"
-        " LEFT JOIN plans p ON p.plan_id = d.plan_id"
-        " WHERE (? = '%%' OR COALESCE(p.title, '') LIKE ? OR d.actor LIKE ? OR d.channel LIKE ? OR d.decision LIKE ?)"
-        " ORDER BY d.id DESC LIMIT ?",
-        (like, like, like, like, like, limit),
-    )
-    found = [HistoryRow(local_time(r["ts"]), r["what"], r["title"], r["who"], r["channel"], r["detail"]) for r in rows]
-    for row in ledger.recent_events(limit, None, ("plan.execution_completed", "action.failed")):
-        data = _payload(row)
-        title = str(data.get("title") or data.get("plan_id") or "")
-        what = "ran (dry run)" if data.get("dry_run") else "ran" if row["name"] != "action.failed" else "failed"
-        detail = str(data.get("detail") or data.get("status") or "")
-        if query and query.lower() not in f"{title} {what} engine".lower():
-            continue
-        found.append(HistoryRow(local_time(row["ts"]), what, title, "engine", "executor", detail))
-    found.sort(key=lambda r: r.when, reverse=True)
-    return found[:limit]
+    """Decisions and executions, newest first; `query` matches (as plain text, any case) the title,
+    who, channel or what was done. Each side is filtered and limited in SQL, then the two are merged."""
+    text = query.strip()
+    like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    decided = ledger.db.execute(_DECISIONS_SQL, (text, like, like, like, like, limit))
+    found = [(r["ts"], HistoryRow("", r["what"], r["title"], r["who"], r["channel"], r["detail"])) for r in decided]
+    for r in ledger.db.execute(_RUNS_SQL, (text, like, like, like, limit)):
+        found.append((r["ts"], HistoryRow("", r["what"], str(r["title"]), "engine", "executor", str(r["detail"]))))
+    found.sort(key=lambda pair: str(pair[0]), reverse=True)
+    return [replace(row, when=local_time(ts)) for ts, row in found[:limit]]
 
 
 ACTIVITY_NAMES = {
