@@ -79,3 +79,25 @@ def test_release_refuses_links_and_plans_set_aside_from_approved(ctx: EngineCont
         "plan (conflicted copy).md.why.md",
     ]
     assert files(vault / "Approved") == []
+
+
+def test_vault_retry_from_the_cli(vault: Path) -> None:
+    from tests.conftest import run_cli
+
+    engine = Engine(Vault(vault), Config())
+    ctx = engine._open()
+    try:
+        path = vault / "Inbox" / "scan.md"
+        path.write_text("# Scan\n", "utf-8")
+        quarantine(ctx, path, "the engine could not read this file: boom", "fix it, then move it back.")
+        [item] = [i for i in collect(ctx.vault, ctx.ledger) if i.kind == "quarantine"]
+        assert "`vault retry scan.md`" in item.what_to_do
+    finally:
+        engine._close()
+    done = run_cli("--vault", str(vault), "retry", "scan.md")
+    assert done.returncode == 0 and "Back in Inbox/: scan.md." in done.stdout, done.stderr
+    assert (vault / "Inbox" / "scan.md").read_text("utf-8") == "# Scan\n"
+    again = run_cli("--vault", str(vault), "retry", "scan.md")
+    assert again.returncode == 1 and "not there any more" in again.stderr and "Traceback" not in again.stderr
+    escape = run_cli("--vault", str(vault), "retry", "../Inbox/scan.md")
+    assert escape.returncode == 1 and "not a quarantined file's name" in escape.stderr

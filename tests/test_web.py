@@ -271,6 +271,7 @@ def test_a_quarantined_input_is_retried_from_needs_attention(desk: Desk, page: A
     from ai_employee.pipeline.quarantine import quarantine
     from ai_employee.vault.layout import Vault, init_vault
 
+    page.goto(f"{desk.base}/attention")  # open before anything is set aside: the page updates live
     os.symlink("/etc/hostname", desk.vault / "Inbox" / "link.md")  # the engine sets a link aside itself
     # A file an earlier run could not read (an extractor's bug, since fixed), set aside from Inbox/ by
     # the real quarantine() in a scratch vault, then brought over with its note.
@@ -281,9 +282,9 @@ def test_a_quarantined_input_is_retried_from_needs_attention(desk: Desk, page: A
     quarantine(ctx, scratch / "Inbox" / "plumber.md", "the engine could not read this file: boom", "move it back.")
     for name in ("plumber.md", "plumber.md.why.md"):
         (scratch / "Quarantine" / name).rename(desk.vault / "Quarantine" / name)
-    wait_for(lambda: (desk.vault / "Quarantine" / "link.md.why.md").exists())
-    page.goto(f"{desk.base}/attention")
     link, stuck = page.locator('[id="quarantine-link.md"]'), page.locator('[id="quarantine-plumber.md"]')
+    link.wait_for(timeout=10_000)
+    stuck.wait_for(timeout=10_000)
     assert "symbolic link" in link.inner_text() and link.get_by_role("button", name="Retry").count() == 0
     assert "boom" in stuck.inner_text()
     stuck.get_by_role("button", name="Retry").click()

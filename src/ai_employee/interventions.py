@@ -10,7 +10,7 @@ from typing import Any
 
 from ai_employee.errors import FormatError
 from ai_employee.ledger import Ledger
-from ai_employee.vault.layout import APPROVED, PLANS, QUARANTINE, Vault, entries
+from ai_employee.vault.layout import APPROVED, INBOX, PLANS, QUARANTINE, Vault, entries
 from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import plan_title
 
@@ -103,6 +103,8 @@ def collect(vault: Vault, ledger: Ledger | None, paused_servers: dict[str, Any] 
     for entry in entries(vault.folder(QUARANTINE), ".why.md"):
         name = entry.name.removesuffix(".why.md")
         why = read_why(Path(entry.path))
+        held = vault.folder(QUARANTINE) / name
+        retry = why.origin in ("", INBOX) and held.is_file() and not held.is_symlink()
         items.append(
             Intervention(
                 kind="quarantine",
@@ -111,7 +113,7 @@ def collect(vault: Vault, ledger: Ledger | None, paused_servers: dict[str, Any] 
                 blocker=why.reason[:300],
                 file=f"{QUARANTINE}/{name}",
                 what_to_do=f"{why.retry or 'fix it and move it back to Inbox/ to try again'}"
-                f" (see {QUARANTINE}/{entry.name})",
+                f"{f' (or `vault retry {name}`)' if retry else ''}; see {QUARANTINE}/{entry.name}",
                 origin=why.origin,
             )
         )

@@ -10,7 +10,7 @@ import click
 from ai_employee import __version__
 from ai_employee.cli.app import AppState
 from ai_employee.cli.engine import budget, init, restart, start, status, stop
-from ai_employee.cli.execution import doctor, interventions, resume, tools
+from ai_employee.cli.execution import doctor, interventions, resume, retry, tools
 from ai_employee.cli.gmail import gmail
 from ai_employee.cli.interactive import interactive
 from ai_employee.cli.notify import notify
@@ -76,6 +76,7 @@ for command in (
     doctor,
     interventions,
     resume,
+    retry,
     notify,
     schedules,
     monitors,

@@ -162,3 +162,22 @@ def resume(app: AppState, plan: str, note: str) -> None:
         "The engine goes on with it next.",
         "nothing runs yet: start it with `vault start` (or `vault start --once` to run what is pending and exit).",
     )
+
+
+@click.command()
+@click.argument("name")
+@pass_app
+def retry(app: AppState, name: str) -> None:
+    """Put a quarantined input back into Inbox/ to be taken again: NAME as in Quarantine/ (see `vault
+    interventions`); the same as moving it back by hand.
+
+    Only regular files that were set aside on their way in; a plan set aside from Approved/ stays where
+    it is (putting it back would approve it; its note in Quarantine/ says what to do).
+    """
+    from ai_employee.cli.plans import what_next
+    from ai_employee.pipeline.quarantine import release
+
+    vault = app.vault()
+    moved = release(vault, name)
+    click.echo(f"Back in Inbox/: {moved}.")
+    what_next(vault, "The engine takes it again now.", "it is taken when the engine runs (`vault start`).")

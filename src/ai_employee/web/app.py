@@ -159,7 +159,8 @@ class Site:
 
     async def attention(self, request: Request) -> Response:
         items = await self.desk.work(views.attention, self.vault, self.desk.ledger)
-        return self.page(request, "attention.html", current="attention", items=items)
+        fragment = request.url.path.endswith("/list")
+        return self.page(request, "_attention.html" if fragment else "attention.html", current="attention", items=items)
 
     async def history(self, request: Request) -> Response:
         query = request.query_params.get("q", "")[:200]
@@ -226,6 +227,7 @@ def create_app(vault: Vault, config: Config, access: Access) -> Guard:
         Route("/plans/{plan_id}/{verb:str}", site.decide, methods=["POST"]),
         Route("/quarantine/{name:path}/retry", site.retry, methods=["POST"]),
         Route("/attention", site.attention),
+        Route("/attention/list", site.attention),
         Route("/history", site.history),
         Route("/activity", site.activity),
         Route("/activity/list", site.activity),
