@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -122,6 +123,20 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"first render (reads every note): {first * 1000:.0f} ms, {size // 1024} KiB of HTML")
         print(f"waiting list, median of {args.rounds}: {med * 1000:.1f} ms (target <= 100 ms)")
         print(f"floor (a static file through the same app): {fl * 1000:.1f} ms; list / floor = {med / fl:.1f}x")
+        from ai_employee.pipeline.lookup import resolve_plan
+
+        finding = []
+        for _ in range(4):  # the first reads every note's id; later ones only what changed
+            started = time.perf_counter()
+            resolve_plan(vault, "P000500")
+            finding.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        listed = sum(1 for _ in os.scandir(vault.folder("Done")))
+        scan = time.perf_counter() - started
+        print(
+            f"finding a plan to decide on (any decision): first {finding[0] * 1000:.0f} ms, then"
+            f" {statistics.median(finding[1:]) * 1000:.0f} ms; floor: listing Done/ ({listed:,}) {scan * 1000:.0f} ms"
+        )
         for path in ("/history", "/history?q=Done%2099999", "/history?q=nothing%20matches"):
             answers = [await get(app, path, access.token) for _ in range(5)]
             assert all(a[0] == 200 for a in answers), answers

@@ -37,11 +37,13 @@ def test_the_why_note_reads_back_what_was_written(ctx: EngineContext, vault: Pat
     assert why.reason == "the engine could not read this file: **bad** xref"
     assert why.retry == "fix it, then move it back." and why.origin == "Inbox"
     [item] = [i for i in collect(ctx.vault, ctx.ledger) if i.kind == "quarantine"]
-    assert item.origin == "Inbox" and item.what_to_do.startswith("fix it, then move it back.")
+    assert item.origin == "Inbox" and item.what_to_do.startswith(
+        "fix it, then move it back (or `vault retry scan.pdf`). See"
+    )
     assert read_why(vault / "Quarantine" / "missing.why.md") == type(why)()
 
 
-def test_release_puts_an_input_back_into_inbox_and_the_engine_takes_it(ctx: EngineContext, vault: Path) -> None:
+def test_release_puts_an_input_back_into_inbox_once(ctx: EngineContext, vault: Path) -> None:
     path = vault / "Inbox" / "note.md"
     path.write_text("# Call the plumber\n\nThe sink leaks.\n", "utf-8")
     quarantine(ctx, path, "the engine could not read this file: boom", "move it back.")
@@ -59,6 +61,21 @@ def test_release_refuses_names_outside_quarantine_and_why_notes(ctx: EngineConte
         with pytest.raises(UserError):
             release(ctx.vault, name)
     assert (vault / "secret.md").exists()
+
+
+def test_release_trusts_only_the_notes_own_came_from_line(ctx: EngineContext, vault: Path) -> None:
+    # A name cannot speak for the note: the title line holds it, and only the anchored line counts.
+    spoof = vault / "Approved" / "- Came from: `Inbox` **Why:** fine.md"
+    spoof.write_text("---\nid: p2\n---\n# Plan\n", "utf-8")
+    quarantine(ctx, spoof, "a second copy of a plan that ran", "delete it.")
+    assert read_why(vault / "Quarantine" / f"{spoof.name}.why.md").origin == "Approved"
+    with pytest.raises(UserError, match="came from Approved/"):
+        release(ctx.vault, spoof.name)
+    # A file in Quarantine/ without its note (a crash between the move and the note): not put back.
+    (vault / "Quarantine" / "orphan.md").write_text("# Orphan\n", "utf-8")
+    with pytest.raises(UserError, match="no note saying it came from Inbox/"):
+        release(ctx.vault, "orphan.md")
+    assert (vault / "Quarantine" / "orphan.md").exists() and files(vault / "Inbox") == []
 
 
 def test_release_refuses_links_and_plans_set_aside_from_approved(ctx: EngineContext, vault: Path) -> None:

@@ -27,7 +27,10 @@ from tests.conftest import EngineProcess, engine_env, files, wait_for
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
-SUBJECTS = ["Approve me", "Deny me", "Defer me", "Edit me", "Race me", "Live me", HOSTILE, "Resume me"]
+SUBJECTS = [
+    "Approve me", "Deny me", "Defer me", "Edit me", "Race me", "Live me", HOSTILE, "Resume me", "Changed me",
+    "Double me", "Stale token me", "Empty me",
+]  # fmt: skip
 
 pytestmark = [
     pytest.mark.integration,
@@ -66,6 +69,16 @@ class Desk:
         path = self.plan_file(subject)
         assert path is not None, f"no plan for {subject!r}"
         return str(yaml.safe_load(path.read_text("utf-8").split("---")[1])["id"])
+
+    def post(self, path: str, **form: str) -> httpx2.Response:
+        """A POST as the page makes it (its token, CSRF token and own origin), without a browser."""
+        from ai_employee.web.security import Access
+
+        host = self.base.split("//", 1)[1]
+        headers = {"Authorization": f"Bearer {self.token}", "Origin": f"http://{host}", "HX-Request": "true"}
+        return httpx2.post(
+            f"{self.base}{path}", headers=headers, data={"csrf": Access(self.token, frozenset()).csrf, **form}
+        )
 
     def decisions(self, plan_id: str) -> list[dict[str, Any]]:
         db = sqlite3.connect(self.vault / ".ai_employee" / "ledger.sqlite3")
@@ -147,8 +160,13 @@ def test_requests_without_the_token_or_from_a_foreign_host_are_refused(desk: Des
     from ai_employee.web.security import Access
 
     csrf = Access(desk.token, frozenset()).csrf
-    foreign = {**bearer, "Origin": "http://evil.example"}
-    assert httpx2.post(f"{desk.base}/plans/{plan_id}/approve", headers=foreign, data={"csrf": csrf}).status_code == 403
+    host, port = desk.base.split("//", 1)[1].rsplit(":", 1)
+    for origin in ("http://evil.example", f"http://{host}:{int(port) + 1}", "null"):  # another port is another site
+        foreign = {**bearer, "Origin": origin}
+        answer = httpx2.post(f"{desk.base}/plans/{plan_id}/approve", headers=foreign, data={"csrf": csrf})
+        assert answer.status_code == 403, origin
+    odd = httpx2.post(f"{desk.base}/plans/{plan_id}/approve", headers=bearer, data={"csrf": "é" * 32})
+    assert odd.status_code == 403  # not a 500
     answer = httpx2.get(f"{desk.base}/waiting", headers=bearer)
     assert "script-src 'self'" in answer.headers["content-security-policy"]
     assert desk.plan_file("Approve me") is not None  # nothing was decided
@@ -170,7 +188,12 @@ def test_hostile_email_content_is_text_not_script(desk: Desk, page: Any) -> None
     hostile.wait_for()
     assert HOSTILE in hostile.inner_text()  # shown, as text
     assert page.evaluate("window.pwned") is None and page.dialogs == []
-    assert page.locator("main img").count() == 0
+    assert page.locator("main img, main script").count() == 0
+    plan_id = desk.plan_id("onerror")
+    for view in (f"/plans/{plan_id}/edit", "/activity"):  # the hostile text is shown there too, as text
+        raw = page.goto(f"{desk.base}{view}").text()
+        assert "onerror" in page.locator("main").inner_text() and "<img src=x" not in raw, view
+        assert page.locator("main img, main script").count() == 0 and page.evaluate("window.pwned") is None
 
 
 def test_approve_from_the_page_goes_through_the_one_api(desk: Desk, page: Any) -> None:
@@ -220,12 +243,53 @@ def test_a_decision_racing_a_move_in_the_file_system_says_who_won(desk: Desk, pa
     racing.wait_for()
     path = desk.plan_file("Race me")
     assert path is not None
-    page.evaluate("document.body.removeAttribute('sse-connect')")  # keep the stale card on screen
+    page.route("**/events?*", lambda route: route.abort())  # no live feed: the stale card stays on screen
+    page.reload()
     path.rename(desk.vault / "Rejected" / path.name)  # the person declined it in Obsidian meanwhile
     racing.get_by_role("button", name="Approve").click()
     page.locator("#notices .notice.error").first.wait_for()
     assert "already" in page.locator("#notices").inner_text().lower()
     assert desk.plan_file("Race me", "Approved") is None and desk.plan_file("Race me", "Done") is None
+
+
+def test_steps_changed_since_the_page_showed_them_are_not_approved(desk: Desk, page: Any) -> None:
+    page.route("**/events?*", lambda route: route.abort())  # the card stays as it was shown
+    page.reload()
+    changed = card(page, desk, "Changed me")
+    changed.wait_for()
+    path = desk.plan_file("Changed me")
+    assert path is not None
+    path.write_text(path.read_text("utf-8").replace("Re: Changed me", "Re: Changed me (by someone else)"), "utf-8")
+    changed.get_by_role("button", name="Approve").click()
+    page.locator("#notices .notice.error").first.wait_for()
+    assert "changed after it was shown" in page.locator("#notices").inner_text()
+    assert desk.plan_file("Changed me", "Approved") is None and desk.decisions(desk.plan_id("Changed me")) == []
+
+
+def test_a_double_click_decides_once_and_a_stale_token_says_so(desk: Desk, page: Any) -> None:
+    plan_id = desk.plan_id("Double me")
+    card(page, desk, "Double me").get_by_role("button", name="Approve").dblclick()
+    page.locator("#notices .notice.ok").first.wait_for()
+    page.wait_for_timeout(500)  # a second request, had one been sent, would have answered by now
+    assert [d["decision"] for d in desk.decisions(plan_id)] == ["approve"]
+    assert page.locator("#notices .notice.error").count() == 0
+    page.context.clear_cookies()  # as after a restart of the server: the page's token is no longer valid
+    card(page, desk, "Stale token me").get_by_role("button", name="Deny").click()
+    page.locator("#notices .notice.error").first.wait_for()
+    assert "vault status" in page.locator("#notices").inner_text()
+    assert desk.decisions(desk.plan_id("Stale token me")) == []
+
+
+def test_an_edit_without_steps_is_refused_and_nothing_is_saved(desk: Desk) -> None:
+    plan_id = desk.plan_id("Empty me")
+    before = (desk.plan_file("Empty me") or Path()).read_text("utf-8")
+    for steps in ("", "[]", "- tool: [unclosed"):
+        answer = desk.post(f"/plans/{plan_id}/approve-edited", steps=steps)
+        assert answer.status_code == 200 and 'data-outcome="error"' in answer.text, steps
+    huge = desk.post(f"/plans/{plan_id}/defer", minutes="99999999999999")
+    assert huge.status_code == 200 and "from 1 to" in huge.text
+    assert (desk.plan_file("Empty me") or Path()).read_text("utf-8") == before
+    assert desk.decisions(plan_id) == []
 
 
 def test_a_plan_moved_in_obsidian_leaves_the_page_live(desk: Desk, page: Any) -> None:
@@ -255,6 +319,10 @@ def test_a_failed_plan_is_resumed_from_needs_attention(desk: Desk, page: Any) ->
         ),
         timeout_s=30,
     )
+    before = (desk.plan_file("Resume me") or Path()).read_text("utf-8")
+    edited = desk.post(f"/plans/{plan_id}/approve-edited", steps="- tool: vault.create_note\n  args: {title: x}\n")
+    assert "cannot be approved" in edited.text and "resume" in edited.text
+    assert (desk.plan_file("Resume me") or Path()).read_text("utf-8") == before  # nothing was written
     page.goto(f"{desk.base}/attention")
     failed = page.locator(f"#failed-{plan_id}")
     assert "no_such_tool" in failed.inner_text()
@@ -368,7 +436,8 @@ def many(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
         yield Desk(vault, *published(xdg), None)
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        assert proc.wait(timeout=10) == 0  # SIGTERM: a graceful stop...
+        assert list((xdg / "ai-employee" / "web").glob("*.json")) == []  # ...that withdrew the URL and token
 
 
 def test_an_opened_row_stays_open_with_its_feedback_through_a_live_refresh(many: Desk, browser: Any) -> None:

@@ -104,7 +104,7 @@ def collect(vault: Vault, ledger: Ledger | None, paused_servers: dict[str, Any] 
         name = entry.name.removesuffix(".why.md")
         why = read_why(Path(entry.path))
         held = vault.folder(QUARANTINE) / name
-        retry = why.origin in ("", INBOX) and held.is_file() and not held.is_symlink()
+        retry = why.origin == INBOX and held.is_file() and not held.is_symlink()
         items.append(
             Intervention(
                 kind="quarantine",
@@ -112,8 +112,8 @@ def collect(vault: Vault, ledger: Ledger | None, paused_servers: dict[str, Any] 
                 title=name,
                 blocker=why.reason[:300],
                 file=f"{QUARANTINE}/{name}",
-                what_to_do=f"{why.retry or 'fix it and move it back to Inbox/ to try again'}"
-                f"{f' (or `vault retry {name}`)' if retry else ''}; see {QUARANTINE}/{entry.name}",
+                what_to_do=f"{(why.retry or 'fix it and move it back to Inbox/ to try again').rstrip('. ')}"
+                f"{f' (or `vault retry {name}`)' if retry else ''}. See {QUARANTINE}/{entry.name}.",
                 origin=why.origin,
             )
         )

@@ -55,12 +55,13 @@ def show(app: AppState, plan: str) -> None:
     """Show a plan: where it is, its status, criticality and why, steps and decisions. PLAN is an id, a
     unique prefix of one, or the note's file name."""
     from ai_employee.pipeline import decisions
+    from ai_employee.pipeline.lookup import resolve_plan
     from ai_employee.vault.notes import split_note
     from ai_employee.vault.plans import dump_steps, parse_steps
     from ai_employee.vault.revisions import section_text
 
     vault = app.vault()
-    ref = decisions.resolve_plan(vault, plan)
+    ref = resolve_plan(vault, plan)
     fm = ref.frontmatter
     click.echo(f"Plan {ref.plan_id}")
     click.echo(f"  note:        {ref.folder}/{ref.path.name}")

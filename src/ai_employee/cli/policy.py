@@ -61,7 +61,7 @@ def verdict(assessment: Assessment) -> dict[str, Any]:
 
 def explain_plan(app: AppState, vault: Vault, ref: str) -> dict[str, Any]:
     """A plan's recorded criticality, and the rules' verdict on its steps as they are now."""
-    from ai_employee.pipeline.decisions import resolve_plan
+    from ai_employee.pipeline.lookup import resolve_plan
     from ai_employee.policy import Facts
     from ai_employee.vault.notes import split_note
     from ai_employee.vault.plans import parse_steps

@@ -20,6 +20,7 @@ from ai_employee.errors import FormatError, UserError
 from ai_employee.ledger import Ledger
 from ai_employee.ledger.notifications import ReplyCode
 from ai_employee.pipeline import decisions
+from ai_employee.pipeline.lookup import resolve_plan
 from ai_employee.vault.actions import clean_text
 from ai_employee.vault.layout import PLANS, Vault
 from ai_employee.vault.notes import split_note
@@ -96,7 +97,7 @@ def decide(
             plan_id=code.plan_id,
         )
     try:
-        plan = decisions.resolve_plan(vault, code.plan_id)
+        plan = resolve_plan(vault, code.plan_id)
         body = split_note(plan.path.read_text("utf-8", errors="replace")).body
         title = clean_text(plan_title(body, plan.frontmatter), 60)
         if plan.folder == PLANS and steps_hash(parse_steps(body)) != code.plan_hash:

@@ -15,19 +15,19 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ai_employee.clock import local_now, local_time, now_stamp
-from ai_employee.errors import FormatError, NotFoundError, UserError
+from ai_employee.errors import FormatError, UserError
 from ai_employee.events import DecisionPayload, Event, EventName, Payload
 from ai_employee.ledger import Ledger
+from ai_employee.pipeline.lookup import PlanRef, resolve_folder, resolve_plan
 from ai_employee.vault import callouts
 from ai_employee.vault.fsops import FileOpError, move_file
-from ai_employee.vault.layout import APPROVED, DONE, PLAN_FOLDERS, PLANS, REJECTED, Vault, entries
-from ai_employee.vault.notes import edit_file, find_by_id, read_frontmatter, read_id, split_note, update_frontmatter
+from ai_employee.vault.layout import APPROVED, PLANS, REJECTED, Vault
+from ai_employee.vault.notes import edit_file, split_note, update_frontmatter
 from ai_employee.vault.plans import Step, dump_steps, parse_steps, plan_title, restate, steps_hash
 
 # Decisions that let steps run, and those that settle a plan one way or the other (a defer does not).
@@ -54,17 +54,7 @@ DECISION_WORDS = {
 }
 CHANNEL_WORDS = {"cli": "from the command line", "file": "by moving the note", "policy": "by the policy (LOW risk)"}
 Publish = Callable[[EventName, Payload], object]
-
-
-@dataclass(frozen=True)
-class PlanRef:
-    path: Path
-    plan_id: str
-    frontmatter: dict[str, Any]
-
-    @property
-    def folder(self) -> str:
-        return self.path.parent.name
+MAX_DEFER_MINUTES = 366 * 24 * 60
 
 
 def current_user() -> str:
@@ -148,41 +138,6 @@ def steps_diff(approved_steps: str | None, steps: list[Step]) -> list[str]:
     return [f"{fence}diff", *lines, fence] if lines else []
 
 
-def all_plans(vault: Vault, folders: tuple[str, ...] = PLAN_FOLDERS) -> list[tuple[Path, str]]:
-    """(path, plan id) of every plan note in the given folders."""
-    found = []
-    for folder in folders:
-        for entry in entries(vault.folder(folder), ".md"):
-            plan_id = read_id(Path(entry.path))
-            if plan_id:
-                found.append((Path(entry.path), plan_id))
-    return found
-
-
-# Where a plan whose id is in two places (a copy) stands: the furthest along wins.
-_FOLDER_RANK = {DONE: 0, REJECTED: 1, APPROVED: 2, PLANS: 3}
-
-
-def resolve_plan(vault: Vault, ref: str) -> PlanRef:
-    """A plan by id, unique id prefix, or note file name (with or without `.md`). Copies of one plan (the
-    same id in two notes) are one plan: the note furthest along (`Done/`, `Rejected/`, `Approved/`)."""
-    ref = ref.strip()
-    if not ref:
-        raise UserError("give a plan id, a unique prefix of it, or the note's file name")
-    plans = all_plans(vault)
-    by_name = [(p, i) for p, i in plans if p.name in (ref, f"{ref}.md")]
-    exact = [(p, i) for p, i in plans if i == ref or i.lower() == ref.lower()]
-    prefix = [(p, i) for p, i in plans if i.lower().startswith(ref.lower())]
-    for matches in (by_name, exact, prefix):
-        if len({plan_id for _, plan_id in matches}) == 1:
-            path, plan_id = min(matches, key=lambda m: (_FOLDER_RANK.get(m[0].parent.name, 9), m[0].name))
-            return PlanRef(path, plan_id, read_frontmatter(split_note(path.read_text("utf-8")), path.name))
-        if matches:
-            names = ", ".join(f"{p.parent.name}/{p.name}" for p, _ in matches[:5])
-            raise UserError(f"`{ref}` matches {len(matches)} plans ({names}): give more of the id")
-    raise NotFoundError(f"no plan matches `{ref}`: see `vault list` for pending plans")
-
-
 def not_revisable(ledger: Ledger, folder: str, status: str, plan_id: str) -> str | None:
     """Why a plan cannot get a new version (None if it can): only a plan waiting in `Plans/` that has
     never run is replanned; an approved, running or finished one never is."""
@@ -244,15 +199,6 @@ def already_decided(ledger: Ledger, plan: PlanRef, verb: str) -> AlreadyDecided:
     )
 
 
-def resolve_folder(plan: PlanRef) -> str:
-    """The folder the plan's note is in now ("" if it cannot be found): it may have moved since."""
-    if plan.path.exists():
-        return plan.path.parent.name
-    vault_root = plan.path.parent.parent
-    found = find_by_id([vault_root / name for name in PLAN_FOLDERS], ".md", plan.plan_id)
-    return found.parent.name if found is not None else ""
-
-
 def _require_pending(plan: PlanRef, verb: str, ledger: Ledger | None = None) -> None:
     if plan.folder != PLANS:
         if ledger is not None:
@@ -296,6 +242,36 @@ def approve(
     updates: dict[str, Any] = {"status": "approved", **({"feedback": feedback} if feedback else {})}
     box = callouts.approved(who, channel, now_stamp())
     return _decide_by_move(vault, ledger, plan, "approve", who, feedback, steps, updates, box, APPROVED, channel)
+
+
+def approve_edited(
+    vault: Vault,
+    ledger: Ledger,
+    ref: str,
+    steps: list[Step],
+    feedback: str = "",
+    actor: str | None = None,
+    channel: str = "cli",
+    seen: str | None = None,
+) -> Path:
+    """Write edited steps into a pending plan's note (as an edit in Obsidian would) and approve exactly
+    them, as one decision: nothing is written unless the plan may be approved now (waiting in `Plans/`,
+    not failed), the edit has steps, and the steps the person edited (`seen`) are still the note's."""
+    from ai_employee.vault.plans import replace_steps
+
+    plan = resolve_plan(vault, ref)
+    _require_pending(plan, "approved", ledger)
+    if not steps:
+        raise UserError(f"the edit of plan {plan.plan_id} has no steps: nothing was saved (deny it instead)")
+
+    def change(note: str) -> str:
+        parts = split_note(note)
+        if seen is not None and steps_hash(parse_steps(parts.body)) != seen:
+            raise StepsChanged(f"plan {plan.plan_id} changed while you edited it: nothing was saved; look at it again")
+        return note[: len(note) - len(parts.body)] + replace_steps(parts.body, steps)
+
+    edit_file(plan.path, change, vault.tmp_dir)
+    return approve(vault, ledger, plan.plan_id, feedback, actor, channel, seen=steps_hash(steps))
 
 
 def resume(
@@ -380,8 +356,8 @@ def _decide_by_move(
 
 def defer(vault: Vault, ledger: Ledger, ref: str, minutes: int, actor: str | None = None, channel: str = "cli") -> str:
     """Snooze a pending plan: it stays in `Plans/` but `vault list` hides it until the time given."""
-    if minutes <= 0:
-        raise UserError("--minutes must be a positive number of minutes")
+    if minutes <= 0 or minutes > MAX_DEFER_MINUTES:
+        raise UserError(f"--minutes must be a number of minutes from 1 to {MAX_DEFER_MINUTES:,} (a year)")
     plan = resolve_plan(vault, ref)
     _require_pending(plan, "deferred", ledger)
     until = (local_now() + timedelta(minutes=minutes)).isoformat(timespec="seconds")

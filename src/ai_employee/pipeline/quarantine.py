@@ -61,10 +61,11 @@ def read_why(path: Path) -> WhyNote:
     except (OSError, UnicodeDecodeError):
         return WhyNote()
 
-    def field(marker: str) -> str:
-        return next((line.split(marker, 1)[1].strip() for line in lines if marker in line), "")
+    def field(start: str) -> str:
+        # Anchored at the start of a line: the title holds the file's name, which may say anything.
+        return next((line.removeprefix(start).strip() for line in lines if line.startswith(start)), "")
 
-    return WhyNote(field("**Why:**"), field("**To retry:**"), field("- Came from:").strip("`/ "))
+    return WhyNote(field("> **Why:**"), field("> **To retry:**"), field("- Came from:").strip("`/ "))
 
 
 def release(vault: Vault, name: str) -> str:
@@ -78,17 +79,25 @@ def release(vault: Vault, name: str) -> str:
         raise UserError(f"{name!r} is not a quarantined file's name")
     if not path.exists() and not path.is_symlink():
         raise NotFoundError(f"{QUARANTINE}/{name} is not there any more (moved or retried already)")
-    why = read_why(folder / f"{name}.why.md")
-    if why.origin and why.origin != INBOX:
-        raise UserError(f"{QUARANTINE}/{name} came from {why.origin}/, not Inbox/: {why.retry or 'see its note'}")
+    note = folder / f"{name}.why.md"
+    why = read_why(note)
+    if why.origin != INBOX:
+        came = f"came from {why.origin}/, not Inbox/" if why.origin else "has no note saying it came from Inbox/"
+        raise UserError(f"{QUARANTINE}/{name} {came}: {why.retry or 'look at it and move it by hand'}")
     if path.is_symlink() or not path.is_file():
         raise UserError(f"{QUARANTINE}/{name} is not a regular file: it stays set aside; look at it by hand")
-    dest = move_file(path, vault.folder(INBOX))
+    # The note goes first: if the engine sets the file aside again at once, its new note is the one kept.
+    kept = note.read_bytes()
+    note.unlink()
+    try:
+        dest = move_file(path, vault.folder(INBOX))
+    except BaseException:
+        replace_file(note, kept, vault.tmp_dir)
+        raise
     # The move is a hard link, which a watcher sees as a file just created and maybe still being written
     # (ingest then waits up to a minute); opening it for writing and closing it, writing nothing, tells
     # it the file is complete (inotify's close-after-write), so it is taken at once.
     with contextlib.suppress(OSError), open(dest, "ab"):
         pass
-    (folder / f"{name}.why.md").unlink(missing_ok=True)
     log.info("quarantined input released", path=vault.relative(dest))
     return dest.name

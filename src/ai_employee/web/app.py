@@ -9,7 +9,9 @@ connection is not shared between threads at once), so the event loop (the engine
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,12 +29,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ai_employee.config import Config
-from ai_employee.errors import FormatError, UserError
+from ai_employee.errors import AIEmployeeError, FormatError, UserError
 from ai_employee.ledger import Ledger
 from ai_employee.status import VaultView
 from ai_employee.vault.layout import APPROVED, DONE, PLANS, QUARANTINE, REJECTED, Vault
 from ai_employee.web import views
-from ai_employee.web.security import CSRF_FIELD, CSRF_HEADER, Access, Guard
+from ai_employee.web.security import CSRF_FIELD, CSRF_HEADER, Access, Guard, same_secret
 
 HERE = Path(__file__).parent
 T = TypeVar("T")
@@ -60,6 +62,8 @@ class Desk:
         self.view = VaultView()
         self.details = views.Details()
         self._lock = threading.Lock()
+        self._feed: sqlite3.Connection | None = None  # the live feed's own read-only connection
+        self._feed_lock = threading.Lock()
 
     async def work(self, fn: Callable[..., T], *args: Any) -> T:
         def locked() -> T:
@@ -69,16 +73,35 @@ class Desk:
         return await run_in_threadpool(locked)
 
     def signature(self) -> tuple[int, ...]:
-        """What changes when the page should: the plan folders' modification times, the latest event."""
+        """What changes when the page should: the plan folders' modification times, the newest edit of a
+        note in `Plans/` (an edit in Obsidian changes the card), the latest event. Read without the
+        desk's lock, on a connection of its own: a decision in progress does not hold up the feed."""
         stamps = []
         for name in WATCHED:
             try:
                 stamps.append(os.stat(self.vault.folder(name)).st_mtime_ns)
             except FileNotFoundError:
                 stamps.append(0)
+        newest = 0
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.vault.folder(PLANS)) as found:
+            for entry in found:
+                with contextlib.suppress(OSError):
+                    newest = max(newest, entry.stat(follow_symlinks=False).st_mtime_ns)
+        with self._feed_lock:
+            if self._feed is None:
+                self._feed = sqlite3.connect(
+                    f"{self.vault.ledger_path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False
+                )
+            row = self._feed.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        return (*stamps, newest, int(row[0]))
+
+    def close(self) -> None:
         with self._lock:
-            row = self.ledger.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
-        return (*stamps, int(row[0]))
+            self.ledger.close()
+        with self._feed_lock:
+            if self._feed is not None:
+                self._feed.close()
+                self._feed = None
 
 
 class Site:
@@ -90,7 +113,10 @@ class Site:
         self.templates.env.globals.update(pages=PAGES, csrf=desk.access.csrf, csrf_field=CSRF_FIELD)
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        context.setdefault("notice", request.query_params.get("notice", ""))
+        if not name.startswith("_"):  # a whole page: the live feed starts from what this render shows
+            context.setdefault("live", _digest(self.desk.signature()))
+        context.setdefault("notice", request.query_params.get("notice", "")[:500])
+        context.setdefault("notice_bad", request.query_params.get("bad") == "1")
         return self.templates.TemplateResponse(request, name, context, status_code=status)
 
     async def home(self, request: Request) -> Response:
@@ -112,7 +138,9 @@ class Site:
 
         found = await self.desk.work(read)
         if found is None:
-            return self.page(request, "_gone.html", 404, plan_id=plan_id)
+            # 200 for htmx, which swaps only 2xx answers: the row says the plan is gone.
+            status = 200 if request.headers.get("hx-request") == "true" else 404
+            return self.page(request, "_gone.html", status, plan_id=plan_id)
         return self.page(request, "_plan.html", p=found)
 
     async def edit(self, request: Request) -> Response:
@@ -141,8 +169,10 @@ class Site:
         form = await _form(request, self.access)
         try:
             said = await self.desk.work(_decide, self.desk, plan_id, verb, form)
-        except (UserError, FormatError) as exc:
+        except AIEmployeeError as exc:  # refused, already decided, changed meanwhile, not valid steps
             return _answer(request, self.page, plan_id, str(exc), ok=False)
+        except OSError as exc:  # the disk (full, read-only), a note moved under our feet
+            return _answer(request, self.page, plan_id, f"nothing was decided: {exc.strerror or exc}", ok=False)
         return _answer(request, self.page, plan_id, said, ok=True)
 
     async def retry(self, request: Request) -> Response:
@@ -194,8 +224,12 @@ class Site:
     async def events(self, request: Request) -> Response:
         from sse_starlette.sse import EventSourceResponse
 
+        since = request.query_params.get("since", "")
+
         async def changes() -> AsyncIterator[dict[str, str]]:
             last = await run_in_threadpool(self.desk.signature)
+            if since and since != _digest(last):  # changed between the page's render and this connection
+                yield {"event": "changed", "data": str(last[-1])}
             while True:
                 await asyncio.sleep(LIVE_POLL_S)
                 now = await run_in_threadpool(self.desk.signature)
@@ -212,10 +246,18 @@ def create_app(vault: Vault, config: Config, access: Access) -> Guard:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from ai_employee.pipeline.lookup import all_plans
+
+        # Every plan note's id read once, in the background: the first decision need not (2 s at 100,000
+        # notes in Done/; later ones read only what changed).
+        warming = asyncio.ensure_future(desk.work(all_plans, vault))
         try:
             yield
         finally:
-            desk.ledger.close()
+            warming.cancel()
+            with contextlib.suppress(BaseException):
+                await warming
+            desk.close()
 
     routes = [
         Route("/", site.home),
@@ -245,9 +287,7 @@ async def _form(request: Request, access: Access) -> dict[str, Any]:
     """The POSTed form, once the request is shown to come from the page (CSRF token, Origin)."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     given = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER, "")
-    import hmac
-
-    if not (given and hmac.compare_digest(str(given), access.csrf)) or not access.same_origin(dict(request.headers)):
+    if not same_secret(given, access.csrf) or not access.same_origin(dict(request.headers)):
         raise _Forbidden
     return form
 
@@ -276,50 +316,42 @@ def _decide(desk: Desk, plan_id: str, verb: str, form: dict[str, Any]) -> str:
     seen = str(form.get("seen", "")) or None
     if verb == "approve":
         decisions.approve(vault, ledger, plan_id, feedback, channel="web", seen=seen)
-        return "Approved: it runs next."
+        return "Approved." + _when(vault)
     if verb == "approve-edited":
-        from ai_employee.vault.plans import steps_hash
+        from ai_employee.vault.plans import steps_from_yaml
 
-        steps = _edited(desk, plan_id, str(form.get("steps", "")), seen)
-        decisions.approve(vault, ledger, plan_id, feedback, channel="web", seen=steps_hash(steps))
-        return "Your edit was saved and approved: what runs is your version."
+        steps = steps_from_yaml(str(form.get("steps", "")))
+        decisions.approve_edited(vault, ledger, plan_id, steps, feedback, channel="web", seen=seen)
+        return "Your edit was saved and approved: what runs is your version." + _when(vault)
     if verb == "deny":
         decisions.deny(vault, ledger, plan_id, feedback, channel="web")
         return "Declined."
     if verb == "defer":
-        minutes = int(str(form.get("minutes") or "60")) if str(form.get("minutes") or "60").isdigit() else 0
+        given = str(form.get("minutes") or "60")
+        minutes = int(given) if given.isdigit() and len(given) < 10 else 0  # out of range: refused below
         until = decisions.defer(vault, ledger, plan_id, minutes, channel="web")
         from ai_employee.clock import local_time
 
         return f"Deferred until {local_time(until)}."
     if verb == "resume":
         decisions.resume(vault, ledger, plan_id, feedback, channel="web")
-        return "Resumed: it goes on from the first step not done."
+        return "Resumed: it goes on from the first step not done." + _when(vault)
     raise UserError(f"unknown decision {verb!r}")
 
 
-def _edited(desk: Desk, plan_id: str, text: str, seen: str | None) -> list[Any]:
-    """Write the edited steps into the note (as an edit in Obsidian would), if the steps the person
-    edited are still the note's; the new steps."""
-    from ai_employee.pipeline.decisions import StepsChanged, resolve_plan
-    from ai_employee.vault.notes import edit_file
-    from ai_employee.vault.plans import parse_steps, replace_steps, steps_from_yaml, steps_hash
+def _digest(signature: tuple[int, ...]) -> str:
+    import hashlib
 
-    steps = steps_from_yaml(text)
-    plan = resolve_plan(desk.vault, plan_id)
-    if plan.folder != PLANS:
-        raise UserError(f"plan {plan_id} is in {plan.folder}/ now: it was decided elsewhere")
+    return hashlib.sha256(repr(signature).encode()).hexdigest()[:16]
 
-    def change(note: str) -> str:
-        from ai_employee.vault.notes import split_note
 
-        parts = split_note(note)
-        if seen is not None and steps_hash(parse_steps(parts.body)) != seen:
-            raise StepsChanged(f"plan {plan_id} changed while you edited it: nothing was saved; look at it again")
-        return note[: len(note) - len(parts.body)] + replace_steps(parts.body, steps)
+def _when(vault: Vault) -> str:
+    """When what was decided happens: now if an engine runs on the vault, else when one starts."""
+    from ai_employee.lock import holder
 
-    edit_file(plan.path, change, desk.vault.tmp_dir)
-    return steps
+    if holder(vault.lock_path) is not None:
+        return " The engine takes it now."
+    return " No engine is running on this vault: it happens when one starts (`vault start`)."
 
 
 def _answer(
@@ -333,7 +365,7 @@ def _answer(
     """After a decision: for htmx, the notice in place of the plan's card; else back to the list."""
     if request.headers.get("hx-request") == "true":
         return page(request, "_notice.html", ok=ok, said=said, plan_id=plan_id)
-    return RedirectResponse(f"{back}?notice={quote(said)}", 303)
+    return RedirectResponse(f"{back}?notice={quote(said)}{'' if ok else '&bad=1'}", 303)
 
 
 async def forbidden(request: Request, exc: Exception) -> Response:

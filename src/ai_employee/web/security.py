@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 COOKIE = "ai_employee_token"
 CSRF_FIELD = "csrf"
@@ -88,22 +88,37 @@ class Access:
             cookie.load(headers.get("cookie", ""))
         except Exception:  # a malformed cookie header is no token
             return False, False
-        morsel = cookie.get(COOKIE)
+        morsel = cookie.get(cookie_name(headers.get("host", "")))
         return (morsel is not None and _same(morsel.value, self.token)), False
 
     def same_origin(self, headers: dict[str, str]) -> bool:
-        """A state-changing request from the page itself: its Origin (when the browser sends one) is one
-        of the allowed hosts; and it carries the CSRF token."""
+        """A state-changing request from the page itself: its Origin (when the browser sends one) names
+        exactly the host and port the request was sent to (another port on 127.0.0.1 is another site's
+        page). The CSRF token is checked besides."""
         origin = headers.get("origin")
-        if origin is not None:
-            host = urlsplit(origin).netloc
-            if origin == "null" or not self.host_allowed(host):
-                return False
-        return True
+        if origin is None:
+            return True
+        try:
+            netloc = urlsplit(origin).netloc.lower()
+        except ValueError:
+            return False
+        return origin != "null" and bool(netloc) and netloc == headers.get("host", "").strip().lower()
 
 
 def _same(given: str, expected: str) -> bool:
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+    return bool(given) and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+
+
+def same_secret(given: object, expected: str) -> bool:
+    """A form's or header's secret against the expected one, in constant time; anything else is False."""
+    return isinstance(given, str) and _same(given, expected)
+
+
+def cookie_name(host: str) -> str:
+    """The token's cookie, one per port: browsers send a cookie to every port of a host, so two pages
+    (two vaults) on one machine would otherwise overwrite each other's."""
+    port = host.rsplit(":", 1)[1] if host.count(":") == 1 or (host.startswith("[") and "]:" in host) else ""
+    return f"{COOKIE}_{port}" if port.isdigit() else COOKIE
 
 
 class Guard:
@@ -114,8 +129,11 @@ class Guard:
         self.access = access
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # no websockets here: refused before anything else
+            await send({"type": "websocket.close", "code": 1008})
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if not self.access.host_allowed(headers.get("host", "")):
@@ -132,10 +150,20 @@ class Guard:
             )
             return
         if in_url:  # into the cookie, and out of the address bar (and the history)
-            cookie = f"{COOKIE}={self.access.token}; HttpOnly; SameSite=Strict; Path=/"
-            await _redirect(send, path or "/", cookie)
+            name = cookie_name(headers.get("host", ""))
+            cookie = f"{name}={self.access.token}; HttpOnly; SameSite=Strict; Path=/"
+            await _redirect(send, _local(path, scope.get("query_string", b"").decode("latin-1")), cookie)
             return
         await self.app(scope, receive, _with_headers(send))
+
+
+def _local(path: str, query: str) -> str:
+    """Where to after the token moved into the cookie: the same path on this page (never `//elsewhere`),
+    with the rest of the query."""
+    from urllib.parse import urlencode
+
+    rest = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"]
+    return "/" + path.lstrip("/") + (f"?{urlencode(rest)}" if rest else "")
 
 
 def _with_headers(send: Any) -> Any:
@@ -182,10 +210,12 @@ def publish(vault_root: Path, url: str, token: str) -> Path:
     path = state_file(vault_root)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = json.dumps({"url": url, "token": token, "pid": os.getpid(), "vault": str(vault_root.resolve())})
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)  # a leftover keeps its mode: made anew, so it is the owner's only
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(data)
-    os.replace(path.with_suffix(".tmp"), path)
+    os.replace(tmp, path)
     return path
 
 

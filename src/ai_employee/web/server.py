@@ -63,8 +63,6 @@ class WebService:
         return self.server is None or not self.server.should_exit
 
     async def run(self) -> None:
-        from sse_starlette.sse import AppStatus
-
         server, sock, self.url = prepare(self.vault, self.config, self.host, self.port, embedded=True)
         self.server = server
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
@@ -74,12 +72,12 @@ class WebService:
             # The engine stops (or restarts this service): a graceful shutdown, not a cancelled one, so
             # open live feeds end, requests in flight finish (up to uvicorn's grace) and the app's own
             # ledger connection is closed by its lifespan.
-            server.should_exit = AppStatus.should_exit = True
+            _stop(server)
             with contextlib.suppress(Exception):
                 await serving
             raise
         finally:
-            AppStatus.should_exit = False  # a later server in this process (a restart) starts fresh
+            _reset()
             server.should_exit = True
             withdraw(self.vault.root)
             sock.close()
@@ -117,11 +115,35 @@ def prepare(
 
 
 def serve(vault: Vault, config: Config, host: str, port: int, announce: Any = print) -> None:
-    """`vault web`: serve until Ctrl-C."""
-    server, sock, url = prepare(vault, config, host, port)
+    """`vault web`: serve until Ctrl-C or SIGTERM, then stop gracefully and withdraw the published URL
+    (uvicorn's own signal handling re-raises the signal when it is done, which would skip that)."""
+    import signal
+
+    server, sock, url = prepare(vault, config, host, port, embedded=True)
     announce(f"The desk in a browser: {url}")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _stop, server)
+        await server.serve(sockets=[sock])
+
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        asyncio.run(main())
     finally:
+        _reset()
         withdraw(vault.root)
         sock.close()
+
+
+def _stop(server: Any) -> None:
+    """A graceful stop: uvicorn finishes what is in flight; open live feeds (sse-starlette) end."""
+    from sse_starlette.sse import AppStatus
+
+    server.should_exit = AppStatus.should_exit = True
+
+
+def _reset() -> None:
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.should_exit = False  # a later server in this process (a restart) starts fresh

@@ -192,7 +192,9 @@ def attention(vault: Vault, ledger: Ledger) -> list[Attention]:
     from ai_employee.interventions import collect
 
     found = []
-    for item in collect(vault, ledger):
+    from ai_employee.status import engine_state
+
+    for item in collect(vault, ledger, engine_state(vault).get("paused_servers")):
         ran: list[str] = []
         if item.kind in ("failed", "interrupted") and item.ref:
             for run in ledger.runs(item.ref)[-1:]:
@@ -203,7 +205,7 @@ def attention(vault: Vault, ledger: Ledger) -> list[Attention]:
                 ):
                     ran.append(f"{step['step_index']}. {step['tool']}: {step['state']}")
         path = vault.root / item.file
-        retry = item.kind == "quarantine" and item.origin in ("", INBOX) and path.is_file() and not path.is_symlink()
+        retry = item.kind == "quarantine" and item.origin == INBOX and path.is_file() and not path.is_symlink()
         found.append(
             Attention(
                 item.kind, item.ref, item.title, item.blocker, item.file, item.attempts, item.last_error,
