@@ -481,3 +481,28 @@ def test_budget_and_monitors_chart_what_the_ledger_holds(many: Desk, browser: An
         shot(tab, "monitors")
     finally:
         context.close()
+
+
+def test_start_detach_web_prints_the_url_and_the_log_never_holds_it(tmp_path: Path) -> None:
+    from ai_employee.vault.layout import init_vault
+    from tests.conftest import run_cli
+
+    vault = tmp_path / "vault"
+    init_vault(vault)
+    config = tmp_path / "config.yaml"
+    config.write_text("web:\n  port: 0\n", "utf-8")
+    env = engine_env({"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    started = run_cli("--vault", str(vault), "--config", str(config), "start", "--detach", "--web", env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        line = next(x for x in started.stderr.splitlines() if x.startswith("The desk in a browser: "))
+        url = line.split(": ", 1)[1]
+        assert url.startswith("http://127.0.0.1:") and "token=" in url
+        token = url.split("token=", 1)[1]
+        assert httpx2.get(url.split("/?", 1)[0] + "/waiting", headers={"Authorization": f"Bearer {token}"}).is_success
+    finally:
+        stopped = run_cli("--vault", str(vault), "stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    for path in (vault / ".ai_employee").rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path  # engine.out and app.log included

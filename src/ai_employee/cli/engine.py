@@ -75,6 +75,8 @@ def _detach(app: AppState, vault: Vault, live: bool | None) -> None:
     while time.monotonic() < deadline:
         if holder(vault.lock_path) is not None:
             click.echo(f"Engine started in the background (pid {proc.pid}). Stop it with `vault stop`.")
+            if app.config.web.serve:
+                _announce_page(vault)
             return
         if proc.poll() is not None:
             raise UserError(
@@ -128,7 +130,24 @@ def start(app: AppState, once: bool, live: bool | None, detach: bool, web: bool)
             click.echo(f"{len(waiting)} approved plan(s) wait for a server or a rate limit: see `vault interventions`.")
         return
     click.echo(f"AI Employee watching {vault.root} ({mode}). Logs: {log_file.absolute()}. Ctrl-C to stop.", err=True)
+    if app.config.web.serve and sys.stderr.isatty():  # a terminal, never a log file: the URL holds the token
+        import threading
+
+        threading.Thread(target=_announce_page, args=(vault,), daemon=True).start()
     engine.run()
+
+
+def _announce_page(vault: Vault, wait_s: float = 15.0) -> None:
+    """Print the web page's URL (with its token) once the engine's page listens."""
+    from ai_employee.web.security import published
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        found = published(vault.root)
+        if found is not None:
+            click.echo(f"The desk in a browser: {found['url']}", err=True)
+            return
+        time.sleep(0.1)
 
 
 def _stop(vault: Vault, timeout_s: float) -> bool:
