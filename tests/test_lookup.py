@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from ai_employee.errors import NotFoundError
 from ai_employee.pipeline import lookup
 from ai_employee.pipeline.lookup import resolve_plan
 from ai_employee.vault.layout import Vault
@@ -38,3 +41,20 @@ def test_the_archive_listing_is_reused_only_while_done_is_unchanged(vault: Path)
     assert resolve_plan(v, "DONE-2").folder == "Done" and lookup._ARCHIVES[str(done)] is cached
     note(done / "3.md", "DONE-3")  # the folder changes: listed again
     assert resolve_plan(v, "DONE-3").folder == "Done"
+
+
+def test_a_stale_cache_is_dropped_when_the_note_found_says_otherwise(vault: Path) -> None:
+    v = Vault(vault)
+    done = vault / "Done"
+    note(done / "a.md", "OLD-ID")
+    old = 1_000_000_000_000_000_000
+    os.utime(done, ns=(old, old))
+    assert resolve_plan(v, "OLD-ID").folder == "Done"
+    # Rewritten in place with another id, the folder's mtime put back (as a coarse clock would leave it):
+    # the listing is reused, but the note read says otherwise, so the plan is looked for afresh.
+    with open(done / "a.md", "r+", encoding="utf-8") as fh:
+        fh.write("---\nid: NEW-ID")
+    os.utime(done, ns=(old, old))
+    with pytest.raises(NotFoundError):
+        resolve_plan(v, "OLD-ID")  # not the note of a plan that is no more
+    assert resolve_plan(v, "NEW-ID").path.name == "a.md"

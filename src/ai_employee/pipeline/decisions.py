@@ -266,11 +266,16 @@ def approve_edited(
 
     def change(note: str) -> str:
         parts = split_note(note)
-        if seen is not None and steps_hash(parse_steps(parts.body)) != seen:
+        now = steps_hash(parse_steps(parts.body))
+        # The note holds what was edited from, or already this edit (a try again after a failed approval).
+        if seen is not None and now not in (seen, steps_hash(steps)):
             raise StepsChanged(f"plan {plan.plan_id} changed while you edited it: nothing was saved; look at it again")
         return note[: len(note) - len(parts.body)] + replace_steps(parts.body, steps)
 
-    edit_file(plan.path, change, vault.tmp_dir)
+    try:
+        edit_file(plan.path, change, vault.tmp_dir)
+    except FileNotFoundError as exc:
+        raise already_decided(ledger, plan, "approved") from exc
     return approve(vault, ledger, plan.plan_id, feedback, actor, channel, seen=steps_hash(steps))
 
 

@@ -29,6 +29,7 @@ class PlanRef:
 # approved are known by inode, mtime and size (an edit in place is seen); notes in `Done/`, the archive
 # (100,000 of them cost 0.3 s of stat calls), by inode: a note written anew or moved in is read again.
 _IDS: dict[str, tuple[tuple[int, ...], str | None]] = {}
+MAX_CACHED = 300_000  # about 170 MB at most; `Done/`'s entries are pruned when it is listed again
 
 
 def _id_of(path: str, key: tuple[int, ...]) -> str | None:
@@ -36,7 +37,9 @@ def _id_of(path: str, key: tuple[int, ...]) -> str | None:
     if known is not None and known[0] == key:
         return known[1]
     plan_id = read_id(Path(path))
-    if len(_IDS) > 1_000_000:  # a bound: paths of notes long gone are not kept forever
+    if plan_id is None:  # not cached: an unreadable note (EMFILE, EACCES) or one still being written
+        return None
+    if len(_IDS) > MAX_CACHED:  # a bound: paths of notes long gone are not kept forever
         _IDS.clear()
     _IDS[path] = (key, plan_id)
     return plan_id
@@ -63,9 +66,10 @@ def all_plans(vault: Vault, folders: tuple[str, ...] = PLAN_FOLDERS) -> list[tup
 
 
 # `Done/`, the archive, as of its folder's mtime: notes are added, moved and removed there, which changes
-# the folder; a listing is trusted once the folder is older than a coarse clock's tick (2 s), so one
-# added in the same tick as the listing is not missed.
-_ARCHIVES: dict[str, tuple[int, list[tuple[str, str]]]] = {}
+# the folder. A listing is trusted only if it was taken more than a coarse clock's tick (2 s) after the
+# folder last changed: a note added in the same tick as the listing (the mtime does not move) is not
+# missed.
+_ARCHIVES: dict[str, tuple[int, int, list[tuple[str, str]]]] = {}
 ARCHIVE_TICK_NS = 2_000_000_000
 
 
@@ -78,18 +82,23 @@ def _archive(folder: Path) -> list[tuple[str, str]]:
     except FileNotFoundError:
         return []
     cached = _ARCHIVES.get(str(folder))
-    if cached is not None and cached[0] == changed and time.time_ns() - changed > ARCHIVE_TICK_NS:
-        return cached[1]
-    listing = []
+    if cached is not None and cached[0] == changed and cached[1] - changed > ARCHIVE_TICK_NS:
+        return cached[2]
+    taken = time.time_ns()  # before the scan: what the listing may have missed is after this
+    listing, seen = [], set()
     for entry in entries(folder, ".md"):
         try:
             key: tuple[int, ...] = (entry.inode(),)
         except OSError:
             continue
+        seen.add(entry.path)
         plan_id = _id_of(entry.path, key)
         if plan_id:
             listing.append((entry.name, plan_id))
-    _ARCHIVES[str(folder)] = (changed, listing)
+    prefix = os.path.join(str(folder), "")
+    for gone in [k for k in _IDS if k.startswith(prefix) and k not in seen]:
+        _IDS.pop(gone, None)
+    _ARCHIVES[str(folder)] = (changed, taken, listing)
     return listing
 
 
@@ -97,9 +106,14 @@ def _archive(folder: Path) -> list[tuple[str, str]]:
 _FOLDER_RANK = {DONE: 0, REJECTED: 1, APPROVED: 2, PLANS: 3}
 
 
-def resolve_plan(vault: Vault, ref: str) -> PlanRef:
+def resolve_plan(vault: Vault, ref: str, fresh: bool = False) -> PlanRef:
     """A plan by id, unique id prefix, or note file name (with or without `.md`). Copies of one plan (the
-    same id in two notes) are one plan: the note furthest along (`Done/`, `Rejected/`, `Approved/`)."""
+    same id in two notes) are one plan: the note furthest along (`Done/`, `Rejected/`, `Approved/`).
+    The note found is read: if it is gone or has another id than the cache said, the caches are
+    dropped and the plan is looked for again (`fresh`)."""
+    if fresh:
+        _IDS.clear()
+        _ARCHIVES.clear()
     ref = ref.strip()
     if not ref:
         raise UserError("give a plan id, a unique prefix of it, or the note's file name")
@@ -112,7 +126,15 @@ def resolve_plan(vault: Vault, ref: str) -> PlanRef:
         if len({plan_id for _, _, plan_id in matches}) == 1:
             folder, name, plan_id = min(matches, key=lambda m: (_FOLDER_RANK.get(m[0], 9), m[1]))
             path = vault.folder(folder) / name
-            return PlanRef(path, plan_id, read_frontmatter(split_note(path.read_text("utf-8")), path.name))
+            try:
+                fm = read_frontmatter(split_note(path.read_text("utf-8")), path.name)
+            except FileNotFoundError:
+                if fresh:
+                    raise NotFoundError(f"plan `{ref}` moved while it was looked for: try again") from None
+                return resolve_plan(vault, ref, fresh=True)
+            if str(fm.get("id", "")) != plan_id and not fresh:
+                return resolve_plan(vault, ref, fresh=True)
+            return PlanRef(path, plan_id, fm)
         if matches:
             names = ", ".join(f"{folder}/{name}" for folder, name, _ in matches[:5])
             raise UserError(f"`{ref}` matches {len(matches)} plans ({names}): give more of the id")

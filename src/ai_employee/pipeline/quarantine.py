@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,7 +98,7 @@ def release(vault: Vault, name: str) -> str:
     # The move is a hard link, which a watcher sees as a file just created and maybe still being written
     # (ingest then waits up to a minute); opening it for writing and closing it, writing nothing, tells
     # it the file is complete (inotify's close-after-write), so it is taken at once.
-    with contextlib.suppress(OSError), open(dest, "ab"):
-        pass
+    with contextlib.suppress(OSError):  # never created anew: if the engine has taken it already, nothing
+        os.close(os.open(dest, os.O_WRONLY | os.O_APPEND))
     log.info("quarantined input released", path=vault.relative(dest))
     return dest.name

@@ -113,16 +113,21 @@ class Site:
         self.templates.env.globals.update(pages=PAGES, csrf=desk.access.csrf, csrf_field=CSRF_FIELD)
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        if not name.startswith("_"):  # a whole page: the live feed starts from what this render shows
-            context.setdefault("live", _digest(self.desk.signature()))
+        if not name.startswith("_"):  # a whole page: its live feed starts from what this render shows
+            context.setdefault("live", getattr(request.state, "live", None) or _digest(self.desk.signature()))
         context.setdefault("notice", request.query_params.get("notice", "")[:500])
         context.setdefault("notice_bad", request.query_params.get("bad") == "1")
         return self.templates.TemplateResponse(request, name, context, status_code=status)
+
+    async def mark(self, request: Request) -> None:
+        """Before a view reads its data: where its live feed starts (a change from now on is sent)."""
+        request.state.live = _digest(await run_in_threadpool(self.desk.signature))
 
     async def home(self, request: Request) -> Response:
         return RedirectResponse("/waiting", 303)
 
     async def waiting(self, request: Request) -> Response:
+        await self.mark(request)
         opened = frozenset(request.query_params.getlist("open")[: views.FULL_CARDS])
         desk = self.desk
         data = await desk.work(views.waiting, self.vault, desk.ledger, desk.view, desk.details, opened)
@@ -144,6 +149,7 @@ class Site:
         return self.page(request, "_plan.html", p=found)
 
     async def edit(self, request: Request) -> Response:
+        await self.mark(request)
         plan_id = request.path_params["plan_id"]
 
         def read() -> tuple[views.PlanView | None, list[tuple[str, str]]]:
@@ -173,6 +179,9 @@ class Site:
             return _answer(request, self.page, plan_id, str(exc), ok=False)
         except OSError as exc:  # the disk (full, read-only), a note moved under our feet
             return _answer(request, self.page, plan_id, f"nothing was decided: {exc.strerror or exc}", ok=False)
+        except sqlite3.Error as exc:  # the ledger busy or broken: the move may have happened before
+            said = f"the ledger could not be written ({exc}): reload the page to see whether it was decided"
+            return _answer(request, self.page, plan_id, said, ok=False)
         return _answer(request, self.page, plan_id, said, ok=True)
 
     async def retry(self, request: Request) -> Response:
@@ -181,18 +190,24 @@ class Site:
 
         try:
             moved = await self.desk.work(release, self.vault, request.path_params["name"])
-        except UserError as exc:
+        except AIEmployeeError as exc:
             return _answer(request, self.page, "", str(exc), ok=False, back="/attention")
+        except OSError as exc:  # moved meanwhile (`vault retry`, by hand), the disk
+            return _answer(
+                request, self.page, "", f"nothing was moved: {exc.strerror or exc}", ok=False, back="/attention"
+            )
         return _answer(
             request, self.page, "", f"{moved} is back in Inbox/: it is taken again.", ok=True, back="/attention"
         )
 
     async def attention(self, request: Request) -> Response:
+        await self.mark(request)
         items = await self.desk.work(views.attention, self.vault, self.desk.ledger)
         fragment = request.url.path.endswith("/list")
         return self.page(request, "_attention.html" if fragment else "attention.html", current="attention", items=items)
 
     async def history(self, request: Request) -> Response:
+        await self.mark(request)
         query = request.query_params.get("q", "")[:200]
         rows = await self.desk.work(views.history, self.desk.ledger, query)
         fragment = request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "rows"
@@ -201,11 +216,13 @@ class Site:
         )
 
     async def activity(self, request: Request) -> Response:
+        await self.mark(request)
         rows = await self.desk.work(views.activity, self.desk.ledger)
         fragment = request.url.path.endswith("/list")
         return self.page(request, "_activity.html" if fragment else "activity.html", current="activity", rows=rows)
 
     async def budget(self, request: Request) -> Response:
+        await self.mark(request)
         from ai_employee.clock import local_zone
 
         limits = {
@@ -217,6 +234,7 @@ class Site:
         return self.page(request, "budget.html", current="budget", b=data)
 
     async def monitors(self, request: Request) -> Response:
+        await self.mark(request)
         names = list(self.config.monitors.watch)
         data = await self.desk.work(views.monitors, self.desk.ledger, names)
         return self.page(request, "monitors.html", current="monitors", monitors=data)
@@ -248,15 +266,13 @@ def create_app(vault: Vault, config: Config, access: Access) -> Guard:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from ai_employee.pipeline.lookup import all_plans
 
-        # Every plan note's id read once, in the background: the first decision need not (2 s at 100,000
-        # notes in Done/; later ones read only what changed).
-        warming = asyncio.ensure_future(desk.work(all_plans, vault))
+        # Every plan note's id read once, in the background, so the first decision need not (2 s at
+        # 100,000 notes in Done/; later ones read only what changed). It touches no ledger: no desk lock,
+        # and a stop does not wait for it (the thread ends with the process).
+        threading.Thread(target=all_plans, args=(vault,), name="web-warm-up", daemon=True).start()
         try:
             yield
         finally:
-            warming.cancel()
-            with contextlib.suppress(BaseException):
-                await warming
             desk.close()
 
     routes = [
@@ -328,7 +344,7 @@ def _decide(desk: Desk, plan_id: str, verb: str, form: dict[str, Any]) -> str:
         return "Declined."
     if verb == "defer":
         given = str(form.get("minutes") or "60")
-        minutes = int(given) if given.isdigit() and len(given) < 10 else 0  # out of range: refused below
+        minutes = int(given) if given.isascii() and given.isdecimal() and len(given) < 10 else 0  # else refused
         until = decisions.defer(vault, ledger, plan_id, minutes, channel="web")
         from ai_employee.clock import local_time
 

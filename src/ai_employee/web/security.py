@@ -56,13 +56,15 @@ class Access:
 
     token: str
     hosts: frozenset[str]
+    public: frozenset[str] = frozenset()  # names from web.allowed_hosts that are not this machine's
 
     @classmethod
     def make(cls, bind: str, extra: list[str]) -> Access:
         names = {*LOCAL_NAMES, *(h.lower() for h in extra)}
         if bind not in ("0.0.0.0", "::", ""):
             names.add(bind.lower())
-        return cls(secrets.token_urlsafe(24), frozenset(names))
+        public = frozenset(h.lower() for h in extra if not is_loopback(h.lower()))
+        return cls(secrets.token_urlsafe(24), frozenset(names), public)
 
     @property
     def csrf(self) -> str:
@@ -102,7 +104,12 @@ class Access:
             netloc = urlsplit(origin).netloc.lower()
         except ValueError:
             return False
-        return origin != "null" and bool(netloc) and netloc == headers.get("host", "").strip().lower()
+        if origin == "null" or not netloc:
+            return False
+        if netloc == headers.get("host", "").strip().lower():
+            return True
+        # Behind a reverse proxy that rewrites Host: the page's public name, as configured.
+        return (urlsplit(origin).hostname or "") in self.public
 
 
 def _same(given: str, expected: str) -> bool:
@@ -160,10 +167,11 @@ class Guard:
 def _local(path: str, query: str) -> str:
     """Where to after the token moved into the cookie: the same path on this page (never `//elsewhere`),
     with the rest of the query."""
-    from urllib.parse import urlencode
+    from urllib.parse import quote, urlencode
 
     rest = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"]
-    return "/" + path.lstrip("/") + (f"?{urlencode(rest)}" if rest else "")
+    # Quoted: `\`, tabs and line breaks cannot make `/\evil.example` (which browsers read as `//`).
+    return "/" + quote(path.lstrip("/\\"), safe="/") + (f"?{urlencode(rest)}" if rest else "")
 
 
 def _with_headers(send: Any) -> Any:

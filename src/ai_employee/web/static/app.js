@@ -19,7 +19,7 @@
   }
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr ? event.detail.xhr.status : 0;
-    notice(words[status] || "The page could not do that (HTTP " + status + "): nothing was changed by this click.");
+    notice(words[status] || "The page could not finish that (HTTP " + status + "): reload it to see whether it was done.");
   });
   document.addEventListener("htmx:sendError", function () {
     notice("The page's server does not answer (is `vault web` or the engine still running?).");
