@@ -326,7 +326,6 @@ def test_a_failed_plan_is_resumed_from_needs_attention(desk: Desk, page: Any) ->
     page.goto(f"{desk.base}/attention")
     failed = page.locator(f"#failed-{plan_id}")
     assert "no_such_tool" in failed.inner_text()
-    shot(page, "attention")
     failed.locator("textarea[name=feedback]").fill("Checked the tool name")
     failed.get_by_role("button", name="Resume").click()
     page.locator("#notices .notice").first.wait_for()
@@ -355,6 +354,7 @@ def test_a_quarantined_input_is_retried_from_needs_attention(desk: Desk, page: A
     stuck.wait_for(timeout=10_000)
     assert "symbolic link" in link.inner_text() and link.get_by_role("button", name="Retry").count() == 0
     assert "boom" in stuck.inner_text()
+    shot(page, "attention")
     stuck.get_by_role("button", name="Retry").click()
     page.locator("#notices").get_by_text("back in Inbox/").wait_for()
     assert not (desk.vault / "Quarantine" / "plumber.md.why.md").exists()

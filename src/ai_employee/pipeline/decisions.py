@@ -185,8 +185,8 @@ def already_decided(ledger: Ledger, plan: PlanRef, verb: str) -> AlreadyDecided:
     where = resolve_folder(plan) or "another folder"
     if last is None:
         return AlreadyDecided(
-            f"plan {plan.plan_id} is in {where}/, not Plans/: only plans waiting for a decision can be {verb};"
-            " nothing changed"
+            f"plan {plan.plan_id} is already in {where}/ (its note was moved there), not Plans/: only plans"
+            f" waiting for a decision can be {verb}; nothing changed"
         )
     who = "the policy" if last["channel"] == "policy" and last["actor"] == "policy" else last["actor"]
     how = "" if last["channel"] == "policy" else " " + CHANNEL_WORDS.get(last["channel"], f"via {last['channel']}")
