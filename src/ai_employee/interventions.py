@@ -10,7 +10,7 @@ from typing import Any
 
 from ai_employee.errors import FormatError
 from ai_employee.ledger import Ledger
-from ai_employee.vault.layout import APPROVED, INBOX, PLANS, QUARANTINE, Vault, entries
+from ai_employee.vault.layout import APPROVED, PLANS, QUARANTINE, Vault, entries
 from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import plan_title
 
@@ -28,6 +28,7 @@ class Intervention:
     since: str = ""
     what_to_do: str = ""
     origin: str = ""  # quarantine: the folder the file was set aside from
+    can_retry: bool = False  # quarantine: `vault retry` (the page's Retry) puts it back into Inbox/
 
 
 def _plans(vault: Vault, folder: str) -> list[tuple[Path, dict[str, Any], str]]:
@@ -98,13 +99,12 @@ def collect(vault: Vault, ledger: Ledger | None, paused_servers: dict[str, Any] 
                 else "see its log in .ai_employee/logs/ and `vault doctor`; it is tried again by itself",
             )
         )
-    from ai_employee.pipeline.quarantine import read_why
+    from ai_employee.pipeline.quarantine import read_why, retryable
 
     for entry in entries(vault.folder(QUARANTINE), ".why.md"):
         name = entry.name.removesuffix(".why.md")
         why = read_why(Path(entry.path))
-        held = vault.folder(QUARANTINE) / name
-        retry = why.origin == INBOX and held.is_file() and not held.is_symlink()
+        retry = retryable(vault.folder(QUARANTINE) / name, why)
         items.append(
             Intervention(
                 kind="quarantine",
@@ -115,6 +115,7 @@ def collect(vault: Vault, ledger: Ledger | None, paused_servers: dict[str, Any] 
                 what_to_do=f"{(why.retry or 'fix it and move it back to Inbox/ to try again').rstrip('. ')}"
                 f"{f' (or `vault retry {name}`)' if retry else ''}. See {QUARANTINE}/{entry.name}.",
                 origin=why.origin,
+                can_retry=retry,
             )
         )
     return items

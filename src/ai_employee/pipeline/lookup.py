@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_employee.errors import NotFoundError, UserError
-from ai_employee.vault.layout import APPROVED, DONE, PLAN_FOLDERS, PLANS, REJECTED, Vault, entries
+from ai_employee.vault.layout import APPROVED, DONE, PLAN_FOLDERS, PLANS, REJECTED, Vault, entries, file_key
 from ai_employee.vault.notes import find_by_id, read_frontmatter, read_id, split_note
 
 
@@ -55,8 +55,7 @@ def all_plans(vault: Vault, folders: tuple[str, ...] = PLAN_FOLDERS) -> list[tup
             continue
         for entry in entries(vault.folder(folder), ".md"):
             try:
-                st = entry.stat()
-                key: tuple[int, ...] = (st.st_ino, st.st_mtime_ns, st.st_size)
+                key: tuple[int, ...] = file_key(entry)
             except OSError:
                 continue
             plan_id = _id_of(entry.path, key)

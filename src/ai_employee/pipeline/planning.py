@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -45,7 +44,9 @@ from ai_employee.vault.layout import (
     PLAN_FOLDERS,
     PLANS,
     REJECTED,
+    FileKey,
     entries,
+    file_key,
 )
 from ai_employee.vault.notes import (
     find_by_id,
@@ -63,14 +64,8 @@ BATCH_SIZE = 64
 FULL_SWEEP_EVERY = 12
 # Action statuses that need nothing from planning (everything but `new`).
 SETTLED_STATUSES = ("planned", "done", "rejected", "failed")
-FileKey = tuple[int, int, int]
 # Drafts in flight (and finished, not yet committed) at most; more new actions wait in the backlog.
 MAX_DRAFTS = BATCH_SIZE
-
-
-def file_key(entry: os.DirEntry[str]) -> FileKey:
-    st = entry.stat(follow_symlinks=False)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 @dataclass(frozen=True)

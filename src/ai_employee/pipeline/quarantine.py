@@ -69,6 +69,11 @@ def read_why(path: Path) -> WhyNote:
     return WhyNote(field("> **Why:**"), field("> **To retry:**"), field("- Came from:").strip("`/ "))
 
 
+def retryable(held: Path, why: WhyNote) -> bool:
+    """Whether `release` puts this quarantined file back: a regular file its note says came from Inbox/."""
+    return why.origin == INBOX and held.is_file() and not held.is_symlink()
+
+
 def release(vault: Vault, name: str) -> str:
     """Put a file that was set aside on its way in back into `Inbox/` to be taken again (the web page's
     retry; the same as moving it back by hand), its why-note removed; its name in `Inbox/`. Files set

@@ -14,19 +14,13 @@ from ai_employee.errors import FormatError
 from ai_employee.pipeline.closing import close_action
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import VERDICTS, current_user, record
-from ai_employee.pipeline.planning import FileKey
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.vault import callouts
-from ai_employee.vault.layout import NEEDS_ACTION, REJECTED, entries
+from ai_employee.vault.layout import NEEDS_ACTION, REJECTED, FileKey, entries, file_key
 from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import plan_title, restate
 
 log = structlog.get_logger(__name__)
-
-
-def _key(path: Path) -> FileKey:
-    st = path.stat(follow_symlinks=False)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class RejectionStage:
@@ -61,7 +55,7 @@ class RejectionStage:
                 break
             path = self.folder / name
             try:
-                key = _key(path)
+                key = file_key(path)
             except FileNotFoundError:
                 continue
             if self.settled.get(name) == key:
@@ -72,7 +66,7 @@ class RejectionStage:
                 self.ctx.item_failed("reject", path, exc, "closing rejected plan failed")
                 continue
             try:
-                self.settled[name] = _key(path)
+                self.settled[name] = file_key(path)
             except FileNotFoundError:
                 continue
         return handled

@@ -29,12 +29,12 @@ from ai_employee.pipeline.closing import find_action
 from ai_employee.pipeline.context import EngineContext
 from ai_employee.pipeline.decisions import VERDICTS, current_user, not_revisable, record
 from ai_employee.pipeline.drafts import Draft, Drafts
-from ai_employee.pipeline.planning import FULL_SWEEP_EVERY, FileKey, PlanningStage
+from ai_employee.pipeline.planning import FULL_SWEEP_EVERY, PlanningStage
 from ai_employee.pipeline.state import PipelineState
 from ai_employee.planner import Revision
 from ai_employee.policy import Facts
 from ai_employee.vault.actions import read_action
-from ai_employee.vault.layout import NEEDS_ACTION, PLANS, entries, is_conflict_copy
+from ai_employee.vault.layout import NEEDS_ACTION, PLANS, FileKey, entries, is_conflict_copy
 from ai_employee.vault.notes import edit_file, find_by_id, has_id, read_frontmatter, split_note, update_frontmatter
 from ai_employee.vault.plans import Step, parse_steps, plan_title, render_plan, steps_hash
 from ai_employee.vault.revisions import MAX_VERSIONS, feedback_text, in_body, new_version, set_notice, version_count

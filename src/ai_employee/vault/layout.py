@@ -181,6 +181,15 @@ def init_vault(root: Path) -> list[Path]:
     return created
 
 
+FileKey = tuple[int, int, int]
+
+
+def file_key(entry: os.DirEntry[str] | Path) -> FileKey:
+    """What tells a file's version apart without reading it: inode, mtime and size (the link itself)."""
+    st = entry.stat(follow_symlinks=False)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def entries(folder: Path, suffix: str = "") -> Iterator[os.DirEntry[str]]:
     """The non-ignored entries of a folder (ending with `suffix`), in name order; none if it is missing."""
     try:

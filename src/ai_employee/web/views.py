@@ -19,7 +19,7 @@ from ai_employee.clock import day_bounds, local_time
 from ai_employee.errors import FormatError
 from ai_employee.ledger import Ledger
 from ai_employee.status import PlanSummary, VaultView, group_plans, human_age
-from ai_employee.vault.layout import INBOX, Vault
+from ai_employee.vault.layout import Vault
 from ai_employee.vault.notes import read_frontmatter, split_note
 from ai_employee.vault.plans import Step, dump_steps, parse_steps, steps_hash
 
@@ -204,12 +204,10 @@ def attention(vault: Vault, ledger: Ledger) -> list[Attention]:
                     (item.ref, run.attempt),
                 ):
                     ran.append(f"{step['step_index']}. {step['tool']}: {step['state']}")
-        path = vault.root / item.file
-        retry = item.kind == "quarantine" and item.origin == INBOX and path.is_file() and not path.is_symlink()
         found.append(
             Attention(
                 item.kind, item.ref, item.title, item.blocker, item.file, item.attempts, item.last_error,
-                item.what_to_do, ran, retry,
+                item.what_to_do, ran, item.can_retry,
             )
         )  # fmt: skip
     return found
